@@ -1,5 +1,211 @@
 //! The stack spec: TOML in, a validated [`Spec`] out. Pure: no AWS, no network.
+//!
+//! Parsing collects every problem of the file before failing, so a user fixes a spec in one
+//! round trip. Only a TOML syntax or type error stops early: serde cannot go on after it.
 
 pub mod model;
+mod paths;
+mod raw;
+mod validate;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use miette::{NamedSource, SourceSpan};
+use toml::de::DeTable;
 
 pub use model::*;
+
+use paths::KeyPath;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SpecError {
+    #[error("cannot read stack spec {}", .path.display())]
+    #[diagnostic(code(spec::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stack spec {file} is invalid ({} problem{})", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
+    #[diagnostic(code(spec::invalid))]
+    Invalid {
+        file: String,
+        /// The file with any literal API key masked, so that no snippet can print one.
+        #[source_code]
+        src: NamedSource<String>,
+        #[related]
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem of the file, labelled with the offending key path at its location.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+pub struct Problem {
+    pub message: String,
+    /// The offending key, e.g. `worker[1].cpu`; empty for a syntax error outside any key.
+    pub path: String,
+    #[label("{label}")]
+    pub span: Option<SourceSpan>,
+    label: String,
+}
+
+impl Problem {
+    fn new(message: String, path: &KeyPath, span: Option<Range<usize>>) -> Problem {
+        let path = path.to_string();
+        let label = if path.is_empty() {
+            "here".to_owned()
+        } else {
+            path.clone()
+        };
+        Problem {
+            message,
+            path,
+            span: span.map(SourceSpan::from),
+            label,
+        }
+    }
+}
+
+/// Parse and validate. `env` looks up environment variables (tests pass a closure over a map).
+/// `region`: the region from the command line / AWS config, used when the spec names none.
+pub fn parse(
+    source: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+) -> Result<Spec, SpecError> {
+    let file = path.display().to_string();
+    let fail = |problems: Vec<Problem>| invalid(&file, source, problems);
+    let doc = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
+    let doc = doc.get_ref();
+
+    let mut ignored = Vec::new();
+    let de = toml::Deserializer::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
+    let raw: raw::RawSpec = serde_ignored::deserialize(de, |p| {
+        ignored.push(KeyPath::from_ignored(&p));
+    })
+    .map_err(|e| fail(vec![toml_problem(&e, Some(doc))]))?;
+
+    let mut problems: Vec<(usize, Problem)> =
+        ignored.iter().map(|key| unknown_key(doc, key)).collect();
+    let key_var = raw
+        .prefect
+        .as_ref()
+        .and_then(|p| p.get_ref().api_key_env.as_ref())
+        .map_or("PREFECT_API_KEY", |v| v.get_ref().as_str());
+    paths::for_each_string(doc, &mut |key, value, span| {
+        if find_api_key(value).is_some() {
+            let (line, col) = line_col(source, span.start);
+            let message = format!(
+                "{file}:{line}:{col}: {key} looks like a literal Prefect API key; \
+                 remove it and set {key_var} (or [prefect] api_key_file)"
+            );
+            problems.push((span.start, Problem::new(message, &KeyPath::default(), None)));
+        }
+    });
+
+    let spec = validate::validate(&raw, doc, path, env, region, &mut problems);
+    if problems.is_empty() {
+        return Ok(spec);
+    }
+    problems.sort_by_key(|(offset, _)| *offset);
+    Err(fail(problems.into_iter().map(|(_, p)| p).collect()))
+}
+
+/// Read the file then [`parse`].
+pub fn load(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+) -> Result<Spec, SpecError> {
+    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&source, path, env, region)
+}
+
+/// Render without colours or terminal detection: for snapshots, logs and non-terminals.
+pub fn render_plain(err: &SpecError) -> String {
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .render_report(&mut out, err)
+        .expect("rendering to a String cannot fail");
+    out
+}
+
+/// Every message and the source shown in snippets go through `redact`: a key can reach a
+/// message through toml's own errors (`invalid type: string "pnu_..."`) or a snippet's context.
+fn invalid(file: &str, source: &str, problems: Vec<Problem>) -> SpecError {
+    let problems = problems
+        .into_iter()
+        .map(|p| Problem {
+            message: redact(&p.message),
+            path: redact(&p.path),
+            label: redact(&p.label),
+            ..p
+        })
+        .collect();
+    SpecError::Invalid {
+        file: file.to_owned(),
+        src: NamedSource::new(file, redact(source)),
+        problems,
+    }
+}
+
+fn toml_problem(err: &toml::de::Error, doc: Option<&DeTable>) -> Problem {
+    let span = err.span();
+    let path = match (doc, &span) {
+        (Some(doc), Some(span)) => paths::path_at(doc, span.start),
+        _ => KeyPath::default(),
+    };
+    Problem::new(err.message().trim_end().to_owned(), &path, span)
+}
+
+fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
+    let span = paths::key_span(doc, &key.0);
+    let expected = raw::KEYS
+        .iter()
+        .find(|(table, _)| *table == key.table_keys())
+        .map(|(_, keys)| format!(" (expected one of: {})", keys.join(", ")))
+        .unwrap_or_default();
+    let message = format!(
+        "unknown key \"{}\" in {}{expected}",
+        key.last_key(),
+        key.table_name()
+    );
+    let offset = span.as_ref().map_or(0, |s| s.start);
+    (offset, Problem::new(message, key, span))
+}
+
+/// The byte range of the first `pnu_[A-Za-z0-9]{20,}` in `text`.
+fn find_api_key(text: &str) -> Option<Range<usize>> {
+    text.match_indices("pnu_").find_map(|(start, _)| {
+        let body = text[start + 4..]
+            .bytes()
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        (body >= 20).then_some(start..start + 4 + body)
+    })
+}
+
+/// Masks keys byte for byte, so spans into the redacted source stay valid.
+fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(key) = find_api_key(&out) {
+        out.replace_range(key.start + 3..key.end, &"*".repeat(key.len() - 3));
+    }
+    out
+}
+
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests;

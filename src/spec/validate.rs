@@ -1,0 +1,874 @@
+//! From the raw file to the model: substitute variables, fill defaults, carve subnets, and
+//! record a problem for everything AWS or Prefect would reject later, mid-apply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Range, RangeInclusive};
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::Problem;
+use super::model::*;
+use super::paths::{self, KeyPath};
+use super::raw::*;
+
+/// Set on the worker by prefect-ecs itself; a user value would fight with ours.
+const RESERVED_ENV: [&str; 4] = [
+    "PREFECT_API_KEY",
+    "PREFECT_API_URL",
+    "PREFECT_ACCOUNT_ID",
+    "PREFECT_WORKSPACE_ID",
+];
+const RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+const DEFAULT_CIDR: &str = "10.0.0.0/16";
+
+/// The memory sizes Fargate accepts with `cpu`, or `None` if `cpu` is not a Fargate size.
+pub(super) fn fargate_memory(cpu: u32) -> Option<Vec<u32>> {
+    let (low, high, step) = match cpu {
+        256 => return Some(vec![512, 1024, 2048]),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return None,
+    };
+    Some((low..=high).step_by(step).collect())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SubstError {
+    Unset(String),
+    Forbidden(String),
+    Malformed,
+}
+
+/// Expands `${NAME}` from `env`; `$$` is a literal `$` and a lone `$` is kept as is.
+pub(super) fn substitute(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    forbidden: &[String],
+) -> Result<String, Vec<SubstError>> {
+    let mut out = String::new();
+    let mut errors = Vec::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        rest = &rest[dollar..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some(body) = rest.strip_prefix("${") else {
+            out.push('$');
+            rest = &rest[1..];
+            continue;
+        };
+        let Some(end) = body.find('}') else {
+            errors.push(SubstError::Malformed);
+            rest = "";
+            break;
+        };
+        let name = &body[..end];
+        rest = &body[end + 1..];
+        if !is_env_name(name) {
+            errors.push(SubstError::Malformed);
+        } else if forbidden.iter().any(|f| f == name) {
+            errors.push(SubstError::Forbidden(name.to_owned()));
+        } else if let Some(value) = env(name) {
+            out.push_str(&value);
+        } else {
+            errors.push(SubstError::Unset(name.to_owned()));
+        }
+    }
+    out.push_str(rest);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+pub(super) fn validate(
+    raw: &RawSpec,
+    doc: &DeTable,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+    problems: &mut Vec<(usize, Problem)>,
+) -> Spec {
+    let mut c = Checker {
+        doc,
+        env,
+        forbidden: vec!["PREFECT_API_KEY".to_owned()],
+        problems,
+    };
+    let root = KeyPath::default();
+    // The key variable must be known before any other value is substituted.
+    let prefect = c.prefect(raw.prefect.as_ref(), path);
+
+    let stack_span = raw.stack.as_ref().map(|s| s.span());
+    let (name, spec_region, tags) = match &raw.stack {
+        Some(stack) => c.stack(stack),
+        None => {
+            c.report(
+                None,
+                &root.key("stack"),
+                "missing [stack] table; add one with name = \"<stack name>\"".to_owned(),
+            );
+            (String::new(), None, BTreeMap::new())
+        }
+    };
+    let region = match &spec_region {
+        Some(r) if is_region(r) => Some(r.as_str()),
+        Some(_) => None,
+        None => region,
+    };
+
+    let network = c.network(&raw.network, &name, region, stack_span);
+    let secret = c.secret(&raw.secret, &name);
+    let ip = root.key("iam");
+    let iam = Iam {
+        execution_role_name: c.string(
+            &raw.iam.execution_role_name,
+            &ip.key("execution_role_name"),
+            format!("{name}-task-execution-role"),
+            role_name,
+        ),
+        task_role_name: c.string(
+            &raw.iam.task_role_name,
+            &ip.key("task_role_name"),
+            format!("{name}-worker-task-role"),
+            role_name,
+        ),
+    };
+    let namespace = c.string(
+        &raw.service_discovery.namespace,
+        &root.key("service_discovery").key("namespace"),
+        format!("{name}.prefect.local"),
+        dns_name,
+    );
+    let lp = root.key("logs");
+    let logs = Logs {
+        group: c.string(
+            &raw.logs.group,
+            &lp.key("group"),
+            format!("/prefect-ecs/{name}/workers"),
+            aws_name("log group name", 512, |ch| "._/#-".contains(ch)),
+        ),
+        retention_days: c.retention(&raw.logs.retention_days, &lp.key("retention_days")),
+    };
+    let cluster = Cluster {
+        name: c.string(
+            &raw.cluster.name,
+            &root.key("cluster").key("name"),
+            format!("{name}-cluster"),
+            aws_name("ECS cluster name", 255, |ch| "_-".contains(ch)),
+        ),
+        container_insights: raw.cluster.container_insights.unwrap_or(false),
+    };
+    let workers = c.workers(raw.worker.as_ref());
+    Spec {
+        name,
+        region: spec_region,
+        tags,
+        prefect,
+        network,
+        secret,
+        iam,
+        namespace,
+        logs,
+        cluster,
+        workers,
+    }
+}
+
+type Check = fn(&str) -> Result<(), String>;
+
+struct Checker<'a> {
+    doc: &'a DeTable<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// Variables holding the API key: `${...}` on them would put the key in plain text.
+    forbidden: Vec<String>,
+    problems: &'a mut Vec<(usize, Problem)>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Option<Range<usize>>, path: &KeyPath, message: String) {
+        let offset = span.as_ref().map_or(0, |s| s.start);
+        self.problems
+            .push((offset, Problem::new(message, path, span)));
+    }
+
+    fn text(&mut self, value: &Spanned<String>, path: &KeyPath) -> Option<String> {
+        let errors = match substitute(value.get_ref(), self.env, &self.forbidden) {
+            Ok(text) => return Some(text),
+            Err(errors) => errors,
+        };
+        for error in errors {
+            let message = match error {
+                SubstError::Unset(name) => {
+                    format!("environment variable {name} is not set (referenced by {path})")
+                }
+                SubstError::Forbidden(name) => format!(
+                    "{path} references ${{{name}}}, the Prefect API key, which would be stored \
+                     in plain text in the task definition; remove it and let prefect-ecs inject \
+                     the key through Secrets Manager"
+                ),
+                SubstError::Malformed => format!(
+                    "bad variable reference in {path}; write ${{NAME}} (letters, digits and \
+                     underscores) or $$ for a literal $"
+                ),
+            };
+            self.report(Some(value.span()), path, message);
+        }
+        None
+    }
+
+    /// A substituted, checked string; `default` if absent.
+    fn string(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        path: &KeyPath,
+        default: String,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> String {
+        let Some(value) = value else {
+            return default;
+        };
+        let Some(text) = self.text(value, path) else {
+            return default;
+        };
+        if let Err(message) = check(&text) {
+            self.report(Some(value.span()), path, message);
+        }
+        text
+    }
+
+    fn required(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        path: &KeyPath,
+        table: Range<usize>,
+        check: Check,
+    ) -> String {
+        if value.is_none() {
+            let message = format!(
+                "missing required key \"{}\" in {}",
+                path.last_key(),
+                path.table_name()
+            );
+            self.report(Some(table), path, message);
+        }
+        self.string(value, path, String::new(), check)
+    }
+
+    fn number(
+        &mut self,
+        value: &Option<Spanned<u32>>,
+        path: &KeyPath,
+        default: u32,
+        range: RangeInclusive<u32>,
+    ) -> u32 {
+        let Some(value) = value else {
+            return default;
+        };
+        let n = *value.get_ref();
+        if !range.contains(&n) {
+            let message = format!(
+                "{} = {n} is out of range (allowed: {} to {})",
+                path.last_key(),
+                range.start(),
+                range.end()
+            );
+            self.report(Some(value.span()), path, message);
+        }
+        n
+    }
+
+    fn prefect(&mut self, raw: Option<&Spanned<RawPrefect>>, spec_path: &Path) -> Prefect {
+        let p = KeyPath::default().key("prefect");
+        let Some(raw) = raw else {
+            self.report(
+                None,
+                &p,
+                "missing [prefect] table; add one with account_id and workspace_id".to_owned(),
+            );
+            return Prefect {
+                api_url: String::new(),
+                account_id: String::new(),
+                workspace_id: String::new(),
+                api_key_source: ApiKeySource::Env("PREFECT_API_KEY".to_owned()),
+            };
+        };
+        let table = raw.span();
+        let raw = raw.get_ref();
+        let key_env = self.string(
+            &raw.api_key_env,
+            &p.key("api_key_env"),
+            "PREFECT_API_KEY".to_owned(),
+            |name| {
+                is_env_name(name).then_some(()).ok_or_else(|| {
+                    format!("api_key_env \"{name}\" is not an environment variable name")
+                })
+            },
+        );
+        if !self.forbidden.contains(&key_env) {
+            self.forbidden.push(key_env.clone());
+        }
+        let api_key_source = match (&raw.api_key_env, &raw.api_key_file) {
+            (_, None) => ApiKeySource::Env(key_env),
+            (env, Some(file)) => {
+                if env.is_some() {
+                    self.report(
+                        Some(file.span()),
+                        &p.key("api_key_file"),
+                        "api_key_env and api_key_file are exclusive; keep one of them".to_owned(),
+                    );
+                }
+                let file = self.string(
+                    &Some(file.clone()),
+                    &p.key("api_key_file"),
+                    String::new(),
+                    |_| Ok(()),
+                );
+                let dir = spec_path.parent().unwrap_or(Path::new(""));
+                ApiKeySource::File(dir.join(file))
+            }
+        };
+        let account_id = self.required(&raw.account_id, &p.key("account_id"), table.clone(), uuid);
+        let workspace_id = self.required(&raw.workspace_id, &p.key("workspace_id"), table, uuid);
+        Prefect {
+            api_url: format!(
+                "https://api.prefect.cloud/api/accounts/{account_id}/workspaces/{workspace_id}"
+            ),
+            account_id,
+            workspace_id,
+            api_key_source,
+        }
+    }
+
+    fn stack(
+        &mut self,
+        raw: &Spanned<RawStack>,
+    ) -> (String, Option<String>, BTreeMap<String, String>) {
+        let p = KeyPath::default().key("stack");
+        let name = self.required(&raw.get_ref().name, &p.key("name"), raw.span(), stack_name);
+        let raw = raw.get_ref();
+        let region = raw.region.as_ref().map(|r| {
+            self.string(&Some(r.clone()), &p.key("region"), String::new(), |r| {
+                is_region(r).then_some(()).ok_or_else(|| {
+                    format!("region \"{r}\" does not look like an AWS region (like us-east-1)")
+                })
+            })
+        });
+        let mut tags = BTreeMap::new();
+        for (key, value) in &raw.tags {
+            let path = p.key("tags").key(key);
+            let lower = key.to_ascii_lowercase();
+            if lower.starts_with("aws:") || lower.starts_with("prefect-ecs:") {
+                let span = paths::key_span(self.doc, &path.0);
+                let message = format!(
+                    "tag key \"{key}\" uses a reserved prefix (\"aws:\" belongs to AWS, \
+                     \"prefect-ecs:\" to this tool); rename it"
+                );
+                self.report(span, &path, message);
+            }
+            if let Some(value) = self.text(value, &path) {
+                tags.insert(key.clone(), value);
+            }
+        }
+        (name, region, tags)
+    }
+
+    fn network(
+        &mut self,
+        raw: &RawNetwork,
+        stack: &str,
+        region: Option<&str>,
+        stack_span: Option<Range<usize>>,
+    ) -> Network {
+        let p = KeyPath::default().key("network");
+        let vpc_name = self.string(
+            &raw.vpc_name,
+            &p.key("vpc_name"),
+            format!("{stack}-vpc"),
+            aws_name("VPC name", 255, |_| true),
+        );
+        let default_cidr: Ipv4Net = DEFAULT_CIDR.parse().expect("valid default CIDR");
+        let vpc = match &raw.cidr {
+            Some(cidr) => self.cidr(cidr, &p.key("cidr"), 16..=24),
+            None => Some(default_cidr),
+        };
+        let nat = match &raw.nat {
+            None => NatMode::Single,
+            Some(nat) => match self.text(nat, &p.key("nat")).as_deref() {
+                Some("single") | None => NatMode::Single,
+                Some("per-az") => NatMode::PerAz,
+                Some("none") => NatMode::None,
+                Some(other) => {
+                    let message =
+                        format!("nat must be \"single\", \"per-az\" or \"none\", not \"{other}\"");
+                    self.report(Some(nat.span()), &p.key("nat"), message);
+                    NatMode::Single
+                }
+            },
+        };
+        let azs = self.zones(raw, region, stack_span);
+
+        let carving = vpc.unwrap_or(default_cidr);
+        let carved: Vec<Ipv4Net> = carving
+            .subnets((carving.prefix_len() + 4).min(28))
+            .expect("a prefix of at most 28 is valid")
+            .collect();
+        let count = azs.len();
+        let public = self.subnets(
+            &raw.public_subnets,
+            &p.key("public_subnets"),
+            count,
+            vpc,
+            |i| carved[i],
+        );
+        let private = self.subnets(
+            &raw.private_subnets,
+            &p.key("private_subnets"),
+            count,
+            vpc,
+            |i| carved[8 + i],
+        );
+        self.overlaps(public.iter().chain(&private));
+
+        let zones = azs
+            .into_iter()
+            .zip(public.iter().zip(&private))
+            .map(|(az, (public, private))| Zone {
+                az,
+                public_cidr: public.0,
+                private_cidr: private.0,
+            })
+            .collect();
+        Network {
+            vpc_name,
+            cidr: carving,
+            nat,
+            zones,
+        }
+    }
+
+    fn zones(
+        &mut self,
+        raw: &RawNetwork,
+        region: Option<&str>,
+        stack_span: Option<Range<usize>>,
+    ) -> Vec<String> {
+        let p = KeyPath::default().key("network");
+        let Some(list) = &raw.availability_zones else {
+            let count = self.number(&raw.az_count, &p.key("az_count"), 3, 1..=6);
+            let Some(region) = region else {
+                let span = raw.az_count.as_ref().map(|c| c.span()).or(stack_span);
+                let message = "cannot name the availability zones: no region is known; set \
+                               [stack] region, configure an AWS region, or list [network] \
+                               availability_zones"
+                    .to_owned();
+                self.report(span, &p.key("availability_zones"), message);
+                return Vec::new();
+            };
+            return (b'a'..)
+                .take(count.min(6) as usize)
+                .map(|l| format!("{region}{}", l as char))
+                .collect();
+        };
+        let path = p.key("availability_zones");
+        if !(1..=6).contains(&list.get_ref().len()) {
+            let message = format!(
+                "availability_zones lists {} zones; list 1 to 6",
+                list.get_ref().len()
+            );
+            self.report(Some(list.span()), &path, message);
+        }
+        if let Some(count) = &raw.az_count
+            && *count.get_ref() as usize != list.get_ref().len()
+        {
+            let message = format!(
+                "az_count = {} disagrees with the {} availability_zones listed; remove az_count",
+                count.get_ref(),
+                list.get_ref().len()
+            );
+            self.report(Some(count.span()), &p.key("az_count"), message);
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut zones = Vec::new();
+        for (i, az) in list.get_ref().iter().enumerate() {
+            let path = path.index(i);
+            let Some(name) = self.text(az, &path) else {
+                continue;
+            };
+            if let Some(first) = seen.get(&name) {
+                let message = format!(
+                    "duplicate availability zone \"{name}\" (also availability_zones[{first}])"
+                );
+                self.report(Some(az.span()), &path, message);
+            } else if let Some(region) = region.filter(|r| !name.starts_with(r)) {
+                let message = format!("availability zone \"{name}\" is not in region {region}");
+                self.report(Some(az.span()), &path, message);
+            }
+            seen.entry(name.clone()).or_insert(i);
+            zones.push(name);
+        }
+        zones
+    }
+
+    fn cidr(
+        &mut self,
+        value: &Spanned<String>,
+        path: &KeyPath,
+        prefixes: RangeInclusive<u8>,
+    ) -> Option<Ipv4Net> {
+        let text = self.text(value, path)?;
+        let message = match text.parse::<Ipv4Net>() {
+            Err(_) => format!("invalid CIDR \"{text}\"; write an IPv4 block like 10.0.0.0/16"),
+            Ok(net) if net.addr() != net.network() => {
+                format!(
+                    "CIDR {text} has host bits set; did you mean {}?",
+                    net.trunc()
+                )
+            }
+            Ok(net) if !prefixes.contains(&net.prefix_len()) => format!(
+                "CIDR {text} has prefix length /{}; use /{} to /{}",
+                net.prefix_len(),
+                prefixes.start(),
+                prefixes.end()
+            ),
+            Ok(net) => return Some(net),
+        };
+        self.report(Some(value.span()), path, message);
+        None
+    }
+
+    /// The subnets of one kind, one per zone; carved out of the VPC when not listed.
+    fn subnets(
+        &mut self,
+        raw: &Option<Spanned<Vec<Spanned<String>>>>,
+        path: &KeyPath,
+        zones: usize,
+        vpc: Option<Ipv4Net>,
+        carve: impl Fn(usize) -> Ipv4Net,
+    ) -> Vec<(Ipv4Net, Option<Range<usize>>, KeyPath)> {
+        let Some(list) = raw else {
+            return (0..zones)
+                .map(|i| (carve(i), None, path.index(i)))
+                .collect();
+        };
+        if zones > 0 && list.get_ref().len() != zones {
+            let message = format!(
+                "{} lists {} subnets but there are {zones} availability zones; give one per zone",
+                path.last_key(),
+                list.get_ref().len()
+            );
+            self.report(Some(list.span()), path, message);
+        }
+        let mut out = Vec::new();
+        for (i, value) in list.get_ref().iter().enumerate() {
+            let path = path.index(i);
+            let Some(net) = self.cidr(value, &path, 16..=28) else {
+                continue;
+            };
+            if let Some(vpc) = vpc.filter(|vpc| !vpc.contains(&net)) {
+                let message = format!("subnet {net} is outside the VPC CIDR {vpc}");
+                self.report(Some(value.span()), &path, message);
+            }
+            out.push((net, Some(value.span()), path));
+        }
+        out
+    }
+
+    fn overlaps<'s>(
+        &mut self,
+        subnets: impl Iterator<Item = &'s (Ipv4Net, Option<Range<usize>>, KeyPath)>,
+    ) {
+        let subnets: Vec<_> = subnets.collect();
+        for (j, (b, b_span, b_path)) in subnets.iter().enumerate() {
+            for (a, a_span, a_path) in &subnets[..j] {
+                if !(a.contains(&b.network()) || b.contains(&a.network())) {
+                    continue;
+                }
+                // Point at a listed subnet: a carved one has no place in the file.
+                let ((this, span, path), (other, _, other_path)) = match b_span {
+                    Some(_) => ((b, b_span, b_path), (a, a_span, a_path)),
+                    None => ((a, a_span, a_path), (b, b_span, b_path)),
+                };
+                let message = format!("subnet {this} overlaps {other} ({other_path})");
+                self.report(span.clone(), path, message);
+            }
+        }
+    }
+
+    fn secret(&mut self, raw: &RawSecret, stack: &str) -> Secret {
+        let p = KeyPath::default().key("secret");
+        Secret {
+            name: self.string(
+                &raw.name,
+                &p.key("name"),
+                format!("{stack}-prefect-api-key"),
+                secret_name,
+            ),
+            recovery_window_days: raw.recovery_window_days.as_ref().map(|_| {
+                self.number(
+                    &raw.recovery_window_days,
+                    &p.key("recovery_window_days"),
+                    0,
+                    7..=30,
+                )
+            }),
+        }
+    }
+
+    fn retention(&mut self, raw: &Option<Spanned<u32>>, path: &KeyPath) -> u32 {
+        let Some(days) = raw else {
+            return 30;
+        };
+        if !RETENTION_DAYS.contains(days.get_ref()) {
+            let allowed: Vec<String> = RETENTION_DAYS.iter().map(u32::to_string).collect();
+            let message = format!(
+                "retention_days = {} is not a CloudWatch retention (allowed: {})",
+                days.get_ref(),
+                allowed.join(", ")
+            );
+            self.report(Some(days.span()), path, message);
+        }
+        *days.get_ref()
+    }
+
+    fn workers(&mut self, raw: Option<&Spanned<Vec<Spanned<RawWorker>>>>) -> Vec<Worker> {
+        let p = KeyPath::default().key("worker");
+        let list = match raw {
+            Some(list) if !list.get_ref().is_empty() => list.get_ref(),
+            other => {
+                let message =
+                    "no [[worker]] defined; add at least one with name and work_pool".to_owned();
+                self.report(other.map(|l| l.span()), &p, message);
+                return Vec::new();
+            }
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut workers = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let p = p.index(i);
+            let table = raw.span();
+            let raw = raw.get_ref();
+            let name = self.required(&raw.name, &p.key("name"), table.clone(), worker_name);
+            if let (Some(first), Some(value)) = (seen.get(&name), &raw.name) {
+                let message = format!(
+                    "duplicate worker name \"{name}\" (also worker[{first}].name); worker names must be unique"
+                );
+                self.report(Some(value.span()), &p.key("name"), message);
+            }
+            seen.entry(name.clone()).or_insert(i);
+            let work_pool = self.required(
+                &raw.work_pool,
+                &p.key("work_pool"),
+                table.clone(),
+                work_pool,
+            );
+            let image = self.string(
+                &raw.image,
+                &p.key("image"),
+                "prefecthq/prefect:3-latest".to_owned(),
+                |image| {
+                    (!image.is_empty())
+                        .then_some(())
+                        .ok_or_else(|| "image must not be empty".to_owned())
+                },
+            );
+            let (cpu, memory) = self.size(raw, &p, table);
+            let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
+            let mut env = BTreeMap::new();
+            for (key, value) in &raw.env {
+                let path = p.key("env").key(key);
+                if RESERVED_ENV.contains(&key.as_str()) {
+                    let message = format!(
+                        "{} sets {key}, which prefect-ecs sets itself; remove it",
+                        p.key("env")
+                    );
+                    self.report(paths::key_span(self.doc, &path.0), &path, message);
+                }
+                if let Some(value) = self.text(value, &path) {
+                    env.insert(key.clone(), value);
+                }
+            }
+            workers.push(Worker {
+                name,
+                work_pool,
+                image,
+                cpu,
+                memory,
+                desired_count,
+                env,
+            });
+        }
+        workers
+    }
+
+    fn size(&mut self, raw: &RawWorker, p: &KeyPath, table: Range<usize>) -> (u32, u32) {
+        let cpu = raw.cpu.as_ref().map_or(512, |c| *c.get_ref());
+        let memory = raw.memory.as_ref().map_or(1024, |m| *m.get_ref());
+        let cpu_span = raw.cpu.as_ref().map_or(table, |c| c.span());
+        let Some(allowed) = fargate_memory(cpu) else {
+            let sizes: Vec<String> = FARGATE_CPU.iter().map(u32::to_string).collect();
+            let message = format!(
+                "cpu = {cpu} is not a Fargate size (allowed: {})",
+                sizes.join(", ")
+            );
+            self.report(Some(cpu_span), &p.key("cpu"), message);
+            return (cpu, memory);
+        };
+        if !allowed.contains(&memory) {
+            let allowed: Vec<String> = allowed.iter().map(u32::to_string).collect();
+            let message = format!(
+                "memory = {memory} is not valid with cpu = {cpu} (allowed: {})",
+                allowed.join(", ")
+            );
+            let span = raw.memory.as_ref().map_or(cpu_span, |m| m.span());
+            self.report(Some(span), &p.key("memory"), message);
+        }
+        (cpu, memory)
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `^[a-z]{2}(-[a-z]+)+-\d$`
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let lower = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && lower(parts[0])
+        && parts[1..parts.len() - 1].iter().all(|p| lower(p))
+        && parts[parts.len() - 1].len() == 1
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+fn stack_name(name: &str) -> Result<(), String> {
+    let valid = name.len() <= 28
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    valid.then_some(()).ok_or_else(|| {
+        format!(
+            "invalid stack name \"{name}\": use 1 to 28 lower-case letters, digits and hyphens, \
+             starting with a letter"
+        )
+    })
+}
+
+fn uuid(id: &str) -> Result<(), String> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let valid = lengths == [8, 4, 4, 4, 12]
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    valid
+        .then_some(())
+        .ok_or_else(|| format!("\"{id}\" is not a UUID; copy the id from the Prefect Cloud URL"))
+}
+
+fn dns_name(name: &str) -> Result<(), String> {
+    let valid = name.len() <= 253 && name.split('.').all(is_dns_label);
+    valid.then_some(()).ok_or_else(|| {
+        format!(
+            "namespace \"{name}\" is not a DNS name: use dot-separated labels of lower-case \
+             letters, digits and hyphens"
+        )
+    })
+}
+
+fn worker_name(name: &str) -> Result<(), String> {
+    is_dns_label(name).then_some(()).ok_or_else(|| {
+        format!(
+            "invalid worker name \"{name}\": it names the Cloud Map service, so use 1 to 63 \
+             lower-case letters, digits and hyphens, not starting or ending with a hyphen"
+        )
+    })
+}
+
+fn work_pool(pool: &str) -> Result<(), String> {
+    if pool.is_empty() {
+        Err("work_pool must not be empty".to_owned())
+    } else if pool.to_ascii_lowercase().starts_with("prefect") {
+        Err(format!(
+            "work pool \"{pool}\" starts with \"prefect\", which Prefect reserves; rename it"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn role_name(name: &str) -> Result<(), String> {
+    aws_name("IAM role name", 64, |c| "+=,.@_-".contains(c))(name)
+}
+
+fn secret_name(name: &str) -> Result<(), String> {
+    aws_name("secret name", 512, |c| "/_+=.@-".contains(c))(name)?;
+    // Secrets Manager appends "-" and 6 random characters to ARNs; a name that already ends
+    // like that makes partial-ARN lookups ambiguous.
+    match name.len().checked_sub(7).map(|i| name.as_bytes()[i]) {
+        Some(b'-') => Err(format!(
+            "secret name \"{name}\" ends with a hyphen and 6 characters, which AWS confuses \
+             with its own ARN suffix; change the ending"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `extra` says which characters besides ASCII letters and digits AWS accepts.
+fn aws_name(
+    what: &'static str,
+    max: usize,
+    extra: fn(char) -> bool,
+) -> impl Fn(&str) -> Result<(), String> {
+    move |name| {
+        let len = name.chars().count();
+        if len == 0 {
+            Err(format!("{what} must not be empty"))
+        } else if len > max {
+            Err(format!(
+                "{what} \"{name}\" is {len} characters long; the limit is {max}"
+            ))
+        } else if let Some(c) = name
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || extra(c)))
+        {
+            Err(format!(
+                "{what} \"{name}\" contains {c:?}, which AWS rejects"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
