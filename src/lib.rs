@@ -1,5 +1,13 @@
 //! prefect-ecs: a Prefect worker stack on ECS Fargate from one TOML file.
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod apply;
+pub mod cli;
+pub mod commands;
+pub mod diff;
+pub mod graph;
+pub mod model;
+pub mod plan;
+pub mod provider;
 pub mod secret;
 pub mod spec;

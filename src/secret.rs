@@ -36,6 +36,9 @@ mod tests {
     #[test]
     fn never_formats_the_value() {
         let s = SecretValue::new("pnu_canary".into());
-        assert_eq!(format!("{s:?} {s} {:?}", Some(&s)), "(sensitive) (sensitive) Some((sensitive))");
+        assert_eq!(
+            format!("{s:?} {s} {:?}", Some(&s)),
+            "(sensitive) (sensitive) Some((sensitive))"
+        );
     }
 }

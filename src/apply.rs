@@ -1,0 +1,285 @@
+//! The executor: runs a plan's changes as a graph of steps, each as soon as what it needs is
+//! done (no level barriers), at most `parallelism` at once. A failed step fails only the steps
+//! that need it; everything independent goes on. No AWS here: it drives a [`Provider`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::model::{Address, Attrs, Observed, Outputs, resolve};
+use crate::plan::{Action, Plan};
+use crate::secret::SecretValue;
+
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
+#[error("{0}")]
+pub struct ProviderError(pub String);
+
+/// What the executor needs from a cloud. Implementations wait for what they start
+/// (a NAT gateway `available`, a Cloud Map operation `SUCCESS`) before returning.
+#[allow(async_fn_in_trait)]
+pub trait Provider {
+    async fn create(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        sensitive: Option<&SecretValue>,
+    ) -> Result<Outputs, ProviderError>;
+    async fn update(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        sensitive: Option<&SecretValue>,
+        observed: &Observed,
+    ) -> Result<Outputs, ProviderError>;
+    async fn delete(&self, observed: &Observed) -> Result<(), ProviderError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn progressive(self) -> &'static str {
+        match self {
+            Op::Create => "creating",
+            Op::Update => "updating",
+            Op::Delete => "destroying",
+        }
+    }
+
+    pub fn past(self) -> &'static str {
+        match self {
+            Op::Create => "created",
+            Op::Update => "updated",
+            Op::Delete => "destroyed",
+        }
+    }
+}
+
+/// One unit of work: one API-level operation on one resource.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub change: usize,
+    pub op: Op,
+    pub address: Address,
+}
+
+#[derive(Debug)]
+pub enum Event<'a> {
+    Started(&'a Step),
+    Finished(&'a Step, Duration, Result<(), &'a ProviderError>),
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub done: Vec<(Step, Duration)>,
+    pub failed: Vec<(Step, ProviderError)>,
+    pub skipped: Vec<Step>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty()
+    }
+}
+
+/// The steps of a plan and, for each, the steps it must wait for.
+pub fn schedule(plan: &Plan) -> (Vec<Step>, Vec<Vec<usize>>) {
+    let mut steps = Vec::new();
+    // change index → its create/update step and its delete step
+    let mut build: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut destroy: BTreeMap<usize, usize> = BTreeMap::new();
+    let push = |steps: &mut Vec<Step>, change: usize, op: Op, address: &Address| {
+        steps.push(Step {
+            change,
+            op,
+            address: address.clone(),
+        });
+        steps.len() - 1
+    };
+    for (i, c) in plan.changes.iter().enumerate() {
+        match c.action {
+            Action::NoOp => {}
+            Action::Create => {
+                build.insert(i, push(&mut steps, i, Op::Create, &c.address));
+            }
+            Action::Update => {
+                build.insert(i, push(&mut steps, i, Op::Update, &c.address));
+            }
+            Action::Replace => {
+                build.insert(i, push(&mut steps, i, Op::Create, &c.address));
+                destroy.insert(i, push(&mut steps, i, Op::Delete, &c.address));
+            }
+            Action::Delete => {
+                destroy.insert(i, push(&mut steps, i, Op::Delete, &c.address));
+            }
+        }
+    }
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let by_address: BTreeMap<&Address, usize> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.desired.is_some())
+        .map(|(i, c)| (&c.address, i))
+        .collect();
+    // Builds wait for the builds of what they refer to.
+    for (&i, &step) in &build {
+        let desired = plan.changes[i]
+            .desired
+            .as_ref()
+            .expect("a build has a desired resource");
+        for dep in desired.deps() {
+            if let Some(d) = by_address.get(&dep).and_then(|j| build.get(j)) {
+                deps[step].push(*d);
+            }
+        }
+    }
+    // A deletion waits until nothing uses the resource any more: its users are deleted or
+    // updated away from it first. That is the exact inverse of the creation order.
+    for (&i, &step) in &destroy {
+        let o = plan.changes[i]
+            .observed
+            .as_ref()
+            .expect("a deletion has an observed resource");
+        let ids: HashSet<&str> = std::iter::once(o.id.as_str())
+            .chain(o.outputs.values().map(String::as_str))
+            .collect();
+        for (j, c) in plan.changes.iter().enumerate() {
+            let Some(user) = c.observed.as_ref() else {
+                continue;
+            };
+            if j == i || !user.uses.iter().any(|u| ids.contains(u.as_str())) {
+                continue;
+            }
+            if let Some(d) = destroy
+                .get(&j)
+                .or_else(|| build.get(&j).filter(|_| c.action == Action::Update))
+            {
+                deps[step].push(*d);
+            }
+        }
+        if plan.changes[i].action == Action::Replace {
+            let b = build[&i];
+            if plan.changes[i].address.kind.schema().create_before_destroy {
+                deps[step].push(b);
+            } else {
+                // Names are unique in AWS: the old resource must go before the new one comes.
+                deps[b].push(step);
+            }
+        }
+    }
+    for d in &mut deps {
+        d.sort();
+        d.dedup();
+    }
+    (steps, deps)
+}
+
+/// Run the plan. `on_event` sees every start and finish, for progress output.
+pub async fn execute<P: Provider>(
+    plan: &Plan,
+    provider: &P,
+    parallelism: usize,
+    mut on_event: impl FnMut(Event<'_>),
+) -> Report {
+    let started = Instant::now();
+    let (steps, deps) = schedule(plan);
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (s, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(s);
+        }
+    }
+    let mut outputs: BTreeMap<Address, Outputs> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Replace && c.action != Action::Create)
+        .filter_map(|c| Some((c.address.clone(), c.observed.as_ref()?.outputs.clone())))
+        .collect();
+    let mut ready: Vec<usize> = (0..steps.len())
+        .filter(|&s| waiting[s] == 0)
+        .rev()
+        .collect();
+    let mut blocked = vec![false; steps.len()];
+    let mut report = Report::default();
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < parallelism.max(1) {
+            let Some(s) = ready.pop() else { break };
+            let step = &steps[s];
+            on_event(Event::Started(step));
+            let change = &plan.changes[step.change];
+            let lookup = |a: &Address, out: &str| outputs.get(a).and_then(|o| o.get(out)).cloned();
+            let attrs: Option<Attrs> = change.desired.as_ref().map(|d| {
+                d.attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve(v, &lookup)))
+                    .collect()
+            });
+            let sensitive = change.desired.as_ref().and_then(|d| d.sensitive.as_ref());
+            running.push(async move {
+                let t = Instant::now();
+                let result = match step.op {
+                    Op::Create => provider
+                        .create(&step.address, attrs.as_ref().expect("desired"), sensitive)
+                        .await
+                        .map(Some),
+                    Op::Update => provider
+                        .update(
+                            &step.address,
+                            attrs.as_ref().expect("desired"),
+                            sensitive,
+                            change.observed.as_ref().expect("observed"),
+                        )
+                        .await
+                        .map(Some),
+                    Op::Delete => provider
+                        .delete(change.observed.as_ref().expect("observed"))
+                        .await
+                        .map(|()| None),
+                };
+                (s, t.elapsed(), result)
+            });
+        }
+        let Some((s, took, result)) = running.next().await else {
+            break;
+        };
+        let step = &steps[s];
+        match result {
+            Ok(out) => {
+                on_event(Event::Finished(step, took, Ok(())));
+                if let Some(out) = out {
+                    outputs.insert(step.address.clone(), out);
+                }
+                report.done.push((step.clone(), took));
+                for &d in &dependents[s] {
+                    waiting[d] -= 1;
+                    if waiting[d] == 0 && !blocked[d] {
+                        ready.insert(0, d);
+                    }
+                }
+            }
+            Err(e) => {
+                on_event(Event::Finished(step, took, Err(&e)));
+                report.failed.push((step.clone(), e));
+                let mut stack = dependents[s].clone();
+                while let Some(d) = stack.pop() {
+                    if !blocked[d] {
+                        blocked[d] = true;
+                        report.skipped.push(steps[d].clone());
+                        stack.extend(dependents[d].iter().copied());
+                    }
+                }
+            }
+        }
+    }
+    report.elapsed = started.elapsed();
+    report
+}

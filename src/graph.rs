@@ -1,0 +1,538 @@
+//! Spec → the desired resources and their dependency graph. Pure: the edges here are the
+//! orderings AWS itself needs (each one named in a comment where it is not a plain reference).
+
+use std::collections::BTreeMap;
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{Value, json};
+
+use crate::model::{Address, Attrs, Desired, Kind, ownership_tags, reference};
+use crate::secret::SecretValue;
+use crate::spec::{NatMode, Spec, Worker};
+
+pub const EXECUTION_POLICY_ARN: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+const CONTAINER_NAME: &str = "worker";
+
+/// The desired resources of a stack, in a graph whose edges point from a dependency to its
+/// dependent.
+#[derive(Debug)]
+pub struct StackGraph {
+    pub graph: DiGraph<Desired, ()>,
+    index: BTreeMap<Address, NodeIndex>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GraphError {
+    #[error("dependency cycle between {}", .0.join(", "))]
+    Cycle(Vec<String>),
+    #[error("{from} depends on {to}, which is not part of the stack")]
+    Dangling { from: String, to: String },
+}
+
+impl StackGraph {
+    pub fn from_resources(resources: Vec<Desired>) -> Result<StackGraph, GraphError> {
+        let mut graph = DiGraph::new();
+        let mut index = BTreeMap::new();
+        for r in resources {
+            let a = r.address.clone();
+            index.insert(a, graph.add_node(r));
+        }
+        for (addr, &node) in &index {
+            for dep in graph[node].deps() {
+                let &from = index.get(&dep).ok_or_else(|| GraphError::Dangling {
+                    from: addr.to_string(),
+                    to: dep.to_string(),
+                })?;
+                graph.add_edge(from, node, ());
+            }
+        }
+        let g = StackGraph { graph, index };
+        g.order()?;
+        Ok(g)
+    }
+
+    pub fn get(&self, a: &Address) -> Option<&Desired> {
+        self.index.get(a).map(|&i| &self.graph[i])
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &Desired> {
+        self.graph.node_weights()
+    }
+
+    /// Creation order: every resource after all it depends on; ties broken by address so the
+    /// order (and every rendering of it) is stable.
+    pub fn order(&self) -> Result<Vec<Address>, GraphError> {
+        if toposort(&self.graph, None).is_err() {
+            let mut cycle: Vec<String> = tarjan_scc(&self.graph)
+                .into_iter()
+                .find(|scc| scc.len() > 1)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| self.graph[i].address.to_string())
+                .collect();
+            cycle.sort();
+            return Err(GraphError::Cycle(cycle));
+        }
+        // Kahn's algorithm with a sorted ready set: deterministic, unlike petgraph's DFS order.
+        let mut indegree: BTreeMap<NodeIndex, usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                (
+                    n,
+                    self.graph.neighbors_directed(n, petgraph::Incoming).count(),
+                )
+            })
+            .collect();
+        let mut ready: std::collections::BTreeSet<(Address, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| (self.graph[*n].address.clone(), *n))
+            .collect();
+        let mut out = Vec::new();
+        while let Some((a, n)) = ready.pop_first() {
+            out.push(a);
+            for m in self.graph.neighbors(n) {
+                let d = indegree.get_mut(&m).expect("every node has an indegree");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert((self.graph[m].address.clone(), m));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Graphviz DOT, nodes in creation order.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from(
+            "digraph stack {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
+        for a in self.order().unwrap_or_default() {
+            s.push_str(&format!("  \"{a}\";\n"));
+        }
+        let mut edges: Vec<(String, String)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| self.graph.edge_endpoints(e))
+            .map(|(f, t)| {
+                (
+                    self.graph[f].address.to_string(),
+                    self.graph[t].address.to_string(),
+                )
+            })
+            .collect();
+        edges.sort();
+        for (f, t) in edges {
+            s.push_str(&format!("  \"{f}\" -> \"{t}\";\n"));
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// Expand a validated spec into its desired resources.
+pub fn build(
+    spec: &Spec,
+    region: &str,
+    api_key: Option<SecretValue>,
+) -> Result<StackGraph, GraphError> {
+    StackGraph::from_resources(Expander { spec, region }.resources(api_key))
+}
+
+struct Expander<'a> {
+    spec: &'a Spec,
+    region: &'a str,
+}
+
+fn addr(kind: Kind, name: &str) -> Address {
+    Address::new(kind, name)
+}
+
+fn idx(kind: Kind, name: &str, i: usize) -> Address {
+    Address::indexed(kind, name, i)
+}
+
+impl Expander<'_> {
+    fn res(&self, address: Address, mut attrs: Attrs, ec2_name: Option<String>) -> Desired {
+        let mut tags = ownership_tags(&self.spec.name, &address, &self.spec.tags);
+        if let Some(n) = ec2_name {
+            tags["Name"] = json!(n);
+        }
+        attrs.insert("tags".into(), tags);
+        Desired::new(address, attrs)
+    }
+
+    fn nat_count(&self) -> usize {
+        match self.spec.network.nat {
+            NatMode::None => 0,
+            NatMode::Single => 1,
+            NatMode::PerAz => self.spec.network.zones.len(),
+        }
+    }
+
+    fn resources(&self, api_key: Option<SecretValue>) -> Vec<Desired> {
+        let s = self.spec;
+        let net = &s.network;
+        let vpc = addr(Kind::Vpc, "main");
+        let igw = addr(Kind::InternetGateway, "main");
+        let mut out = Vec::new();
+
+        out.push(self.res(
+            vpc.clone(),
+            attrs([
+                ("cidr_block", json!(net.cidr.to_string())),
+                ("enable_dns_support", json!(true)),
+                ("enable_dns_hostnames", json!(true)),
+            ]),
+            Some(net.vpc_name.clone()),
+        ));
+        out.push(self.res(
+            igw.clone(),
+            attrs([("vpc_id", reference(&vpc, "id"))]),
+            Some(format!("{}-igw", s.name)),
+        ));
+        for (i, z) in net.zones.iter().enumerate() {
+            for (tier, cidr, public) in [
+                ("public", z.public_cidr, true),
+                ("private", z.private_cidr, false),
+            ] {
+                out.push(self.res(
+                    idx(Kind::Subnet, tier, i),
+                    attrs([
+                        ("vpc_id", reference(&vpc, "id")),
+                        ("cidr_block", json!(cidr.to_string())),
+                        ("availability_zone", json!(z.az)),
+                        ("map_public_ip_on_launch", json!(public)),
+                    ]),
+                    Some(format!("{}-{tier}-{}", s.name, z.az)),
+                ));
+            }
+        }
+        let nats = self.nat_count();
+        for i in 0..nats {
+            let eip = idx(Kind::Eip, "nat", i);
+            out.push(self.res(
+                eip.clone(),
+                attrs([("domain", json!("vpc"))]),
+                Some(format!("{}-nat-{i}", s.name)),
+            ));
+            let mut nat = self.res(
+                idx(Kind::NatGateway, "nat", i),
+                attrs([
+                    (
+                        "subnet_id",
+                        reference(&idx(Kind::Subnet, "public", i), "id"),
+                    ),
+                    ("allocation_id", reference(&eip, "id")),
+                    ("connectivity_type", json!("public")),
+                ]),
+                Some(format!("{}-nat-{i}", s.name)),
+            );
+            // AWS fails a NAT gateway in a VPC without an attached IGW (Gateway.NotAttached).
+            nat.extra_deps.push(igw.clone());
+            out.push(nat);
+        }
+        let public_subnets: Vec<Value> = (0..net.zones.len())
+            .map(|i| reference(&idx(Kind::Subnet, "public", i), "id"))
+            .collect();
+        out.push(self.res(
+            addr(Kind::RouteTable, "public"),
+            attrs([
+                ("vpc_id", reference(&vpc, "id")),
+                (
+                    "routes",
+                    json!([{"destination": "0.0.0.0/0", "target": reference(&igw, "id")}]),
+                ),
+                ("subnet_ids", Value::Array(public_subnets.clone())),
+            ]),
+            Some(format!("{}-public", s.name)),
+        ));
+        // One private route table per NAT; with no NAT, one without a default route.
+        let tables = nats.max(1);
+        for t in 0..tables {
+            let routes = if nats == 0 {
+                json!([])
+            } else {
+                json!([{"destination": "0.0.0.0/0", "target": reference(&idx(Kind::NatGateway, "nat", t), "id")}])
+            };
+            let subnets: Vec<Value> = (0..net.zones.len())
+                .filter(|z| tables == 1 || z % tables == t)
+                .map(|z| reference(&idx(Kind::Subnet, "private", z), "id"))
+                .collect();
+            out.push(self.res(
+                idx(Kind::RouteTable, "private", t),
+                attrs([
+                    ("vpc_id", reference(&vpc, "id")),
+                    ("routes", routes),
+                    ("subnet_ids", Value::Array(subnets)),
+                ]),
+                Some(format!("{}-private-{t}", s.name)),
+            ));
+        }
+        let sg = addr(Kind::SecurityGroup, "worker");
+        out.push(self.res(
+            sg.clone(),
+            attrs([
+                ("vpc_id", reference(&vpc, "id")),
+                ("group_name", json!(format!("{}-worker", s.name))),
+                ("description", json!("prefect-ecs workers: all egress, no ingress")),
+                ("ingress", json!([])),
+                ("egress", json!([{"protocol": "-1", "from_port": null, "to_port": null, "cidr": "0.0.0.0/0"}])),
+            ]),
+            Some(format!("{}-worker", s.name)),
+        ));
+
+        let secret = addr(Kind::Secret, "api_key");
+        let mut sec = self.res(
+            secret.clone(),
+            attrs([
+                ("name", json!(s.secret.name)),
+                (
+                    "description",
+                    json!("Prefect API key for the prefect-ecs workers"),
+                ),
+                ("scheduled_for_deletion", json!(false)),
+            ]),
+            None,
+        );
+        sec.sensitive = api_key;
+        out.push(sec);
+
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": ["ecs-tasks.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}]
+        });
+        let exec_role = addr(Kind::IamRole, "execution");
+        let task_role = addr(Kind::IamRole, "task");
+        out.push(self.res(
+            exec_role.clone(),
+            attrs([
+                ("name", json!(s.iam.execution_role_name)),
+                ("assume_role_policy", trust.clone()),
+                ("managed_policy_arns", json!([EXECUTION_POLICY_ARN])),
+            ]),
+            None,
+        ));
+        out.push(self.res(
+            task_role.clone(),
+            attrs([
+                ("name", json!(s.iam.task_role_name)),
+                ("assume_role_policy", trust),
+                ("managed_policy_arns", json!([])),
+            ]),
+            None,
+        ));
+        out.push(Desired::new(
+            addr(Kind::IamRolePolicy, "execution"),
+            attrs([
+                ("role", reference(&exec_role, "name")),
+                ("name", json!("read-prefect-api-key")),
+                (
+                    "document",
+                    policy(vec![(
+                        vec!["secretsmanager:GetSecretValue"],
+                        vec![reference(&secret, "arn")],
+                    )]),
+                ),
+            ]),
+        ));
+        out.push(Desired::new(
+            addr(Kind::IamRolePolicy, "task"),
+            attrs([
+                ("role", reference(&task_role, "name")),
+                ("name", json!("prefect-ecs-worker")),
+                (
+                    "document",
+                    policy(vec![
+                        (
+                            vec![
+                                "ecs:DeregisterTaskDefinition",
+                                "ecs:DescribeTaskDefinition",
+                                "ecs:DescribeTasks",
+                                "ecs:RegisterTaskDefinition",
+                                "ecs:RunTask",
+                                "ecs:StopTask",
+                                "ecs:TagResource",
+                                "ec2:DescribeSubnets",
+                                "ec2:DescribeVpcs",
+                                "logs:GetLogEvents",
+                                "logs:PutLogEvents",
+                            ],
+                            vec![json!("*")],
+                        ),
+                        (
+                            vec!["iam:PassRole"],
+                            vec![reference(&exec_role, "arn"), reference(&task_role, "arn")],
+                        ),
+                    ]),
+                ),
+            ]),
+        ));
+
+        let ns = addr(Kind::Namespace, "main");
+        out.push(self.res(
+            ns.clone(),
+            attrs([
+                ("name", json!(s.namespace)),
+                ("vpc_id", reference(&vpc, "id")),
+            ]),
+            None,
+        ));
+        let logs = addr(Kind::LogGroup, "workers");
+        out.push(self.res(
+            logs.clone(),
+            attrs([
+                ("name", json!(s.logs.group)),
+                ("retention_in_days", json!(s.logs.retention_days)),
+            ]),
+            None,
+        ));
+        let cluster = addr(Kind::EcsCluster, "main");
+        out.push(self.res(
+            cluster.clone(),
+            attrs([
+                ("name", json!(s.cluster.name)),
+                (
+                    "container_insights",
+                    json!(if s.cluster.container_insights {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }),
+                ),
+            ]),
+            None,
+        ));
+        for w in &s.workers {
+            out.extend(self.worker(w, &ns, &logs, &cluster, &secret, &sg, tables));
+        }
+        out
+    }
+
+    fn worker(
+        &self,
+        w: &Worker,
+        ns: &Address,
+        logs: &Address,
+        cluster: &Address,
+        secret: &Address,
+        sg: &Address,
+        private_tables: usize,
+    ) -> Vec<Desired> {
+        let s = self.spec;
+        let sd = addr(Kind::CloudMapService, &w.name);
+        let td = addr(Kind::TaskDefinition, &w.name);
+        let svc = addr(Kind::EcsService, &w.name);
+        let sd_res = self.res(
+            sd.clone(),
+            attrs([
+                ("name", json!(w.name)),
+                ("namespace_id", reference(ns, "id")),
+                ("dns_records", json!([{"type": "A", "ttl": 60}])),
+            ]),
+            None,
+        );
+        let mut env: BTreeMap<String, String> = w.env.clone();
+        env.insert("PREFECT_API_URL".into(), s.prefect.api_url.clone());
+        env.insert("PREFECT_ACCOUNT_ID".into(), s.prefect.account_id.clone());
+        env.insert(
+            "PREFECT_WORKSPACE_ID".into(),
+            s.prefect.workspace_id.clone(),
+        );
+        let environment: Vec<Value> = env
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect();
+        let td_res = self.res(
+            td.clone(),
+            attrs([
+                ("family", json!(w.name)),
+                ("cpu", json!(w.cpu.to_string())),
+                ("memory", json!(w.memory.to_string())),
+                ("network_mode", json!("awsvpc")),
+                ("requires_compatibilities", json!(["FARGATE"])),
+                ("execution_role_arn", reference(&addr(Kind::IamRole, "execution"), "arn")),
+                ("task_role_arn", reference(&addr(Kind::IamRole, "task"), "arn")),
+                (
+                    "container",
+                    json!({
+                        "name": CONTAINER_NAME,
+                        "image": w.image,
+                        "essential": true,
+                        "command": ["prefect", "worker", "start", "--pool", w.work_pool, "--type", "ecs", "--name", w.name],
+                        "environment": environment,
+                        "secrets": [{"name": "PREFECT_API_KEY", "value_from": reference(secret, "arn")}],
+                        "log_configuration": {
+                            "driver": "awslogs",
+                            "options": {
+                                "awslogs-group": reference(logs, "name"),
+                                "awslogs-region": self.region,
+                                "awslogs-stream-prefix": CONTAINER_NAME,
+                            }
+                        }
+                    }),
+                ),
+            ]),
+            None,
+        );
+        let public = s.network.nat == NatMode::None;
+        let tier = if public { "public" } else { "private" };
+        let subnets: Vec<Value> = (0..s.network.zones.len())
+            .map(|i| reference(&idx(Kind::Subnet, tier, i), "id"))
+            .collect();
+        let mut svc_res = self.res(
+            svc,
+            attrs([
+                ("name", json!(w.name)),
+                ("cluster", reference(cluster, "arn")),
+                ("task_definition", reference(&td, "arn")),
+                ("desired_count", json!(w.desired_count)),
+                ("launch_type", json!("FARGATE")),
+                (
+                    "network",
+                    json!({
+                        "subnets": subnets,
+                        "security_groups": [reference(sg, "id")],
+                        "assign_public_ip": if public { "ENABLED" } else { "DISABLED" },
+                    }),
+                ),
+                ("service_registries", json!([reference(&sd, "arn")])),
+                (
+                    "deployment_circuit_breaker",
+                    json!({"enable": true, "rollback": true}),
+                ),
+            ]),
+            None,
+        );
+        // A task without a route to the internet cannot pull its image or reach Prefect; a
+        // task whose roles lack their policies fails at start. Neither is a reference.
+        svc_res
+            .extra_deps
+            .push(addr(Kind::IamRolePolicy, "execution"));
+        svc_res.extra_deps.push(addr(Kind::IamRolePolicy, "task"));
+        let route_tables = if public {
+            vec![addr(Kind::RouteTable, "public")]
+        } else {
+            (0..private_tables)
+                .map(|t| idx(Kind::RouteTable, "private", t))
+                .collect()
+        };
+        svc_res.extra_deps.extend(route_tables);
+        vec![sd_res, td_res, svc_res]
+    }
+}
+
+fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+fn policy(statements: Vec<(Vec<&str>, Vec<Value>)>) -> Value {
+    let statements: Vec<Value> = statements
+        .into_iter()
+        .map(|(actions, resources)| json!({"Effect": "Allow", "Action": actions, "Resource": resources}))
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": statements})
+}

@@ -1,0 +1,787 @@
+//! ECS cluster, task definitions and services.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
+    Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
+    KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode,
+    Secret, ServiceField, ServiceRegistry, Tag, TaskDefinitionField,
+};
+use serde_json::{Value, json};
+
+use super::{
+    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, retry_codes,
+    tag_delta, tags_value, wait_until,
+};
+use crate::apply::ProviderError;
+use crate::model::{Address, Attrs, Kind, Observed, Outputs};
+use crate::spec::Spec;
+
+fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+impl Aws {
+    pub(super) async fn discover_ecs(&self, spec: &Spec) -> Result<Found, ProviderError> {
+        let mut found = Found::default();
+        let name = &spec.cluster.name;
+        let r = self
+            .ecs
+            .describe_clusters()
+            .clusters(name)
+            .include(ClusterField::Tags)
+            .include(ClusterField::Settings)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeClusters", e))?;
+        let cluster = r.clusters().iter().find(|c| c.status() == Some("ACTIVE"));
+        let mut cluster_arn = None;
+        if let Some(c) = cluster {
+            let tags = tag_map(c.tags());
+            let address = Address::new(Kind::EcsCluster, "main");
+            if found.named(self, address.clone(), format!("ECS cluster {name}"), &tags) {
+                let arn = c.cluster_arn().unwrap_or_default().to_string();
+                let insights = c
+                    .settings()
+                    .iter()
+                    .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
+                    .and_then(|s| s.value())
+                    .unwrap_or("disabled");
+                let attrs = Attrs::from([
+                    ("name".into(), json!(name)),
+                    ("container_insights".into(), json!(insights)),
+                    ("tags".into(), tags_value(&tags)),
+                ]);
+                found.resources.push(observed(
+                    address,
+                    &arn,
+                    &[("arn", &arn), ("name", name)],
+                    attrs,
+                    vec![],
+                ));
+                cluster_arn = Some(arn);
+            }
+        }
+        // Task definitions the services run, and the latest revision of every desired family.
+        let mut task_defs: Vec<String> = spec.workers.iter().map(|w| w.name.clone()).collect();
+        let mut running: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(arn) = &cluster_arn {
+            let services = self.list_services(arn).await?;
+            let workers: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
+            for s in services {
+                let sname = s.service_name().unwrap_or_default();
+                let tags = tag_map(s.tags());
+                let address = match self.ownership(&tags) {
+                    Ownership::Ours(a) => a,
+                    Ownership::Foreign(_) if workers.contains(&sname) => {
+                        found.named(
+                            self,
+                            Address::new(Kind::EcsService, sname),
+                            format!("ECS service {sname}"),
+                            &tags,
+                        );
+                        continue;
+                    }
+                    Ownership::Foreign(_) => continue,
+                };
+                let td = s.task_definition().unwrap_or_default().to_string();
+                running.insert(address.name.clone(), td.clone());
+                task_defs.push(td.clone());
+                found
+                    .resources
+                    .push(service_observed(address, &s, arn, tags));
+            }
+        }
+        // A worker's task definition is the revision its service runs, else the family's latest.
+        let mut seen = std::collections::BTreeSet::new();
+        let reads: Vec<String> = task_defs
+            .into_iter()
+            .map(|td| running.get(&td).cloned().unwrap_or(td))
+            .filter(|td| seen.insert(td.clone()))
+            .collect();
+        let described = futures::future::join_all(reads.iter().map(|td| {
+            self.ecs
+                .describe_task_definition()
+                .task_definition(td)
+                .include(TaskDefinitionField::Tags)
+                .send()
+        }))
+        .await;
+        for (td, r) in reads.iter().zip(described) {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = aws_err("DescribeTaskDefinition", e);
+                    if e.is(&["ClientException"]) {
+                        continue; // no such family
+                    }
+                    return Err(e.into());
+                }
+            };
+            let Some(d) = r.task_definition() else {
+                continue;
+            };
+            if d.status().map(|s| s.as_str()) != Some("ACTIVE") {
+                continue;
+            }
+            let tags = tag_map(r.tags());
+            let family = d.family().unwrap_or_default();
+            let address = match self.ownership(&tags) {
+                Ownership::Ours(a) => a,
+                Ownership::Foreign(_) if !td.starts_with("arn:") => {
+                    found.named(
+                        self,
+                        Address::new(Kind::TaskDefinition, family),
+                        format!("task definition family {family}"),
+                        &tags,
+                    );
+                    continue;
+                }
+                Ownership::Foreign(_) => continue,
+            };
+            found
+                .resources
+                .push(task_definition_observed(address, d, tags));
+        }
+        Ok(found)
+    }
+
+    async fn list_services(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<aws_sdk_ecs::types::Service>, ProviderError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .ecs
+            .list_services()
+            .cluster(cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            arns.extend(
+                page.map_err(|e| aws_err("ListServices", e))?
+                    .service_arns()
+                    .iter()
+                    .cloned(),
+            );
+        }
+        let mut out = Vec::new();
+        for chunk in arns.chunks(10) {
+            let r = self
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| aws_err("DescribeServices", e))?;
+            // A draining service is on its way out; an inactive one is gone.
+            out.extend(
+                r.services()
+                    .iter()
+                    .filter(|s| s.status() == Some("ACTIVE"))
+                    .cloned(),
+            );
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn create_ecs(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Outputs, ProviderError> {
+        match address.kind {
+            Kind::EcsCluster => {
+                let name = attr(attrs, "name")?;
+                let out = self
+                    .ecs
+                    .create_cluster()
+                    .cluster_name(name)
+                    .settings(insights(attrs))
+                    .set_tags(Some(ecs_tags(tags)))
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("CreateCluster", e))?;
+                let arn = out
+                    .cluster()
+                    .and_then(|c| c.cluster_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok(Outputs::from([
+                    ("id".into(), arn.clone()),
+                    ("arn".into(), arn),
+                    ("name".into(), name.into()),
+                ]))
+            }
+            Kind::TaskDefinition => {
+                let arn = self.register_task_definition(attrs, tags).await?;
+                Ok(Outputs::from([
+                    ("id".into(), arn.clone()),
+                    ("arn".into(), arn),
+                ]))
+            }
+            Kind::EcsService => {
+                let name = attr(attrs, "name")?;
+                let cluster = attr(attrs, "cluster")?;
+                let token: String = format!("{}-{name}", self.settings.stack)
+                    .chars()
+                    .take(36)
+                    .collect();
+                let out = retry_codes(
+                    self.settings.deadline,
+                    &["InvalidParameterException"],
+                    &format!("create ECS service {name}"),
+                    || async {
+                        self.ecs
+                            .create_service()
+                            .cluster(cluster)
+                            .service_name(name)
+                            .task_definition(attr(attrs, "task_definition").unwrap_or_default())
+                            .desired_count(
+                                attrs
+                                    .get("desired_count")
+                                    .and_then(Value::as_i64)
+                                    .unwrap_or(1) as i32,
+                            )
+                            .launch_type(LaunchType::Fargate)
+                            .network_configuration(network(attrs))
+                            .set_service_registries(Some(
+                                attr_strings(attrs.get("service_registries"))
+                                    .into_iter()
+                                    .map(|a| ServiceRegistry::builder().registry_arn(a).build())
+                                    .collect(),
+                            ))
+                            .deployment_configuration(deployment(attrs))
+                            .client_token(&token)
+                            .set_tags(Some(ecs_tags(tags)))
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("CreateService", e))
+                    },
+                )
+                .await?;
+                let arn = out
+                    .service()
+                    .and_then(|s| s.service_arn())
+                    .unwrap_or_default()
+                    .to_string();
+                self.wait_stable(cluster, &arn, name).await?;
+                Ok(Outputs::from([
+                    ("id".into(), arn.clone()),
+                    ("arn".into(), arn),
+                    ("name".into(), name.into()),
+                ]))
+            }
+            _ => unreachable!("not an ECS kind"),
+        }
+    }
+
+    async fn register_task_definition(
+        &self,
+        attrs: &Attrs,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, ProviderError> {
+        let c = attrs.get("container").cloned().unwrap_or(Value::Null);
+        let pairs = |v: &Value| -> Vec<(String, String)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap_or_default().to_string(),
+                        e["value"]
+                            .as_str()
+                            .or(e["value_from"].as_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect()
+        };
+        let options: BTreeMap<String, String> = c["log_configuration"]["options"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let container = ContainerDefinition::builder()
+            .name(c["name"].as_str().unwrap_or("worker"))
+            .image(c["image"].as_str().unwrap_or_default())
+            .essential(c["essential"].as_bool().unwrap_or(true))
+            .set_command(Some(attr_strings(c.get("command"))))
+            .set_environment(Some(
+                pairs(&c["environment"])
+                    .into_iter()
+                    .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+                    .collect(),
+            ))
+            .set_secrets(Some(
+                pairs(&c["secrets"])
+                    .into_iter()
+                    .filter_map(|(k, v)| Secret::builder().name(k).value_from(v).build().ok())
+                    .collect(),
+            ))
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::from(
+                        c["log_configuration"]["driver"]
+                            .as_str()
+                            .unwrap_or("awslogs"),
+                    ))
+                    .set_options(Some(options.into_iter().collect()))
+                    .build()
+                    .map_err(|e| ProviderError(e.to_string()))?,
+            )
+            .build();
+        let out = retry_iam_propagation(self, || async {
+            self.ecs
+                .register_task_definition()
+                .family(attr(attrs, "family").unwrap_or_default())
+                .cpu(attr(attrs, "cpu").unwrap_or_default())
+                .memory(attr(attrs, "memory").unwrap_or_default())
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .execution_role_arn(attr(attrs, "execution_role_arn").unwrap_or_default())
+                .task_role_arn(attr(attrs, "task_role_arn").unwrap_or_default())
+                .container_definitions(container.clone())
+                .set_tags(Some(ecs_tags(tags)))
+                .send()
+                .await
+                .map_err(|e| aws_err("RegisterTaskDefinition", e))
+        })
+        .await?;
+        Ok(out
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn wait_stable(
+        &self,
+        cluster: &str,
+        service: &str,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        if !self.settings.wait {
+            return Ok(());
+        }
+        wait_until(
+            self.settings.deadline,
+            &format!("ECS service {name} to reach its desired count"),
+            || async {
+                let r = self
+                    .ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .services(service)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("DescribeServices", e))?;
+                let Some(s) = r.services().first() else {
+                    return Ok(Poll::Pending("not found".into()));
+                };
+                let primary = s
+                    .deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"));
+                let rollout = primary
+                    .and_then(|d| d.rollout_state())
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default();
+                if rollout == "FAILED" {
+                    let reason = primary
+                        .and_then(|d| d.rollout_state_reason())
+                        .unwrap_or("no reason given");
+                    return Ok(Poll::Failed(format!("deployment failed: {reason}")));
+                }
+                let done = s.running_count() == s.desired_count()
+                    && s.deployments().len() == 1
+                    && rollout == "COMPLETED";
+                Ok(if done {
+                    Poll::Done
+                } else {
+                    Poll::Pending(format!(
+                        "{}/{} running, rollout {}",
+                        s.running_count(),
+                        s.desired_count(),
+                        rollout
+                    ))
+                })
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn update_ecs(
+        &self,
+        attrs: &Attrs,
+        o: &Observed,
+    ) -> Result<(), ProviderError> {
+        let arn = o.outputs.get("arn").cloned().unwrap_or_default();
+        match o.address.kind {
+            Kind::EcsCluster if changed(attrs, o, "container_insights") => {
+                self.ecs
+                    .update_cluster()
+                    .cluster(&o.id)
+                    .settings(insights(attrs))
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("UpdateCluster", e))?;
+            }
+            Kind::EcsService => {
+                let cluster = attr(attrs, "cluster")?;
+                let fields = [
+                    "task_definition",
+                    "desired_count",
+                    "network",
+                    "deployment_circuit_breaker",
+                ];
+                if fields.iter().any(|f| changed(attrs, o, f)) {
+                    self.ecs
+                        .update_service()
+                        .cluster(cluster)
+                        .service(&o.id)
+                        .task_definition(attr(attrs, "task_definition")?)
+                        .desired_count(
+                            attrs
+                                .get("desired_count")
+                                .and_then(Value::as_i64)
+                                .unwrap_or(1) as i32,
+                        )
+                        .network_configuration(network(attrs))
+                        .deployment_configuration(deployment(attrs))
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("UpdateService", e))?;
+                    self.wait_stable(cluster, &o.id, &o.address.name).await?;
+                }
+            }
+            _ => {}
+        }
+        let (set, remove) = tag_delta(attrs, o);
+        if !set.is_empty() {
+            self.ecs
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(ecs_tags(&set)))
+                .send()
+                .await
+                .map_err(|e| aws_err("TagResource", e))?;
+        }
+        if !remove.is_empty() {
+            self.ecs
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| aws_err("UntagResource", e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn delete_ecs(&self, o: &Observed) -> Result<(), ProviderError> {
+        let deadline = self.settings.deadline;
+        match o.address.kind {
+            Kind::EcsCluster => {
+                retry_codes(
+                    deadline,
+                    &[
+                        "ClusterContainsServicesException",
+                        "ClusterContainsTasksException",
+                    ],
+                    &format!("delete ECS cluster {}", o.id),
+                    || async {
+                        self.ecs
+                            .delete_cluster()
+                            .cluster(&o.id)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| aws_err("DeleteCluster", e))
+                    },
+                )
+                .await
+            }
+            Kind::TaskDefinition => {
+                self.ecs
+                    .deregister_task_definition()
+                    .task_definition(&o.id)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("DeregisterTaskDefinition", e))?;
+                Ok(())
+            }
+            Kind::EcsService => {
+                let cluster = attr(&o.attrs, "cluster")?;
+                // Scale to zero first so the tasks stop; force covers a service whose update fails.
+                if o.attrs.get("desired_count") != Some(&json!(0)) {
+                    self.ecs
+                        .update_service()
+                        .cluster(cluster)
+                        .service(&o.id)
+                        .desired_count(0)
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("UpdateService", e))?;
+                }
+                self.ecs
+                    .delete_service()
+                    .cluster(cluster)
+                    .service(&o.id)
+                    .force(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("DeleteService", e))?;
+                wait_until(
+                    deadline,
+                    &format!("ECS service {} to drain", o.address.name),
+                    || async {
+                        let r = self
+                            .ecs
+                            .describe_services()
+                            .cluster(cluster)
+                            .services(&o.id)
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("DescribeServices", e))?;
+                        let status = r
+                            .services()
+                            .first()
+                            .and_then(|s| s.status())
+                            .unwrap_or("INACTIVE")
+                            .to_string();
+                        Ok(if status == "INACTIVE" {
+                            Poll::Done
+                        } else {
+                            Poll::Pending(status)
+                        })
+                    },
+                )
+                .await
+            }
+            _ => unreachable!("not an ECS kind"),
+        }
+    }
+}
+
+/// Retry a call that IAM's eventual consistency can fail right after a role was created.
+async fn retry_iam_propagation<T, F, Fut>(aws: &Aws, op: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, super::AwsError>>,
+{
+    let window = aws
+        .settings
+        .deadline
+        .min(std::time::Duration::from_secs(120));
+    retry_codes(
+        window,
+        &["AccessDeniedException"],
+        "wait for new IAM roles to propagate",
+        op,
+    )
+    .await
+}
+
+fn insights(attrs: &Attrs) -> ClusterSetting {
+    ClusterSetting::builder()
+        .name(ClusterSettingName::ContainerInsights)
+        .value(
+            attrs
+                .get("container_insights")
+                .and_then(Value::as_str)
+                .unwrap_or("disabled"),
+        )
+        .build()
+}
+
+fn network(attrs: &Attrs) -> NetworkConfiguration {
+    let n = attrs.get("network").cloned().unwrap_or(Value::Null);
+    NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .set_subnets(Some(attr_strings(n.get("subnets"))))
+                .set_security_groups(Some(attr_strings(n.get("security_groups"))))
+                .assign_public_ip(AssignPublicIp::from(
+                    n["assign_public_ip"].as_str().unwrap_or("DISABLED"),
+                ))
+                .build()
+                .expect("subnets are set"),
+        )
+        .build()
+}
+
+fn deployment(attrs: &Attrs) -> DeploymentConfiguration {
+    let cb = attrs
+        .get("deployment_circuit_breaker")
+        .cloned()
+        .unwrap_or(Value::Null);
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(cb["enable"].as_bool().unwrap_or(false))
+                .rollback(cb["rollback"].as_bool().unwrap_or(false))
+                .build(),
+        )
+        .build()
+}
+
+fn service_observed(
+    address: Address,
+    s: &aws_sdk_ecs::types::Service,
+    cluster: &str,
+    tags: BTreeMap<String, String>,
+) -> Observed {
+    let arn = s.service_arn().unwrap_or_default();
+    let vpc = s
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration());
+    let subnets: Vec<String> = vpc.map(|v| v.subnets().to_vec()).unwrap_or_default();
+    let sgs: Vec<String> = vpc
+        .map(|v| v.security_groups().to_vec())
+        .unwrap_or_default();
+    let registries: Vec<String> = s
+        .service_registries()
+        .iter()
+        .filter_map(|r| r.registry_arn().map(String::from))
+        .collect();
+    let td = s.task_definition().unwrap_or_default();
+    let mut attrs = Attrs::from([
+        ("name".into(), json!(s.service_name())),
+        ("cluster".into(), json!(cluster)),
+        ("task_definition".into(), json!(td)),
+        ("desired_count".into(), json!(s.desired_count())),
+        (
+            "launch_type".into(),
+            json!(s.launch_type().map(|l| l.as_str())),
+        ),
+        (
+            "network".into(),
+            json!({
+                "subnets": subnets,
+                "security_groups": sgs,
+                "assign_public_ip": vpc.and_then(|v| v.assign_public_ip()).map(|a| a.as_str()).unwrap_or("DISABLED"),
+            }),
+        ),
+        ("service_registries".into(), json!(registries)),
+        ("tags".into(), tags_value(&tags)),
+    ]);
+    // Reported only by implementations that keep it: absent stays absent (unknown, not drift).
+    if let Some(cb) = s
+        .deployment_configuration()
+        .and_then(|d| d.deployment_circuit_breaker())
+    {
+        attrs.insert(
+            "deployment_circuit_breaker".into(),
+            json!({"enable": cb.enable(), "rollback": cb.rollback()}),
+        );
+    }
+    let uses = [
+        vec![cluster.to_string(), td.to_string()],
+        subnets,
+        sgs,
+        registries,
+    ]
+    .concat();
+    observed(
+        address,
+        arn,
+        &[("arn", arn), ("name", s.service_name().unwrap_or_default())],
+        attrs,
+        uses,
+    )
+}
+
+fn task_definition_observed(
+    address: Address,
+    d: &aws_sdk_ecs::types::TaskDefinition,
+    tags: BTreeMap<String, String>,
+) -> Observed {
+    let arn = d.task_definition_arn().unwrap_or_default();
+    let c = d.container_definitions().first();
+    let environment: Vec<Value> = c
+        .map(|c| {
+            c.environment()
+                .iter()
+                .map(|e| json!({"name": e.name(), "value": e.value()}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let secrets: Vec<Value> = c
+        .map(|c| {
+            c.secrets()
+                .iter()
+                .map(|s| json!({"name": s.name(), "value_from": s.value_from()}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let log = c.and_then(|c| c.log_configuration());
+    let options: BTreeMap<String, String> = log
+        .and_then(|l| l.options())
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let container = json!({
+        "name": c.and_then(|c| c.name()),
+        "image": c.and_then(|c| c.image()),
+        "essential": c.and_then(|c| c.essential()).unwrap_or(true),
+        "command": c.map(|c| c.command().to_vec()).unwrap_or_default(),
+        "environment": environment,
+        "secrets": secrets,
+        "log_configuration": {"driver": log.map(|l| l.log_driver().as_str()), "options": options},
+    });
+    let exec = d.execution_role_arn().unwrap_or_default();
+    let task = d.task_role_arn().unwrap_or_default();
+    let attrs = Attrs::from([
+        ("family".into(), json!(d.family())),
+        ("cpu".into(), json!(d.cpu())),
+        ("memory".into(), json!(d.memory())),
+        (
+            "network_mode".into(),
+            json!(d.network_mode().map(|n| n.as_str())),
+        ),
+        (
+            "requires_compatibilities".into(),
+            json!(
+                d.requires_compatibilities()
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        ("execution_role_arn".into(), json!(exec)),
+        ("task_role_arn".into(), json!(task)),
+        ("container".into(), container),
+        ("tags".into(), tags_value(&tags)),
+    ]);
+    let mut uses = vec![exec.to_string(), task.to_string()];
+    uses.extend(
+        c.iter()
+            .flat_map(|c| c.secrets())
+            .map(|s| s.value_from().to_string()),
+    );
+    uses.extend(options.get("awslogs-group").cloned());
+    observed(address, arn, &[("arn", arn)], attrs, uses)
+}

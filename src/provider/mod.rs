@@ -1,0 +1,451 @@
+//! The AWS provider: the only module that talks to AWS. Discovery turns live AWS into
+//! [`ObservedState`]; the [`Provider`] impl turns steps into API calls and waits for them.
+
+mod ec2;
+mod ecs;
+mod iam;
+mod services;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use serde_json::Value;
+
+use crate::apply::{Provider, ProviderError};
+use crate::model::{
+    Address, Attrs, Conflict, Kind, Observed, ObservedState, Outputs, TAG_ADDRESS, TAG_STACK,
+};
+use crate::secret::SecretValue;
+use crate::spec::Spec;
+
+/// How to reach AWS: everything the command line and environment say.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// What the provider needs to know about the stack beyond each step's attributes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub stack: String,
+    /// Wait for ECS services to be stable after create/update.
+    pub wait: bool,
+    /// Secret deletion: `None` forces deletion without recovery.
+    pub recovery_window_days: Option<u32>,
+    /// How long destroy retries dependency errors and waits for deletions.
+    pub deadline: Duration,
+}
+
+pub struct Aws {
+    ec2: aws_sdk_ec2::Client,
+    ecs: aws_sdk_ecs::Client,
+    iam: aws_sdk_iam::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    sd: aws_sdk_servicediscovery::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    settings: Settings,
+    pub region: String,
+}
+
+/// The region, from the command line, then the environment and AWS config files.
+pub async fn resolve_region(conn: &Connection) -> Option<String> {
+    if let Some(r) = &conn.region {
+        return Some(r.clone());
+    }
+    let mut chain = aws_config::meta::region::RegionProviderChain::default_provider();
+    if let Some(p) = &conn.profile {
+        chain = aws_config::meta::region::RegionProviderChain::first_try(
+            aws_config::profile::ProfileFileRegionProvider::builder()
+                .profile_name(p)
+                .build(),
+        )
+        .or_else(aws_config::meta::region::RegionProviderChain::default_provider());
+    }
+    chain.region().await.map(|r| r.to_string())
+}
+
+impl Aws {
+    pub async fn connect(conn: &Connection, region: &str, settings: Settings) -> Aws {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            // aws-sdk-rust sets no timeouts by default: a hung connection must not hang a CI step.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(6));
+        if let Some(p) = &conn.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &conn.endpoint_url {
+            loader = loader.endpoint_url(e);
+        }
+        let cfg = loader.load().await;
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&cfg),
+            ecs: aws_sdk_ecs::Client::new(&cfg),
+            iam: aws_sdk_iam::Client::new(&cfg),
+            secrets: aws_sdk_secretsmanager::Client::new(&cfg),
+            sd: aws_sdk_servicediscovery::Client::new(&cfg),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&cfg),
+            settings,
+            region: region.to_string(),
+        }
+    }
+
+    /// Everything of this stack that exists, read with independent calls in parallel.
+    pub async fn discover(&self, spec: &Spec) -> Result<ObservedState, ProviderError> {
+        let mut state = Found::default();
+        let (ec2, iam, secret, logs, ecs, sd) = tokio::join!(
+            self.discover_ec2(),
+            self.discover_iam(spec),
+            self.discover_secret(spec),
+            self.discover_log_group(spec),
+            self.discover_ecs(spec),
+            self.discover_cloud_map(spec),
+        );
+        for part in [ec2, iam, secret, logs, ecs, sd] {
+            state.merge(part?);
+        }
+        Ok(ObservedState {
+            resources: state.resources,
+            conflicts: state.conflicts,
+        })
+    }
+
+    fn ownership(&self, tags: &BTreeMap<String, String>) -> Ownership {
+        match tags.get(TAG_STACK) {
+            Some(s) if *s == self.settings.stack => {
+                match tags.get(TAG_ADDRESS).and_then(|a| Address::parse(a)) {
+                    Some(a) => Ownership::Ours(a),
+                    None => Ownership::Foreign(
+                        "tagged for this stack but without a valid prefect-ecs:address tag".into(),
+                    ),
+                }
+            }
+            Some(other) => Ownership::Foreign(format!("owned by prefect-ecs stack \"{other}\"")),
+            None => Ownership::Foreign(
+                "not tagged prefect-ecs:stack=".to_string() + &self.settings.stack,
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ownership {
+    Ours(Address),
+    Foreign(String),
+}
+
+#[derive(Debug, Default)]
+struct Found {
+    resources: Vec<Observed>,
+    conflicts: Vec<Conflict>,
+}
+
+impl Found {
+    fn merge(&mut self, other: Found) {
+        self.resources.extend(other.resources);
+        self.conflicts.extend(other.conflicts);
+    }
+
+    /// A resource found by name: ours if tagged for this stack at the expected address.
+    fn named(
+        &mut self,
+        aws: &Aws,
+        expected: Address,
+        what: String,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
+        match aws.ownership(tags) {
+            Ownership::Ours(a) if a == expected => true,
+            Ownership::Ours(a) => {
+                self.conflicts.push(Conflict {
+                    address: expected,
+                    description: format!("{what} belongs to {a} of this stack"),
+                });
+                false
+            }
+            Ownership::Foreign(why) => {
+                self.conflicts.push(Conflict {
+                    address: expected,
+                    description: format!("{what} exists and is {why}"),
+                });
+                false
+            }
+        }
+    }
+}
+
+fn observed(
+    address: Address,
+    id: impl Into<String>,
+    outputs: &[(&str, &str)],
+    attrs: Attrs,
+    uses: Vec<String>,
+) -> Observed {
+    let id = id.into();
+    let mut out: Outputs = outputs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.entry("id".into()).or_insert_with(|| id.clone());
+    Observed {
+        address,
+        id,
+        outputs: out,
+        attrs,
+        uses,
+        sensitive: None,
+    }
+}
+
+fn tags_value(tags: &BTreeMap<String, String>) -> Value {
+    serde_json::to_value(tags).expect("string map")
+}
+
+/// Tags in desired attributes.
+fn desired_tags(attrs: &Attrs) -> BTreeMap<String, String> {
+    attrs
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Tags to set and keys to remove to go from `observed` to `desired`.
+fn tag_delta(desired: &Attrs, observed: &Observed) -> (BTreeMap<String, String>, Vec<String>) {
+    let want = desired_tags(desired);
+    let have = desired_tags(&observed.attrs);
+    let set = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = have
+        .keys()
+        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+fn attr<'a>(attrs: &'a Attrs, key: &str) -> Result<&'a str, ProviderError> {
+    attrs
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError(format!("attribute {key} is missing or not known")))
+}
+
+fn attr_strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn changed(desired: &Attrs, observed: &Observed, key: &str) -> bool {
+    let d = desired.get(key).map(|v| crate::diff::normalize(key, v));
+    let o = observed
+        .attrs
+        .get(key)
+        .map(|v| crate::diff::normalize(key, v));
+    d != o
+}
+
+/// An AWS error as a message: the operation, the error code and AWS's own words.
+fn aws_err<E>(op: &str, e: aws_sdk_ec2::error::SdkError<E>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = e.code().map(String::from);
+    let message = match (&code, e.message()) {
+        (Some(c), Some(m)) => format!("{op}: {c}: {m}"),
+        (Some(c), None) => format!("{op}: {c}"),
+        _ => format!("{op}: {}", DisplayErrorContext(&e)),
+    };
+    AwsError { code, message }
+}
+
+#[derive(Debug, Clone)]
+struct AwsError {
+    code: Option<String>,
+    message: String,
+}
+
+impl AwsError {
+    fn is(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+}
+
+impl From<AwsError> for ProviderError {
+    fn from(e: AwsError) -> Self {
+        ProviderError(e.message)
+    }
+}
+
+/// Retry `op` while it fails with one of `codes` (AWS's "still in use" family), with backoff,
+/// until `deadline`; the last error names what it waited for.
+async fn retry_codes<T, F, Fut>(
+    deadline: Duration,
+    codes: &[&str],
+    what: &str,
+    mut op: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is(codes) && start.elapsed() + delay < deadline => {
+                tracing::info!("{what}: {} (retrying in {delay:?})", e.message);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+            }
+            Err(e) if e.is(codes) => {
+                return Err(ProviderError(format!(
+                    "{what}: still failing after {:.0?}: {}",
+                    start.elapsed(),
+                    e.message
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Poll `check` until it says done, with a delay that grows from 1 s to 10 s, until `deadline`.
+async fn wait_until<F, Fut>(
+    deadline: Duration,
+    what: &str,
+    mut check: F,
+) -> Result<(), ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll, ProviderError>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match check().await? {
+            Poll::Done => return Ok(()),
+            Poll::Failed(why) => return Err(ProviderError(format!("{what}: {why}"))),
+            Poll::Pending(state) => {
+                if start.elapsed() > deadline {
+                    return Err(ProviderError(format!(
+                        "timed out after {:.0?} waiting for {what} (last state: {state})",
+                        start.elapsed()
+                    )));
+                }
+                tracing::debug!("waiting for {what}: {state}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+enum Poll {
+    Done,
+    Pending(String),
+    Failed(String),
+}
+
+impl Provider for Aws {
+    async fn create(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        sensitive: Option<&SecretValue>,
+    ) -> Result<Outputs, ProviderError> {
+        let tags = desired_tags(attrs);
+        match address.kind {
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::Eip
+            | Kind::NatGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup => self.create_ec2(address, attrs, &tags).await,
+            Kind::IamRole | Kind::IamRolePolicy => self.create_iam(address, attrs, &tags).await,
+            Kind::Secret => self.create_secret(attrs, &tags, sensitive).await,
+            Kind::Namespace => self.create_namespace(attrs, &tags).await,
+            Kind::CloudMapService => self.create_cloud_map_service(attrs, &tags).await,
+            Kind::LogGroup => self.create_log_group(attrs, &tags).await,
+            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
+                self.create_ecs(address, attrs, &tags).await
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        sensitive: Option<&SecretValue>,
+        observed: &Observed,
+    ) -> Result<Outputs, ProviderError> {
+        match address.kind {
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::Eip
+            | Kind::NatGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup => self.update_ec2(attrs, observed).await?,
+            Kind::IamRole | Kind::IamRolePolicy => self.update_iam(attrs, observed).await?,
+            Kind::Secret => self.update_secret(attrs, sensitive, observed).await?,
+            Kind::Namespace | Kind::CloudMapService => {
+                self.update_cloud_map_tags(attrs, observed).await?
+            }
+            Kind::LogGroup => self.update_log_group(attrs, observed).await?,
+            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
+                self.update_ecs(attrs, observed).await?
+            }
+        }
+        Ok(observed.outputs.clone())
+    }
+
+    async fn delete(&self, observed: &Observed) -> Result<(), ProviderError> {
+        match observed.address.kind {
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::Eip
+            | Kind::NatGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup => self.delete_ec2(observed).await,
+            Kind::IamRole | Kind::IamRolePolicy => self.delete_iam(observed).await,
+            Kind::Secret => self.delete_secret(observed).await,
+            Kind::Namespace => self.delete_namespace(observed).await,
+            Kind::CloudMapService => self.delete_cloud_map_service(observed).await,
+            Kind::LogGroup => self.delete_log_group(observed).await,
+            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
+                self.delete_ecs(observed).await
+            }
+        }
+    }
+}
