@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Tag};
 
 use crate::support::aws::{
-    Aws, Ec2Stack, attached_policies, ec2_tags, ecs_service, leftovers, log_group, secret_value,
+    Aws, Ec2Stack, at, attached_policies, ec2_tags, ecs_service, leftovers, log_group, secret_value,
 };
 use crate::support::plan;
 use crate::support::{EXECUTION_MANAGED_POLICY, TestStack, canary};
@@ -18,19 +18,19 @@ async fn drift_is_detected_and_repaired() {
     stack.apply().assert_ok();
 
     let ec2 = Ec2Stack::load(&aws, &stack.name).await;
-    let private_rt = ec2.route_tables["route_table.private[0]"]
+    let private_rt = at(&ec2.route_tables, "route_table.private[0]")
         .route_table_id()
         .expect("route table id")
         .to_owned();
-    let nat_id = ec2.nat_gateways["nat_gateway.nat[0]"]
+    let nat_id = at(&ec2.nat_gateways, "nat_gateway.nat[0]")
         .nat_gateway_id()
         .expect("NAT id")
         .to_owned();
-    let sg_id = ec2.security_groups["security_group.worker"]
+    let sg_id = at(&ec2.security_groups, "security_group.worker")
         .group_id()
         .expect("SG id")
         .to_owned();
-    let subnet = &ec2.subnets["subnet.public[0]"];
+    let subnet = at(&ec2.subnets, "subnet.public[0]");
     let subnet_id = subnet.subnet_id().expect("subnet id").to_owned();
     let subnet_name = ec2_tags(subnet.tags())
         .remove("Name")
@@ -119,7 +119,7 @@ async fn drift_is_detected_and_repaired() {
     stack.apply().assert_ok();
 
     let ec2 = Ec2Stack::load(&aws, &stack.name).await;
-    let routes = ec2.route_tables["route_table.private[0]"].routes();
+    let routes = at(&ec2.route_tables, "route_table.private[0]").routes();
     assert!(
         routes
             .iter()
@@ -141,10 +141,10 @@ async fn drift_is_detected_and_repaired() {
         secret_value(&aws, &stack.secret_name()).await == stack.canary(),
         "the secret was not set back to PREFECT_API_KEY"
     );
-    let sg = &ec2.security_groups["security_group.worker"];
+    let sg = at(&ec2.security_groups, "security_group.worker");
     assert!(sg.ip_permissions().is_empty(), "ingress kept: {sg:?}");
     assert_eq!(
-        ec2_tags(ec2.subnets["subnet.public[0]"].tags()).get("Name"),
+        ec2_tags(at(&ec2.subnets, "subnet.public[0]").tags()).get("Name"),
         Some(&subnet_name)
     );
 

@@ -9,7 +9,7 @@ use aws_sdk_servicediscovery::types::NamespaceType;
 use ipnet::Ipv4Net;
 
 use crate::support::aws::{
-    Aws, Ec2Stack, allowed, assert_owned, attached_policies, cluster, discovery_services_named,
+    Aws, Ec2Stack, allowed, assert_owned, at, attached_policies, cluster, discovery_services_named,
     discovery_tags, ec2_tags, ecs_service, ecs_tags, inline_policies, leftovers, log_group,
     namespaces_named, role, secret_value, task_definition, trusts_service,
 };
@@ -106,7 +106,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
     n(ec2.route_tables.len(), "route tables", 2);
     n(ec2.security_groups.len(), "security groups", 1);
 
-    let vpc = &ec2.vpcs["vpc.main"];
+    let vpc = at(&ec2.vpcs, "vpc.main");
     let vpc_id = vpc.vpc_id().expect("VPC id");
     assert_eq!(vpc.cidr_block(), Some(stack.cidr.as_str()));
     assert_eq!(
@@ -163,7 +163,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
             ("private", slash20s[8 + i], false),
         ] {
             let address = format!("subnet.{tier}[{i}]");
-            let subnet = &ec2.subnets[&address];
+            let subnet = at(&ec2.subnets, &address);
             assert_eq!(subnet.vpc_id(), Some(vpc_id), "{address}");
             let actual: Ipv4Net = subnet.cidr_block().expect("CIDR").parse().expect("CIDR");
             assert!(cidr.contains(&actual), "{address} {actual} outside {cidr}");
@@ -183,16 +183,16 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
         }
     }
 
-    let igw = &ec2.internet_gateways["internet_gateway.main"];
+    let igw = at(&ec2.internet_gateways, "internet_gateway.main");
     let igw_id = igw.internet_gateway_id().expect("IGW id");
     assert!(
         igw.attachments().iter().any(|a| a.vpc_id() == Some(vpc_id)),
         "IGW not attached to the VPC: {igw:?}"
     );
 
-    let eip = &ec2.eips["eip.nat[0]"];
+    let eip = at(&ec2.eips, "eip.nat[0]");
     assert_eq!(eip.domain(), Some(&DomainType::Vpc));
-    let nat = &ec2.nat_gateways["nat_gateway.nat[0]"];
+    let nat = at(&ec2.nat_gateways, "nat_gateway.nat[0]");
     let nat_id = nat.nat_gateway_id().expect("NAT id");
     assert_ne!(nat.state(), Some(&NatGatewayState::Failed));
     assert!(
@@ -218,7 +218,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
             .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
             .cloned()
     };
-    let public_rt = &ec2.route_tables["route_table.public"];
+    let public_rt = at(&ec2.route_tables, "route_table.public");
     assert_eq!(public_rt.vpc_id(), Some(vpc_id));
     let route = default_route(public_rt).expect("public default route");
     assert_eq!(route.gateway_id(), Some(igw_id), "public default route");
@@ -227,7 +227,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
         public_ids,
         "public route table associations"
     );
-    let private_rt = &ec2.route_tables["route_table.private[0]"];
+    let private_rt = at(&ec2.route_tables, "route_table.private[0]");
     assert_eq!(private_rt.vpc_id(), Some(vpc_id));
     let route = default_route(private_rt).expect("private default route");
     assert_eq!(
@@ -241,7 +241,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
         "private route table associations"
     );
 
-    let sg = &ec2.security_groups["security_group.worker"];
+    let sg = at(&ec2.security_groups, "security_group.worker");
     let sg_id = sg.group_id().expect("SG id");
     assert_eq!(sg.vpc_id(), Some(vpc_id));
     assert!(sg.ip_permissions().is_empty(), "ingress rules: {sg:?}");

@@ -197,6 +197,17 @@ fn keep<T: Clone + std::fmt::Debug>(
     }
 }
 
+/// The resource at `address`, with the addresses present in the failure message.
+#[track_caller]
+pub fn at<'a, T>(resources: &'a BTreeMap<String, T>, address: &str) -> &'a T {
+    resources.get(address).unwrap_or_else(|| {
+        panic!(
+            "no {address} among {:?}",
+            resources.keys().collect::<Vec<_>>()
+        )
+    })
+}
+
 /// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.
 pub fn policy_json(document: &str) -> Value {
     let decoded = percent_encoding::percent_decode_str(document)
