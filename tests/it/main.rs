@@ -1,1 +1,9 @@
-fn main() {}
+//! Integration tests: the real `prefect-ecs` binary against a local moto server, with AWS state
+//! read back through direct SDK calls (never through prefect-ecs' own code).
+//! Every test owns its stack (unique name and VPC CIDR), so tests share one moto server.
+
+mod changes;
+mod drift;
+mod lifecycle;
+mod safety;
+mod support;

@@ -1,0 +1,128 @@
+//! Spec edits: a changed worker size and a removed worker touch only what they must.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ecs::types::TaskDefinitionStatus;
+
+use crate::support::TestStack;
+use crate::support::aws::{
+    Aws, active_revisions, discovery_services_named, ecs_service, leftovers, task_definition,
+};
+use crate::support::plan::{self, Action};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cpu_change_registers_new_revision() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("cpu");
+    let worker = stack.worker(0).to_owned();
+    stack.apply().assert_ok();
+    let old_revision = ecs_service(&aws, &stack.cluster(), &worker)
+        .await
+        .expect("service")
+        .task_definition()
+        .expect("task definition")
+        .to_owned();
+
+    stack.workers[0].cpu = 1024;
+    stack.workers[0].memory = 2048;
+    let out = stack.plan().assert_ok();
+    let changed: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
+    assert_eq!(
+        changed,
+        BTreeSet::from([
+            format!("ecs_task_definition.{worker}"),
+            format!("ecs_service.{worker}")
+        ]),
+        "{out}"
+    );
+    // A new revision is either an update of the task definition or its replacement.
+    let summary = plan::summary(&out.stdout);
+    assert!(
+        summary == Some((0, 2, 0)) || summary == Some((1, 1, 1)),
+        "{out}"
+    );
+
+    stack.apply().assert_ok();
+    let service = ecs_service(&aws, &stack.cluster(), &worker)
+        .await
+        .expect("service");
+    let new_revision = service.task_definition().expect("task definition");
+    assert_ne!(new_revision, old_revision);
+    let (td, _) = task_definition(&aws, new_revision).await;
+    assert_eq!(td.cpu(), Some("1024"));
+    assert_eq!(td.memory(), Some("2048"));
+    let (old, _) = task_definition(&aws, &old_revision).await;
+    assert_eq!(old.status(), Some(&TaskDefinitionStatus::Inactive));
+    assert_eq!(
+        active_revisions(&aws, &worker).await,
+        [new_revision.to_owned()]
+    );
+
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_worker_is_deleted() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("rmworker");
+    let w1 = stack.worker(0).to_owned();
+    let w2 = stack.add_worker();
+    stack.apply().assert_ok();
+
+    let w1_service = ecs_service(&aws, &stack.cluster(), &w1)
+        .await
+        .expect("w1 service");
+    let w1_registry = discovery_services_named(&aws, &w1).await;
+    assert_eq!(w1_registry.len(), 1, "{w1_registry:?}");
+    assert!(
+        ecs_service(&aws, &stack.cluster(), &w2)
+            .await
+            .is_some_and(|s| s.status() == Some("ACTIVE")),
+        "w2 was not deployed"
+    );
+
+    stack.workers.retain(|w| w.name != w2);
+    let out = stack.plan().assert_ok();
+    assert_eq!(
+        plan::changes(&out.stdout),
+        BTreeMap::from([
+            (format!("ecs_service.{w2}"), Action::Delete),
+            (format!("ecs_task_definition.{w2}"), Action::Delete),
+            (format!("service_discovery_service.{w2}"), Action::Delete),
+        ]),
+        "{out}"
+    );
+    assert_eq!(plan::summary(&out.stdout), Some((0, 0, 3)), "{out}");
+
+    stack.apply().assert_ok();
+    assert!(
+        ecs_service(&aws, &stack.cluster(), &w2)
+            .await
+            .is_none_or(|s| s.status() == Some("INACTIVE")),
+        "w2's ECS service is still there"
+    );
+    assert_eq!(active_revisions(&aws, &w2).await, Vec::<String>::new());
+    assert_eq!(discovery_services_named(&aws, &w2).await.len(), 0);
+
+    let service = ecs_service(&aws, &stack.cluster(), &w1)
+        .await
+        .expect("w1 service");
+    assert_eq!(service.status(), Some("ACTIVE"));
+    assert_eq!(service.service_arn(), w1_service.service_arn());
+    assert_eq!(service.task_definition(), w1_service.task_definition());
+    assert_eq!(service.desired_count(), w1_service.desired_count());
+    let registry = discovery_services_named(&aws, &w1).await;
+    assert_eq!(
+        registry.iter().map(|s| s.id()).collect::<Vec<_>>(),
+        [w1_registry[0].id()],
+        "w1's Cloud Map service was replaced"
+    );
+
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}

@@ -1,0 +1,156 @@
+//! Out-of-band changes made with the SDK are reported by `plan` and undone by `apply`.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{IpPermission, IpRange, Tag};
+
+use crate::support::aws::{
+    Aws, Ec2Stack, at, attached_policies, ec2_tags, ecs_service, leftovers, log_group, secret_value,
+};
+use crate::support::plan;
+use crate::support::{EXECUTION_MANAGED_POLICY, TestStack, canary};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_detected_and_repaired() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("drift");
+    let worker = stack.worker(0).to_owned();
+    stack.apply().assert_ok();
+
+    let ec2 = Ec2Stack::load(&aws, &stack.name).await;
+    let private_rt = at(&ec2.route_tables, "route_table.private[0]")
+        .route_table_id()
+        .expect("route table id")
+        .to_owned();
+    let nat_id = at(&ec2.nat_gateways, "nat_gateway.nat[0]")
+        .nat_gateway_id()
+        .expect("NAT id")
+        .to_owned();
+    let sg_id = at(&ec2.security_groups, "security_group.worker")
+        .group_id()
+        .expect("SG id")
+        .to_owned();
+    let subnet = at(&ec2.subnets, "subnet.public[0]");
+    let subnet_id = subnet.subnet_id().expect("subnet id").to_owned();
+    let subnet_name = ec2_tags(subnet.tags())
+        .remove("Name")
+        .expect("subnet Name tag");
+    let desired = ecs_service(&aws, &stack.cluster(), &worker)
+        .await
+        .expect("service")
+        .desired_count();
+
+    aws.ec2
+        .delete_route()
+        .route_table_id(&private_rt)
+        .destination_cidr_block("0.0.0.0/0")
+        .send()
+        .await
+        .expect("DeleteRoute");
+    aws.ecs
+        .update_service()
+        .cluster(stack.cluster())
+        .service(&worker)
+        .desired_count(3)
+        .send()
+        .await
+        .expect("UpdateService");
+    aws.logs
+        .put_retention_policy()
+        .log_group_name(stack.log_group())
+        .retention_in_days(7)
+        .send()
+        .await
+        .expect("PutRetentionPolicy");
+    aws.iam
+        .detach_role_policy()
+        .role_name(stack.execution_role())
+        .policy_arn(EXECUTION_MANAGED_POLICY)
+        .send()
+        .await
+        .expect("DetachRolePolicy");
+    let foreign_value = canary();
+    stack.forbid(&foreign_value);
+    aws.secrets
+        .put_secret_value()
+        .secret_id(stack.secret_name())
+        .secret_string(&foreign_value)
+        .send()
+        .await
+        .expect("PutSecretValue");
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&sg_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+    aws.ec2
+        .delete_tags()
+        .resources(&subnet_id)
+        .tags(Tag::builder().key("Name").build())
+        .send()
+        .await
+        .expect("DeleteTags");
+
+    // Neither secret value may show (the run helper fails on both), and exactly the drifted
+    // resources are reported.
+    let out = stack.plan().assert_ok();
+    let drifted: BTreeSet<String> = [
+        "route_table.private[0]".to_owned(),
+        format!("ecs_service.{worker}"),
+        "log_group.workers".to_owned(),
+        "iam_role.execution".to_owned(),
+        "secret.api_key".to_owned(),
+        "security_group.worker".to_owned(),
+        "subnet.public[0]".to_owned(),
+    ]
+    .into();
+    let reported: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
+    assert_eq!(reported, drifted, "{out}");
+
+    stack.apply().assert_ok();
+
+    let ec2 = Ec2Stack::load(&aws, &stack.name).await;
+    let routes = at(&ec2.route_tables, "route_table.private[0]").routes();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")
+                && r.nat_gateway_id() == Some(nat_id.as_str())),
+        "private default route not restored: {routes:?}"
+    );
+    let service = ecs_service(&aws, &stack.cluster(), &worker)
+        .await
+        .expect("service");
+    assert_eq!(service.desired_count(), desired);
+    let (_, retention, _) = log_group(&aws, &stack.log_group())
+        .await
+        .expect("log group");
+    assert_eq!(retention, Some(30));
+    let attached = attached_policies(&aws, &stack.execution_role()).await;
+    assert!(attached.contains(EXECUTION_MANAGED_POLICY), "{attached:?}");
+    assert!(
+        secret_value(&aws, &stack.secret_name()).await == stack.canary(),
+        "the secret was not set back to PREFECT_API_KEY"
+    );
+    let sg = at(&ec2.security_groups, "security_group.worker");
+    assert!(sg.ip_permissions().is_empty(), "ingress kept: {sg:?}");
+    assert_eq!(
+        ec2_tags(at(&ec2.subnets, "subnet.public[0]").tags()).get("Name"),
+        Some(&subnet_name)
+    );
+
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}

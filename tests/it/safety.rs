@@ -1,0 +1,110 @@
+//! What the tool must refuse or never do: adopt a resource it does not own, leak the API key
+//! at any log level, or touch AWS with a spec that does not validate.
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, TcpListener};
+
+use crate::support::TestStack;
+use crate::support::aws::{Aws, cluster, leftovers};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_same_named_cluster_is_refused() {
+    let aws = Aws::new().await;
+    let stack = TestStack::new("foreign");
+    aws.ecs
+        .create_cluster()
+        .cluster_name(stack.cluster())
+        .send()
+        .await
+        .expect("CreateCluster");
+
+    for out in [stack.plan(), stack.apply()] {
+        let out = out.assert_failed();
+        let stderr = out.stderr.to_lowercase();
+        assert!(
+            out.stderr.contains(&stack.cluster())
+                && ["not owned", "not tagged", "not managed", "owned by"]
+                    .iter()
+                    .any(|why| stderr.contains(why)),
+            "the error must name the cluster and say it is not this stack's\n{out}"
+        );
+    }
+
+    let left = leftovers(&aws, &stack).await;
+    assert!(
+        left.iter().all(|l| l.starts_with("ecs_cluster ")),
+        "a refused apply created resources: {left:?}"
+    );
+    let (foreign, tags) = cluster(&aws, &stack.cluster()).await.expect("cluster");
+    assert_eq!(
+        foreign.status(),
+        Some("ACTIVE"),
+        "the foreign cluster was deleted"
+    );
+    assert!(tags.is_empty(), "the foreign cluster was tagged: {tags:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_never_leaks_with_trace_logging() {
+    let aws = Aws::new().await;
+    let stack = TestStack::new("trace");
+    let trace = [("RUST_LOG", "trace")];
+    // The run helper fails the test if the canary appears in any output.
+    stack.run(&["validate"], &trace).assert_ok();
+    stack.run(&["graph"], &trace).assert_ok();
+    stack.run(&["plan"], &trace).assert_ok();
+    let out = stack
+        .run(&["apply", "--auto-approve", "--no-wait"], &trace)
+        .assert_ok();
+    // Otherwise this test would prove nothing about trace logging.
+    assert!(
+        out.stderr.contains("TRACE") || out.stdout.contains("TRACE"),
+        "RUST_LOG=trace produced no trace output\n{out}"
+    );
+    stack.run(&["plan"], &trace).assert_ok();
+    stack
+        .run(&["destroy", "--auto-approve", "--no-wait"], &trace)
+        .assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}
+
+#[test]
+fn invalid_spec_makes_no_aws_calls() {
+    let mut stack = TestStack::new("invalid");
+    stack.cidr = "10.300.0.0/16".to_owned();
+    let cidr_line = 1 + stack
+        .spec_toml()
+        .lines()
+        .position(|l| l.starts_with("cidr = "))
+        .expect("cidr line");
+    let location = format!("spec.toml:{cidr_line}:");
+
+    // Any AWS call would have to connect here; the backlog keeps the proof until we look.
+    let aws = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    aws.set_nonblocking(true).expect("non-blocking");
+    let endpoint = format!("http://{}", aws.local_addr().expect("address"));
+
+    for command in [
+        &["validate"][..],
+        &["plan"],
+        &["apply", "--auto-approve", "--no-wait"],
+    ] {
+        let args: Vec<&str> = ["--endpoint-url", endpoint.as_str()]
+            .into_iter()
+            .chain(command.iter().copied())
+            .collect();
+        let out = stack
+            .run(&args, &[("AWS_ENDPOINT_URL", &endpoint)])
+            .assert_failed();
+        let located = out.stderr.match_indices(&location).any(|(i, _)| {
+            out.stderr[i + location.len()..].starts_with(|c: char| c.is_ascii_digit())
+        });
+        assert!(located, "expected {location}<col> in stderr\n{out}");
+    }
+
+    match aws.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("prefect-ecs connected to AWS ({peer}) with an invalid spec"),
+        Err(e) => panic!("accept: {e}"),
+    }
+}

@@ -1,0 +1,403 @@
+//! Test support: one moto server per test binary, the CLI runner with its canary check, a
+//! per-test stack spec, and direct AWS SDK clients that never go through prefect-ecs' own code.
+
+pub mod aws;
+pub mod plan;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+pub const AZS: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+pub const ACCOUNT_ID: &str = "0b1e2c3d-4f56-4a78-9abc-def012345678";
+pub const WORKSPACE_ID: &str = "7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910";
+pub const IMAGE: &str = "prefecthq/prefect:3-python3.12";
+pub const EXECUTION_MANAGED_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+
+/// The moto server shared by every test of this binary (tests use disjoint names and CIDRs).
+pub struct Moto {
+    pub endpoint: String,
+    /// Never written to: moto's wrapper shell kills moto when it reads EOF here, which happens
+    /// when this process exits, however it exits (statics are never dropped).
+    _lifeline: ChildStdin,
+}
+
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(start_moto)
+}
+
+fn start_moto() -> Moto {
+    let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| setup_moto());
+    let port = free_port();
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
+    let mut wrapper = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#""$0" -H 127.0.0.1 -p "$1" </dev/null >"$2" 2>&1 & moto=$!; read -r _; kill "$moto""#,
+        )
+        .arg(&exe)
+        .arg(port.to_string())
+        .arg(&log)
+        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe} through sh: {e}"));
+    let lifeline = wrapper.stdin.take().expect("piped stdin");
+
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto ({exe}) did not listen on {addr} within 30 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("moto on {addr}, log {}", log.display());
+    let endpoint = format!("http://{addr}");
+    warm_up_ec2(&endpoint);
+    Moto {
+        endpoint,
+        _lifeline: lifeline,
+    }
+}
+
+/// Runs `scripts/setup-moto`, which installs the pinned moto if needed and prints its path.
+fn setup_moto() -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-moto");
+    let out = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(out.status.success(), "{} failed", script.display());
+    String::from_utf8(out.stdout)
+        .expect("utf-8 path")
+        .trim()
+        .to_owned()
+}
+
+/// moto loads EC2 lazily and its first call takes seconds; pay that once, not inside a test's
+/// first apply. The calling thread may be inside a tokio runtime, hence a thread of its own.
+fn warm_up_ec2(endpoint: &str) {
+    let endpoint = endpoint.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let aws = aws::Aws::for_endpoint(&endpoint).await;
+                aws.ec2
+                    .describe_vpcs()
+                    .send()
+                    .await
+                    .expect("moto answers EC2 DescribeVpcs");
+            })
+    })
+    .join()
+    .expect("EC2 warm-up");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// `len` characters from `alphabet`, different on every call and in every process.
+pub fn random_string(alphabet: &[u8], len: usize) -> String {
+    let state = RandomState::new();
+    (0..len)
+        .map(|i| {
+            let mut h = state.build_hasher();
+            h.write_usize(i);
+            alphabet[(h.finish() % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// A value shaped like a Prefect API key, unique to one test, that must never be printed.
+pub fn canary() -> String {
+    format!("pnu_{}", random_string(ALNUM, 36))
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Output {
+    /// -1 when the process was killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    #[track_caller]
+    pub fn assert_ok(self) -> Self {
+        assert_eq!(self.code, 0, "expected exit 0\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_failed(self) -> Self {
+        assert_eq!(self.code, 1, "expected exit 1\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub name: String,
+    pub work_pool: String,
+    pub cpu: u32,
+    pub memory: u32,
+}
+
+/// One test's stack: a unique name and VPC CIDR, the spec file in a temp dir, and the test's
+/// canary. Change the public fields, then run a command: the spec is rewritten before each run.
+pub struct TestStack {
+    pub name: String,
+    pub cidr: String,
+    pub nat: &'static str,
+    pub workers: Vec<WorkerSpec>,
+    canary: String,
+    /// Other values that must never appear in any output (e.g. a drifted secret value).
+    forbidden: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl TestStack {
+    /// A stack `t-<label>-<4 random>` with one worker `<stack>-w1` and a single NAT.
+    pub fn new(label: &str) -> Self {
+        // A /16 per test out of 10.0.0.0/8: unique within this process, which owns its moto.
+        static NEXT_NET: AtomicU8 = AtomicU8::new(1);
+        let label: String = label.chars().take(16).collect();
+        assert!(
+            label.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "label {label:?}: lower-case letters and '-' only"
+        );
+        let name = format!("t-{label}-{}", random_string(LOWER_ALNUM, 4));
+        let mut stack = TestStack {
+            cidr: format!("10.{}.0.0/16", NEXT_NET.fetch_add(1, Ordering::Relaxed)),
+            nat: "single",
+            workers: Vec::new(),
+            canary: canary(),
+            forbidden: Vec::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            name,
+        };
+        stack.add_worker();
+        stack
+    }
+
+    /// Adds worker `<stack>-w<n>` (pool `pool-<n>`, 512 CPU units, 1024 MiB) and returns its name.
+    pub fn add_worker(&mut self) -> String {
+        let n = self.workers.len() + 1;
+        let name = format!("{}-w{n}", self.name);
+        self.workers.push(WorkerSpec {
+            name: name.clone(),
+            work_pool: format!("pool-{n}"),
+            cpu: 512,
+            memory: 1024,
+        });
+        name
+    }
+
+    pub fn worker(&self, index: usize) -> &str {
+        &self.workers[index].name
+    }
+
+    pub fn canary(&self) -> &str {
+        &self.canary
+    }
+
+    /// Makes every later run fail if `value` appears in its output.
+    pub fn forbid(&mut self, value: &str) {
+        self.forbidden.push(value.to_owned());
+    }
+
+    pub fn spec_toml(&self) -> String {
+        let mut toml = format!(
+            "[stack]\nname = \"{}\"\nregion = \"{REGION}\"\n\n\
+             [prefect]\naccount_id = \"${{PREFECT_ACCOUNT_ID}}\"\n\
+             workspace_id = \"${{PREFECT_WORKSPACE_ID}}\"\n\n\
+             [network]\ncidr = \"{}\"\nnat = \"{}\"\n",
+            self.name, self.cidr, self.nat
+        );
+        for w in &self.workers {
+            toml += &format!(
+                "\n[[worker]]\nname = \"{}\"\nwork_pool = \"{}\"\nimage = \"{IMAGE}\"\n\
+                 cpu = {}\nmemory = {}\n",
+                w.name, w.work_pool, w.cpu, w.memory
+            );
+        }
+        toml
+    }
+
+    /// Writes the spec as it stands now and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("spec.toml");
+        std::fs::write(&path, self.spec_toml()).expect("write spec");
+        path
+    }
+
+    /// Runs the binary with `args` then the spec path, against moto, with the test's canary as
+    /// `PREFECT_API_KEY`; `env` is applied last, so it can override any of that.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let spec = self.write();
+        let out = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"))
+            .args(args)
+            .arg(&spec)
+            // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", &moto().endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("PREFECT_API_KEY", &self.canary)
+            .env("PREFECT_ACCOUNT_ID", ACCOUNT_ID)
+            .env("PREFECT_WORKSPACE_ID", WORKSPACE_ID)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run prefect-ecs");
+        let out = Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        for secret in std::iter::once(&self.canary).chain(&self.forbidden) {
+            // Print the output with the secret masked: the failure message must not leak it either.
+            assert!(
+                !out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()),
+                "a secret value leaked in the output of `prefect-ecs {}`:\n{}",
+                args.join(" "),
+                out.to_string().replace(secret.as_str(), "<SECRET>")
+            );
+        }
+        out
+    }
+
+    pub fn plan(&self) -> Output {
+        self.run(&["plan"], &[])
+    }
+
+    pub fn apply(&self) -> Output {
+        self.run(&["apply", "--auto-approve", "--no-wait"], &[])
+    }
+
+    pub fn destroy(&self) -> Output {
+        self.run(&["destroy", "--auto-approve", "--no-wait"], &[])
+    }
+
+    // Names the spec leaves to their defaults, derived from the stack name.
+
+    pub fn vpc_name(&self) -> String {
+        format!("{}-vpc", self.name)
+    }
+
+    pub fn secret_name(&self) -> String {
+        format!("{}-prefect-api-key", self.name)
+    }
+
+    pub fn execution_role(&self) -> String {
+        format!("{}-task-execution-role", self.name)
+    }
+
+    pub fn task_role(&self) -> String {
+        format!("{}-worker-task-role", self.name)
+    }
+
+    pub fn namespace(&self) -> String {
+        format!("{}.prefect.local", self.name)
+    }
+
+    pub fn log_group(&self) -> String {
+        format!("/prefect-ecs/{}/workers", self.name)
+    }
+
+    pub fn cluster(&self) -> String {
+        format!("{}-cluster", self.name)
+    }
+}
+
+impl TestStack {
+    /// Every address the stack should have, per the CLI contract.
+    pub fn addresses(&self) -> Vec<String> {
+        let nats = match self.nat {
+            "single" => 1,
+            "per-az" => AZS.len(),
+            "none" => 0,
+            other => panic!("nat mode {other:?}"),
+        };
+        let mut all: Vec<String> = [
+            "vpc.main",
+            "internet_gateway.main",
+            "route_table.public",
+            "security_group.worker",
+            "iam_role.execution",
+            "iam_role.task",
+            "iam_role_policy.execution",
+            "iam_role_policy.task",
+            "secret.api_key",
+            "service_discovery_namespace.main",
+            "log_group.workers",
+            "ecs_cluster.main",
+        ]
+        .map(String::from)
+        .into();
+        for i in 0..AZS.len() {
+            all.push(format!("subnet.public[{i}]"));
+            all.push(format!("subnet.private[{i}]"));
+        }
+        for i in 0..nats {
+            all.push(format!("eip.nat[{i}]"));
+            all.push(format!("nat_gateway.nat[{i}]"));
+        }
+        for i in 0..nats.max(1) {
+            all.push(format!("route_table.private[{i}]"));
+        }
+        for w in &self.workers {
+            for kind in [
+                "service_discovery_service",
+                "ecs_task_definition",
+                "ecs_service",
+            ] {
+                all.push(format!("{kind}.{}", w.name));
+            }
+        }
+        all.sort();
+        all
+    }
+}
