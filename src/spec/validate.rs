@@ -127,11 +127,9 @@ pub(super) fn validate(
             (String::new(), None, BTreeMap::new())
         }
     };
-    let region = match &spec_region {
-        Some(r) if is_region(r) => Some(r.as_str()),
-        Some(_) => None,
-        None => region,
-    };
+    // An invalid spec region is already reported; naming zones after it avoids a second,
+    // misleading "no region" problem.
+    let region = spec_region.as_deref().or(region);
 
     let network = c.network(&raw.network, &name, region, stack_span);
     let secret = c.secret(&raw.secret, &name);
@@ -262,9 +260,9 @@ impl Checker<'_> {
     ) -> String {
         if value.is_none() {
             let message = format!(
-                "missing required key \"{}\" in {}",
+                "missing required key \"{}\" {}",
                 path.last_key(),
-                path.table_name()
+                path.location()
             );
             self.report(Some(table), path, message);
         }
@@ -516,7 +514,7 @@ impl Checker<'_> {
                     "duplicate availability zone \"{name}\" (also availability_zones[{first}])"
                 );
                 self.report(Some(az.span()), &path, message);
-            } else if let Some(region) = region.filter(|r| !name.starts_with(r)) {
+            } else if let Some(region) = region.filter(|r| is_region(r) && !name.starts_with(r)) {
                 let message = format!("availability zone \"{name}\" is not in region {region}");
                 self.report(Some(az.span()), &path, message);
             }
@@ -595,11 +593,12 @@ impl Checker<'_> {
         subnets: impl Iterator<Item = &'s (Ipv4Net, Option<Range<usize>>, KeyPath)>,
     ) {
         let subnets: Vec<_> = subnets.collect();
+        // Only the first overlap of each subnet: one misplaced block can overlap all others.
         for (j, (b, b_span, b_path)) in subnets.iter().enumerate() {
-            for (a, a_span, a_path) in &subnets[..j] {
-                if !(a.contains(&b.network()) || b.contains(&a.network())) {
-                    continue;
-                }
+            let overlapping = subnets[..j]
+                .iter()
+                .find(|(a, _, _)| a.contains(&b.network()) || b.contains(&a.network()));
+            if let Some((a, a_span, a_path)) = overlapping {
                 // Point at a listed subnet: a carved one has no place in the file.
                 let ((this, span, path), (other, _, other_path)) = match b_span {
                     Some(_) => ((b, b_span, b_path), (a, a_span, a_path)),
@@ -732,12 +731,22 @@ impl Checker<'_> {
         };
         if !allowed.contains(&memory) {
             let allowed: Vec<String> = allowed.iter().map(u32::to_string).collect();
-            let message = format!(
-                "memory = {memory} is not valid with cpu = {cpu} (allowed: {})",
-                allowed.join(", ")
-            );
-            let span = raw.memory.as_ref().map_or(cpu_span, |m| m.span());
-            self.report(Some(span), &p.key("memory"), message);
+            let allowed = allowed.join(", ");
+            match &raw.memory {
+                Some(value) => {
+                    let message = format!(
+                        "memory = {memory} is not valid with cpu = {cpu} (allowed: {allowed})"
+                    );
+                    self.report(Some(value.span()), &p.key("memory"), message);
+                }
+                None => {
+                    let message = format!(
+                        "cpu = {cpu} needs memory set: the default 1024 is not valid with it \
+                         (allowed: {allowed})"
+                    );
+                    self.report(Some(cpu_span), &p.key("cpu"), message);
+                }
+            }
         }
         (cpu, memory)
     }
