@@ -174,7 +174,7 @@ fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
     let expected = raw::KEYS
         .iter()
         .find(|(table, _)| *table == key.table_keys())
-        .map(|(_, keys)| format!(" (expected one of: {})", keys.join(", ")))
+        .map(|(_, keys)| format!(" (expected one of: {keys})"))
         .unwrap_or_default();
     let message = format!(
         "unknown key \"{}\" {}{expected}",
