@@ -161,7 +161,12 @@ fn toml_problem(err: &toml::de::Error, doc: Option<&DeTable>) -> Problem {
         (Some(doc), Some(span)) => paths::path_at(doc, span.start),
         _ => KeyPath::default(),
     };
-    Problem::new(err.message().trim_end().to_owned(), &path, span)
+    // serde speaks Rust ("expected u32"); users write TOML.
+    let message = err
+        .message()
+        .trim_end()
+        .replace("expected u32", "expected a whole number");
+    Problem::new(message, &path, span)
 }
 
 fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
@@ -169,12 +174,12 @@ fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
     let expected = raw::KEYS
         .iter()
         .find(|(table, _)| *table == key.table_keys())
-        .map(|(_, keys)| format!(" (expected one of: {})", keys.join(", ")))
+        .map(|(_, keys)| format!(" (expected one of: {keys})"))
         .unwrap_or_default();
     let message = format!(
-        "unknown key \"{}\" in {}{expected}",
+        "unknown key \"{}\" {}{expected}",
         key.last_key(),
-        key.table_name()
+        key.location()
     );
     let offset = span.as_ref().map_or(0, |s| s.start);
     (offset, Problem::new(message, key, span))

@@ -30,25 +30,21 @@ impl KeyPath {
         path
     }
 
-    /// The table the last key belongs to, as a user writes its header: `[[worker]]`, `[network]`.
-    pub fn table_name(&self) -> String {
-        let keys: Vec<&str> = self.0[..self.0.len().saturating_sub(1)]
-            .iter()
-            .filter_map(|s| match s {
-                Segment::Key(k) => Some(k.as_str()),
-                Segment::Index(_) => None,
-            })
-            .collect();
-        match (keys.as_slice(), self.0.get(self.0.len().saturating_sub(2))) {
-            ([], _) => "the top level".to_owned(),
-            (_, Some(Segment::Index(_))) => format!("[[{}]]", keys.join(".")),
-            _ => format!("[{}]", keys.join(".")),
+    /// Where the last key sits, naming its table as a user writes the header: `in [[worker]]`.
+    pub fn location(&self) -> String {
+        let table = self.table_keys();
+        let parent = self.0.len().checked_sub(2).map(|i| &self.0[i]);
+        match parent {
+            _ if table.is_empty() => "at the top level".to_owned(),
+            Some(Segment::Index(_)) => format!("in [[{table}]]"),
+            _ => format!("in [{table}]"),
         }
     }
 
     /// Table keys without array indices: what `raw::KEYS` is indexed by.
     pub fn table_keys(&self) -> String {
-        let keys: Vec<&str> = self.0[..self.0.len().saturating_sub(1)]
+        let parents = &self.0[..self.0.len().saturating_sub(1)];
+        let keys: Vec<&str> = parents
             .iter()
             .filter_map(|s| match s {
                 Segment::Key(k) => Some(k.as_str()),

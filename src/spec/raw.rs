@@ -98,53 +98,27 @@ pub struct RawWorker {
 
 /// The keys each table accepts, for "unknown key" messages. Kept next to the structs above so
 /// the two are edited together; a unit test checks that every listed key is accepted.
-pub const KEYS: &[(&str, &[&str])] = &[
+pub const KEYS: &[(&str, &str)] = &[
     (
         "",
-        &[
-            "stack",
-            "prefect",
-            "network",
-            "secret",
-            "iam",
-            "service_discovery",
-            "logs",
-            "cluster",
-            "worker",
-        ],
+        "stack, prefect, network, secret, iam, service_discovery, logs, cluster, worker",
     ),
-    ("stack", &["name", "region", "tags"]),
+    ("stack", "name, region, tags"),
     (
         "prefect",
-        &["account_id", "workspace_id", "api_key_env", "api_key_file"],
+        "account_id, workspace_id, api_key_env, api_key_file",
     ),
     (
         "network",
-        &[
-            "vpc_name",
-            "cidr",
-            "availability_zones",
-            "az_count",
-            "nat",
-            "public_subnets",
-            "private_subnets",
-        ],
+        "vpc_name, cidr, availability_zones, az_count, nat, public_subnets, private_subnets",
     ),
-    ("secret", &["name", "recovery_window_days"]),
-    ("iam", &["execution_role_name", "task_role_name"]),
-    ("service_discovery", &["namespace"]),
-    ("logs", &["group", "retention_days"]),
-    ("cluster", &["name", "container_insights"]),
+    ("secret", "name, recovery_window_days"),
+    ("iam", "execution_role_name, task_role_name"),
+    ("service_discovery", "namespace"),
+    ("logs", "group, retention_days"),
+    ("cluster", "name, container_insights"),
     (
         "worker",
-        &[
-            "name",
-            "work_pool",
-            "image",
-            "cpu",
-            "memory",
-            "desired_count",
-            "env",
-        ],
+        "name, work_pool, image, cpu, memory, desired_count, env",
     ),
 ];

@@ -122,36 +122,34 @@ pub(super) fn validate(
             c.report(
                 None,
                 &root.key("stack"),
-                "missing [stack] table; add one with name = \"<stack name>\"".to_owned(),
+                "missing [stack] table; add one with name = \"<stack name>\"",
             );
             (String::new(), None, BTreeMap::new())
         }
     };
-    let region = match &spec_region {
-        Some(r) if is_region(r) => Some(r.as_str()),
-        Some(_) => None,
-        None => region,
-    };
+    // An invalid spec region is already reported; naming zones after it avoids a second,
+    // misleading "no region" problem.
+    let region = spec_region.as_deref().or(region);
 
     let network = c.network(&raw.network, &name, region, stack_span);
     let secret = c.secret(&raw.secret, &name);
     let ip = root.key("iam");
     let iam = Iam {
         execution_role_name: c.string(
-            &raw.iam.execution_role_name,
+            raw.iam.execution_role_name.as_ref(),
             &ip.key("execution_role_name"),
             format!("{name}-task-execution-role"),
             role_name,
         ),
         task_role_name: c.string(
-            &raw.iam.task_role_name,
+            raw.iam.task_role_name.as_ref(),
             &ip.key("task_role_name"),
             format!("{name}-worker-task-role"),
             role_name,
         ),
     };
     let namespace = c.string(
-        &raw.service_discovery.namespace,
+        raw.service_discovery.namespace.as_ref(),
         &root.key("service_discovery").key("namespace"),
         format!("{name}.prefect.local"),
         dns_name,
@@ -159,7 +157,7 @@ pub(super) fn validate(
     let lp = root.key("logs");
     let logs = Logs {
         group: c.string(
-            &raw.logs.group,
+            raw.logs.group.as_ref(),
             &lp.key("group"),
             format!("/prefect-ecs/{name}/workers"),
             aws_name("log group name", 512, |ch| "._/#-".contains(ch)),
@@ -168,7 +166,7 @@ pub(super) fn validate(
     };
     let cluster = Cluster {
         name: c.string(
-            &raw.cluster.name,
+            raw.cluster.name.as_ref(),
             &root.key("cluster").key("name"),
             format!("{name}-cluster"),
             aws_name("ECS cluster name", 255, |ch| "_-".contains(ch)),
@@ -202,10 +200,10 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn report(&mut self, span: Option<Range<usize>>, path: &KeyPath, message: String) {
+    fn report(&mut self, span: Option<Range<usize>>, path: &KeyPath, message: impl Into<String>) {
         let offset = span.as_ref().map_or(0, |s| s.start);
         self.problems
-            .push((offset, Problem::new(message, path, span)));
+            .push((offset, Problem::new(message.into(), path, span)));
     }
 
     fn text(&mut self, value: &Spanned<String>, path: &KeyPath) -> Option<String> {
@@ -236,7 +234,7 @@ impl Checker<'_> {
     /// A substituted, checked string; `default` if absent.
     fn string(
         &mut self,
-        value: &Option<Spanned<String>>,
+        value: Option<&Spanned<String>>,
         path: &KeyPath,
         default: String,
         check: impl Fn(&str) -> Result<(), String>,
@@ -262,13 +260,13 @@ impl Checker<'_> {
     ) -> String {
         if value.is_none() {
             let message = format!(
-                "missing required key \"{}\" in {}",
+                "missing required key \"{}\" {}",
                 path.last_key(),
-                path.table_name()
+                path.location()
             );
             self.report(Some(table), path, message);
         }
-        self.string(value, path, String::new(), check)
+        self.string(value.as_ref(), path, String::new(), check)
     }
 
     fn number(
@@ -300,7 +298,7 @@ impl Checker<'_> {
             self.report(
                 None,
                 &p,
-                "missing [prefect] table; add one with account_id and workspace_id".to_owned(),
+                "missing [prefect] table; add one with account_id and workspace_id",
             );
             return Prefect {
                 api_url: String::new(),
@@ -312,11 +310,11 @@ impl Checker<'_> {
         let table = raw.span();
         let raw = raw.get_ref();
         let key_env = self.string(
-            &raw.api_key_env,
+            raw.api_key_env.as_ref(),
             &p.key("api_key_env"),
             "PREFECT_API_KEY".to_owned(),
             |name| {
-                is_env_name(name).then_some(()).ok_or_else(|| {
+                ensure(is_env_name(name), || {
                     format!("api_key_env \"{name}\" is not an environment variable name")
                 })
             },
@@ -331,15 +329,16 @@ impl Checker<'_> {
                     self.report(
                         Some(file.span()),
                         &p.key("api_key_file"),
-                        "api_key_env and api_key_file are exclusive; keep one of them".to_owned(),
+                        "api_key_env and api_key_file are exclusive; keep one of them",
                     );
                 }
-                let file = self.string(
-                    &Some(file.clone()),
-                    &p.key("api_key_file"),
-                    String::new(),
-                    |_| Ok(()),
-                );
+                let file =
+                    self.string(
+                        Some(file),
+                        &p.key("api_key_file"),
+                        String::new(),
+                        |_| Ok(()),
+                    );
                 let dir = spec_path.parent().unwrap_or(Path::new(""));
                 ApiKeySource::File(dir.join(file))
             }
@@ -364,8 +363,8 @@ impl Checker<'_> {
         let name = self.required(&raw.get_ref().name, &p.key("name"), raw.span(), stack_name);
         let raw = raw.get_ref();
         let region = raw.region.as_ref().map(|r| {
-            self.string(&Some(r.clone()), &p.key("region"), String::new(), |r| {
-                is_region(r).then_some(()).ok_or_else(|| {
+            self.string(Some(r), &p.key("region"), String::new(), |r| {
+                ensure(is_region(r), || {
                     format!("region \"{r}\" does not look like an AWS region (like us-east-1)")
                 })
             })
@@ -398,7 +397,7 @@ impl Checker<'_> {
     ) -> Network {
         let p = KeyPath::default().key("network");
         let vpc_name = self.string(
-            &raw.vpc_name,
+            raw.vpc_name.as_ref(),
             &p.key("vpc_name"),
             format!("{stack}-vpc"),
             aws_name("VPC name", 255, |_| true),
@@ -516,7 +515,7 @@ impl Checker<'_> {
                     "duplicate availability zone \"{name}\" (also availability_zones[{first}])"
                 );
                 self.report(Some(az.span()), &path, message);
-            } else if let Some(region) = region.filter(|r| !name.starts_with(r)) {
+            } else if let Some(region) = region.filter(|r| is_region(r) && !name.starts_with(r)) {
                 let message = format!("availability zone \"{name}\" is not in region {region}");
                 self.report(Some(az.span()), &path, message);
             }
@@ -595,11 +594,12 @@ impl Checker<'_> {
         subnets: impl Iterator<Item = &'s (Ipv4Net, Option<Range<usize>>, KeyPath)>,
     ) {
         let subnets: Vec<_> = subnets.collect();
+        // Only the first overlap of each subnet: one misplaced block can overlap all others.
         for (j, (b, b_span, b_path)) in subnets.iter().enumerate() {
-            for (a, a_span, a_path) in &subnets[..j] {
-                if !(a.contains(&b.network()) || b.contains(&a.network())) {
-                    continue;
-                }
+            let overlapping = subnets[..j]
+                .iter()
+                .find(|(a, _, _)| a.contains(&b.network()) || b.contains(&a.network()));
+            if let Some((a, a_span, a_path)) = overlapping {
                 // Point at a listed subnet: a carved one has no place in the file.
                 let ((this, span, path), (other, _, other_path)) = match b_span {
                     Some(_) => ((b, b_span, b_path), (a, a_span, a_path)),
@@ -615,7 +615,7 @@ impl Checker<'_> {
         let p = KeyPath::default().key("secret");
         Secret {
             name: self.string(
-                &raw.name,
+                raw.name.as_ref(),
                 &p.key("name"),
                 format!("{stack}-prefect-api-key"),
                 secret_name,
@@ -636,11 +636,10 @@ impl Checker<'_> {
             return 30;
         };
         if !RETENTION_DAYS.contains(days.get_ref()) {
-            let allowed: Vec<String> = RETENTION_DAYS.iter().map(u32::to_string).collect();
             let message = format!(
                 "retention_days = {} is not a CloudWatch retention (allowed: {})",
                 days.get_ref(),
-                allowed.join(", ")
+                join(&RETENTION_DAYS)
             );
             self.report(Some(days.span()), path, message);
         }
@@ -679,14 +678,10 @@ impl Checker<'_> {
                 work_pool,
             );
             let image = self.string(
-                &raw.image,
+                raw.image.as_ref(),
                 &p.key("image"),
                 "prefecthq/prefect:3-latest".to_owned(),
-                |image| {
-                    (!image.is_empty())
-                        .then_some(())
-                        .ok_or_else(|| "image must not be empty".to_owned())
-                },
+                |image| ensure(!image.is_empty(), || "image must not be empty".to_owned()),
             );
             let (cpu, memory) = self.size(raw, &p, table);
             let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
@@ -722,25 +717,42 @@ impl Checker<'_> {
         let memory = raw.memory.as_ref().map_or(1024, |m| *m.get_ref());
         let cpu_span = raw.cpu.as_ref().map_or(table, |c| c.span());
         let Some(allowed) = fargate_memory(cpu) else {
-            let sizes: Vec<String> = FARGATE_CPU.iter().map(u32::to_string).collect();
             let message = format!(
                 "cpu = {cpu} is not a Fargate size (allowed: {})",
-                sizes.join(", ")
+                join(&FARGATE_CPU)
             );
             self.report(Some(cpu_span), &p.key("cpu"), message);
             return (cpu, memory);
         };
         if !allowed.contains(&memory) {
-            let allowed: Vec<String> = allowed.iter().map(u32::to_string).collect();
-            let message = format!(
-                "memory = {memory} is not valid with cpu = {cpu} (allowed: {})",
-                allowed.join(", ")
-            );
-            let span = raw.memory.as_ref().map_or(cpu_span, |m| m.span());
-            self.report(Some(span), &p.key("memory"), message);
+            let allowed = join(&allowed);
+            match &raw.memory {
+                Some(value) => {
+                    let message = format!(
+                        "memory = {memory} is not valid with cpu = {cpu} (allowed: {allowed})"
+                    );
+                    self.report(Some(value.span()), &p.key("memory"), message);
+                }
+                None => {
+                    let message = format!(
+                        "cpu = {cpu} needs memory set: the default 1024 is not valid with it \
+                         (allowed: {allowed})"
+                    );
+                    self.report(Some(cpu_span), &p.key("cpu"), message);
+                }
+            }
         }
         (cpu, memory)
     }
+}
+
+fn join(numbers: &[u32]) -> String {
+    let numbers: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    numbers.join(", ")
+}
+
+fn ensure(valid: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if valid { Ok(()) } else { Err(message()) }
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -778,7 +790,7 @@ fn stack_name(name: &str) -> Result<(), String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    valid.then_some(()).ok_or_else(|| {
+    ensure(valid, || {
         format!(
             "invalid stack name \"{name}\": use 1 to 28 lower-case letters, digits and hyphens, \
              starting with a letter"
@@ -793,14 +805,14 @@ fn uuid(id: &str) -> Result<(), String> {
         && groups
             .iter()
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
-    valid
-        .then_some(())
-        .ok_or_else(|| format!("\"{id}\" is not a UUID; copy the id from the Prefect Cloud URL"))
+    ensure(valid, || {
+        format!("\"{id}\" is not a UUID; copy the id from the Prefect Cloud URL")
+    })
 }
 
 fn dns_name(name: &str) -> Result<(), String> {
     let valid = name.len() <= 253 && name.split('.').all(is_dns_label);
-    valid.then_some(()).ok_or_else(|| {
+    ensure(valid, || {
         format!(
             "namespace \"{name}\" is not a DNS name: use dot-separated labels of lower-case \
              letters, digits and hyphens"
@@ -809,7 +821,7 @@ fn dns_name(name: &str) -> Result<(), String> {
 }
 
 fn worker_name(name: &str) -> Result<(), String> {
-    is_dns_label(name).then_some(()).ok_or_else(|| {
+    ensure(is_dns_label(name), || {
         format!(
             "invalid worker name \"{name}\": it names the Cloud Map service, so use 1 to 63 \
              lower-case letters, digits and hyphens, not starting or ending with a hyphen"
