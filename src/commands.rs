@@ -128,20 +128,17 @@ impl Context {
         wait: bool,
     ) -> Result<Context> {
         let spec = load(path, g)?;
-        let region = match (&spec.region, resolve_region(conn).await) {
-            (Some(s), _) if g.region.as_ref().is_some_and(|r| r != s) => {
+        let region = match (&spec.region, &g.region) {
+            (Some(s), Some(r)) if r != s => {
                 return Err(miette!(
-                    "the spec's region is {s} but --region says {}: a stack lives in one region",
-                    g.region.as_deref().unwrap_or_default()
+                    "the spec's region is {s} but --region says {r}: a stack lives in one region"
                 ));
             }
             (Some(s), _) => s.clone(),
-            (None, Some(r)) => r,
-            (None, None) => {
-                return Err(miette!(
-                    "no AWS region: set [stack] region in the spec, --region, or AWS_REGION"
-                ));
-            }
+            // Only now ask the AWS config chain: a spec with a region needs no lookup at all.
+            (None, _) => resolve_region(conn).await.ok_or_else(|| {
+                miette!("no AWS region: set [stack] region in the spec, --region, or AWS_REGION")
+            })?,
         };
         let graph = if desired {
             Some(graph::build(&spec, &region, Some(api_key(&spec, path)?))?)

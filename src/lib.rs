@@ -11,3 +11,6 @@ pub mod plan;
 pub mod provider;
 pub mod secret;
 pub mod spec;
+
+#[cfg(test)]
+mod core_tests;

@@ -1,0 +1,530 @@
+//! Tests of the pure core on real specs: graph edges and order, plans against fabricated
+//! observed states, and the executor against a fake provider. No AWS, no network.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use petgraph::algo::has_path_connecting;
+use serde_json::json;
+
+use crate::apply::{Op, Provider, ProviderError, execute, schedule};
+use crate::graph::{GraphError, StackGraph, build};
+use crate::model::{
+    Address, Attrs, Conflict, Desired, Kind, Observed, ObservedState, Outputs, reference, resolve,
+};
+use crate::plan::{Action, Plan, PlanError, compute};
+use crate::secret::SecretValue;
+use crate::spec::{self, Spec};
+
+fn load(name: &str) -> Spec {
+    let env = |k: &str| match k {
+        "PREFECT_ACCOUNT_ID" => Some("9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f".to_string()),
+        "PREFECT_WORKSPACE_ID" => Some("3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99".to_string()),
+        _ => None,
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("stacks")
+        .join(name);
+    spec::load(&path, &env, Some("us-east-1"))
+        .unwrap_or_else(|e| panic!("{}", spec::render_plain(&e)))
+}
+
+fn key() -> Option<SecretValue> {
+    Some(SecretValue::new("pnu_unit_test_key".into()))
+}
+
+fn dev() -> StackGraph {
+    build(&load("dev.toml"), "us-east-1", key()).unwrap()
+}
+
+fn a(s: &str) -> Address {
+    Address::parse(s).unwrap_or_else(|| panic!("bad address {s}"))
+}
+
+/// `later` comes after `earlier` through a chain of dependencies.
+fn after(g: &StackGraph, later: &str, earlier: &str) -> bool {
+    let idx = |s: &str| {
+        g.graph
+            .node_indices()
+            .find(|&i| g.graph[i].address == a(s))
+            .unwrap_or_else(|| panic!("{s} not in graph"))
+    };
+    has_path_connecting(&g.graph, idx(earlier), idx(later), None)
+}
+
+#[test]
+fn the_orderings_aws_needs_are_edges() {
+    let g = dev();
+    let svc = "ecs_service.dev-worker";
+    let td = "ecs_task_definition.dev-worker";
+    let needs = [
+        ("nat_gateway.nat[0]", "internet_gateway.main"),
+        ("nat_gateway.nat[0]", "subnet.public[0]"),
+        (svc, "route_table.private[0]"),
+        (svc, "iam_role_policy.execution"),
+        (svc, "iam_role_policy.task"),
+        (svc, "secret.api_key"),
+        (svc, "log_group.workers"),
+        (svc, "service_discovery_service.dev-worker"),
+        (svc, "security_group.worker"),
+        (svc, td),
+        (td, "iam_role.execution"),
+        (td, "iam_role.task"),
+        (td, "log_group.workers"),
+        (td, "secret.api_key"),
+        (
+            "service_discovery_service.dev-worker",
+            "service_discovery_namespace.main",
+        ),
+        ("iam_role_policy.execution", "secret.api_key"),
+        ("route_table.private[0]", "nat_gateway.nat[0]"),
+        ("route_table.public", "internet_gateway.main"),
+    ];
+    for (later, earlier) in needs {
+        assert!(
+            after(&g, later, earlier),
+            "{later} must come after {earlier}"
+        );
+    }
+    assert!(!after(&g, "internet_gateway.main", "nat_gateway.nat[0]"));
+}
+
+#[test]
+fn order_respects_every_edge_and_is_stable() {
+    for stack in ["dev.toml", "minimal.toml", "prod.toml"] {
+        let g = build(&load(stack), "us-east-1", key()).unwrap();
+        let order = g.order().unwrap();
+        assert_eq!(order.len(), g.graph.node_count());
+        let pos: BTreeMap<&Address, usize> =
+            order.iter().enumerate().map(|(i, a)| (a, i)).collect();
+        for e in g.graph.edge_indices() {
+            let (f, t) = g.graph.edge_endpoints(e).unwrap();
+            assert!(
+                pos[&g.graph[f].address] < pos[&g.graph[t].address],
+                "{stack}: {} before {}",
+                g.graph[f].address,
+                g.graph[t].address
+            );
+        }
+        assert_eq!(
+            order,
+            build(&load(stack), "us-east-1", key())
+                .unwrap()
+                .order()
+                .unwrap()
+        );
+    }
+}
+
+#[test]
+fn nat_modes_shape_the_network() {
+    let prod = build(&load("prod.toml"), "us-east-1", key()).unwrap();
+    let nats: Vec<_> = prod
+        .resources()
+        .filter(|d| d.address.kind == Kind::NatGateway)
+        .collect();
+    let tables: Vec<_> = prod
+        .resources()
+        .filter(|d| d.address.name.starts_with("private["))
+        .filter(|d| d.address.kind == Kind::RouteTable)
+        .collect();
+    assert_eq!(
+        (nats.len(), tables.len()),
+        (3, 3),
+        "per-az: one NAT and one private route table per zone"
+    );
+    let mut spec = load("dev.toml");
+    spec.network.nat = spec::NatMode::None;
+    let g = build(&spec, "us-east-1", key()).unwrap();
+    assert_eq!(
+        g.resources()
+            .filter(|d| d.address.kind == Kind::NatGateway)
+            .count(),
+        0
+    );
+    let svc = g.get(&a("ecs_service.dev-worker")).unwrap();
+    assert_eq!(svc.attrs["network"]["assign_public_ip"], "ENABLED");
+    assert_eq!(
+        svc.attrs["network"]["subnets"][0],
+        reference(&a("subnet.public[0]"), "id")
+    );
+}
+
+#[test]
+fn a_cycle_is_an_error_naming_its_resources() {
+    let x = a("vpc.x");
+    let y = a("subnet.y");
+    let z = a("subnet.z");
+    let mut dx = Desired::new(x.clone(), Attrs::new());
+    dx.extra_deps.push(y.clone());
+    let dy = Desired::new(
+        y.clone(),
+        Attrs::from([("vpc".into(), reference(&x, "id"))]),
+    );
+    let dz = Desired::new(
+        z.clone(),
+        Attrs::from([("vpc".into(), reference(&x, "id"))]),
+    );
+    match StackGraph::from_resources(vec![dx, dy, dz]) {
+        Err(GraphError::Cycle(names)) => assert_eq!(names, ["subnet.y", "vpc.x"]),
+        other => panic!("expected a cycle, got {other:?}"),
+    }
+}
+
+/// What AWS would report right after applying `g`: every attribute as desired, fake ids.
+fn converged(g: &StackGraph) -> ObservedState {
+    let outputs = |addr: &Address| -> Outputs {
+        ["id", "arn", "name"]
+            .iter()
+            .map(|o| (o.to_string(), format!("{o}:{addr}")))
+            .collect()
+    };
+    let resources = g
+        .resources()
+        .map(|d| {
+            let lookup = |a: &Address, o: &str| Some(format!("{o}:{a}"));
+            Observed {
+                address: d.address.clone(),
+                id: format!("id:{}", d.address),
+                outputs: outputs(&d.address),
+                attrs: d
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve(v, &lookup)))
+                    .collect(),
+                uses: d.deps().iter().map(|a| format!("id:{a}")).collect(),
+                sensitive: d.sensitive.clone(),
+            }
+        })
+        .collect();
+    ObservedState {
+        resources,
+        conflicts: vec![],
+    }
+}
+
+fn actions(p: &Plan) -> BTreeMap<String, Action> {
+    p.changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| (c.address.to_string(), c.action))
+        .collect()
+}
+
+#[test]
+fn a_converged_stack_plans_no_changes() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &converged(&g)).unwrap();
+    assert_eq!(actions(&p), BTreeMap::new());
+    assert_eq!(p.render(), "No changes. The stack matches the spec.\n");
+}
+
+#[test]
+fn reordered_and_reencoded_observations_are_no_change() {
+    let g = dev();
+    let mut seen = converged(&g);
+    for o in &mut seen.resources {
+        if let Some(serde_json::Value::Array(items)) = o.attrs.get_mut("subnet_ids") {
+            items.reverse();
+        }
+        if o.address.kind == Kind::IamRolePolicy {
+            // IAM may answer a one-element list as a plain string.
+            let doc = o.attrs.get_mut("document").unwrap();
+            doc["Statement"][0]["Resource"] = doc["Statement"][0]["Resource"][0].clone();
+        }
+        if let Some(tags) = o.attrs.get_mut("tags") {
+            tags["aws:cloudformation:stack-name"] = json!("added-by-aws");
+        }
+    }
+    assert_eq!(
+        actions(&compute("dev", Some(&g), &seen).unwrap()),
+        BTreeMap::new()
+    );
+}
+
+#[test]
+fn drift_updates_in_place_and_a_forced_replacement_cascades() {
+    let g = dev();
+    let mut seen = converged(&g);
+    let at = |s: &ObservedState, addr: &str| {
+        s.resources
+            .iter()
+            .position(|o| o.address == a(addr))
+            .unwrap()
+    };
+    let i = at(&seen, "log_group.workers");
+    seen.resources[i]
+        .attrs
+        .insert("retention_in_days".into(), json!(7));
+    let i = at(&seen, "secret.api_key");
+    seen.resources[i].sensitive = Some(SecretValue::new("pnu_changed_out_of_band".into()));
+    let i = at(&seen, "subnet.private[1]");
+    seen.resources[i]
+        .attrs
+        .insert("cidr_block".into(), json!("10.0.200.0/24"));
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    let acts = actions(&p);
+    assert_eq!(acts["log_group.workers"], Action::Update);
+    assert_eq!(acts["secret.api_key"], Action::Update);
+    assert_eq!(acts["subnet.private[1]"], Action::Replace);
+    // The replaced subnet's id is unknown until apply: its users change with it.
+    assert_eq!(acts["route_table.private[0]"], Action::Update);
+    assert_eq!(acts["ecs_service.dev-worker"], Action::Update);
+    let text = p.render();
+    assert!(text.contains("~ retention_in_days: 7 → 30"), "{text}");
+    assert!(
+        text.contains("~ value: (sensitive value changed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~ cidr_block: \"10.0.200.0/24\" → \"10.0.144.0/20\"  # forces replacement"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pnu_"),
+        "a secret value reached the plan:\n{text}"
+    );
+}
+
+#[test]
+fn orphans_and_duplicates_are_deleted_and_conflicts_refused() {
+    let g = dev();
+    let mut seen = converged(&g);
+    let mut orphan = seen
+        .resources
+        .iter()
+        .find(|o| o.address == a("ecs_service.dev-worker"))
+        .unwrap()
+        .clone();
+    orphan.address = a("ecs_service.old-worker");
+    orphan.id = "id:old".into();
+    let mut dup = seen
+        .resources
+        .iter()
+        .find(|o| o.address == a("vpc.main"))
+        .unwrap()
+        .clone();
+    dup.id = "vpc-duplicate".into();
+    seen.resources.push(orphan);
+    seen.resources.push(dup);
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    let deletes: Vec<_> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| (c.address.to_string(), c.reason.clone().unwrap()))
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(deletes.contains(&(
+        "ecs_service.old-worker".into(),
+        "no longer in the spec".into()
+    )));
+    assert!(
+        deletes
+            .iter()
+            .any(|(addr, why)| addr == "vpc.main" && why.contains("same address"))
+    );
+
+    seen.conflicts.push(Conflict {
+        address: a("ecs_cluster.main"),
+        description: "ECS cluster prefect-cluster exists and is not tagged".into(),
+    });
+    let err = compute("dev", Some(&g), &seen).unwrap_err();
+    let PlanError::NotOwned { conflicts, .. } = &err;
+    assert_eq!(conflicts.len(), 1);
+    assert!(
+        err.to_string()
+            .contains("ecs_cluster.main: ECS cluster prefect-cluster exists"),
+        "{err}"
+    );
+}
+
+#[test]
+fn destroy_is_the_exact_inverse_of_creation() {
+    let g = dev();
+    let seen = converged(&g);
+    let p = compute("dev", None, &seen).unwrap();
+    assert!(p.changes.iter().all(|c| c.action == Action::Delete));
+    let (steps, deps) = schedule(&p);
+    let step_of = |addr: &str| steps.iter().position(|s| s.address == a(addr)).unwrap();
+    for e in g.graph.edge_indices() {
+        let (dep, user) = g.graph.edge_endpoints(e).unwrap();
+        // `user` was created after `dep`, so it must be deleted before it.
+        let (d, u) = (
+            step_of(&g.graph[dep].address.to_string()),
+            step_of(&g.graph[user].address.to_string()),
+        );
+        assert!(
+            deps[d].contains(&u),
+            "{} must wait for {}",
+            steps[d].address,
+            steps[u].address
+        );
+    }
+}
+
+/// A provider that records calls and fails where told.
+#[derive(Default)]
+struct Fake {
+    fail: BTreeSet<String>,
+    log: RefCell<Vec<String>>,
+    running: RefCell<usize>,
+    max_running: RefCell<usize>,
+}
+
+impl Fake {
+    async fn op(&self, what: String, address: &Address) -> Result<(), ProviderError> {
+        *self.running.borrow_mut() += 1;
+        let now = *self.running.borrow();
+        let peak = (*self.max_running.borrow()).max(now);
+        *self.max_running.borrow_mut() = peak;
+        tokio::task::yield_now().await;
+        *self.running.borrow_mut() -= 1;
+        self.log.borrow_mut().push(what);
+        if self.fail.contains(&address.to_string()) {
+            return Err(ProviderError(format!("{address}: injected failure")));
+        }
+        Ok(())
+    }
+}
+
+impl Provider for Fake {
+    async fn create(
+        &self,
+        address: &Address,
+        attrs: &Attrs,
+        _: Option<&SecretValue>,
+    ) -> Result<Outputs, ProviderError> {
+        assert!(
+            !crate::model::contains_unknown(&json!(attrs)),
+            "{address} was started with unresolved references"
+        );
+        self.op(format!("create {address}"), address).await?;
+        Ok(["id", "arn", "name"]
+            .iter()
+            .map(|o| (o.to_string(), format!("{o}:{address}")))
+            .collect())
+    }
+    async fn update(
+        &self,
+        address: &Address,
+        _: &Attrs,
+        _: Option<&SecretValue>,
+        o: &Observed,
+    ) -> Result<Outputs, ProviderError> {
+        self.op(format!("update {address}"), address).await?;
+        Ok(o.outputs.clone())
+    }
+    async fn delete(&self, o: &Observed) -> Result<(), ProviderError> {
+        self.op(format!("delete {}", o.address), &o.address).await
+    }
+}
+
+fn run(p: &Plan, fake: &Fake, parallelism: usize) -> crate::apply::Report {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(execute(p, fake, parallelism, |_| {}))
+}
+
+#[test]
+fn apply_from_empty_runs_every_step_after_its_dependencies_within_the_parallelism() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let fake = Fake::default();
+    let report = run(&p, &fake, 3);
+    assert!(report.ok());
+    let log = fake.log.borrow();
+    assert_eq!(log.len(), g.graph.node_count());
+    let pos = |addr: &Address| {
+        log.iter()
+            .position(|l| l == &format!("create {addr}"))
+            .unwrap()
+    };
+    for e in g.graph.edge_indices() {
+        let (dep, user) = g.graph.edge_endpoints(e).unwrap();
+        assert!(pos(&g.graph[dep].address) < pos(&g.graph[user].address));
+    }
+    assert!(*fake.max_running.borrow() <= 3);
+    assert!(
+        *fake.max_running.borrow() > 1,
+        "independent resources should run at once"
+    );
+}
+
+#[test]
+fn a_failure_skips_only_its_dependents() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let fake = Fake {
+        fail: BTreeSet::from(["log_group.workers".to_string()]),
+        ..Default::default()
+    };
+    let report = run(&p, &fake, 10);
+    assert_eq!(report.failed.len(), 1);
+    let skipped: BTreeSet<String> = report
+        .skipped
+        .iter()
+        .map(|s| s.address.to_string())
+        .collect();
+    assert_eq!(
+        skipped,
+        BTreeSet::from([
+            "ecs_task_definition.dev-worker".into(),
+            "ecs_service.dev-worker".into()
+        ])
+    );
+    assert!(
+        report
+            .done
+            .iter()
+            .any(|(s, _)| s.address == a("nat_gateway.nat[0]") && s.op == Op::Create)
+    );
+    assert_eq!(report.done.len(), g.graph.node_count() - 3);
+}
+
+#[test]
+fn a_task_definition_revision_is_replaced_after_the_service_moves() {
+    let g = dev();
+    let mut seen = converged(&g);
+    let i = seen
+        .resources
+        .iter()
+        .position(|o| o.address == a("ecs_task_definition.dev-worker"))
+        .unwrap();
+    seen.resources[i].attrs.insert("cpu".into(), json!("256"));
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    assert_eq!(
+        actions(&p),
+        BTreeMap::from([
+            ("ecs_task_definition.dev-worker".into(), Action::Replace),
+            ("ecs_service.dev-worker".into(), Action::Update)
+        ])
+    );
+    let fake = Fake::default();
+    assert!(run(&p, &fake, 10).ok());
+    assert_eq!(
+        *fake.log.borrow(),
+        [
+            "create ecs_task_definition.dev-worker",
+            "update ecs_service.dev-worker",
+            "delete ecs_task_definition.dev-worker"
+        ]
+    );
+}
+
+#[test]
+fn every_stack_snapshot() {
+    insta::glob!("../stacks", "*.toml", |path| {
+        let spec = load(path.file_name().unwrap().to_str().unwrap());
+        let g = build(&spec, "us-east-1", key()).unwrap();
+        insta::assert_snapshot!("graph", g.to_dot());
+        insta::assert_snapshot!(
+            "plan_from_empty",
+            compute(&spec.name, Some(&g), &ObservedState::default())
+                .unwrap()
+                .render()
+        );
+    });
+}
