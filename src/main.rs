@@ -9,6 +9,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A message must survive a CI log intact: a wrapped flag name cannot be searched for.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     match prefect_ecs::commands::run(prefect_ecs::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

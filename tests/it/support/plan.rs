@@ -10,7 +10,7 @@ pub enum Action {
     Delete,
 }
 
-/// Every change line (`  + addr`, `  ~ addr`, `-/+ addr`, `  - addr`) keyed by address.
+/// Every change line (`  + addr`, `  ~ addr`, `-/+ addr` or `+/- addr`, `  - addr`) keyed by address.
 /// Attribute lines are indented deeper and never look like `<kind>.<name>` after the marker.
 #[track_caller]
 pub fn changes(stdout: &str) -> BTreeMap<String, Action> {
@@ -20,7 +20,10 @@ pub fn changes(stdout: &str) -> BTreeMap<String, Action> {
             (Action::Create, rest)
         } else if let Some(rest) = line.strip_prefix("  ~ ") {
             (Action::Update, rest)
-        } else if let Some(rest) = line.strip_prefix("-/+ ") {
+        } else if let Some(rest) = line
+            .strip_prefix("-/+ ")
+            .or_else(|| line.strip_prefix("+/- "))
+        {
             (Action::Replace, rest)
         } else if let Some(rest) = line.strip_prefix("  - ") {
             (Action::Delete, rest)
@@ -78,5 +81,5 @@ pub fn summary(stdout: &str) -> Option<(u32, u32, u32)> {
 
 /// True when the plan reports a converged stack: `No changes.` and no change line.
 pub fn is_converged(stdout: &str) -> bool {
-    stdout.lines().any(|l| l.trim() == "No changes.") && changes(stdout).is_empty()
+    stdout.lines().any(|l| l.starts_with("No changes.")) && changes(stdout).is_empty()
 }
