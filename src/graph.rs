@@ -407,22 +407,22 @@ impl Expander<'_> {
             None,
         ));
         for w in &s.workers {
-            out.extend(self.worker(w, &ns, &logs, &cluster, &secret, &sg, tables));
+            out.extend(self.worker(w, tables));
         }
         out
     }
 
-    fn worker(
-        &self,
-        w: &Worker,
-        ns: &Address,
-        logs: &Address,
-        cluster: &Address,
-        secret: &Address,
-        sg: &Address,
-        private_tables: usize,
-    ) -> Vec<Desired> {
+    fn worker(&self, w: &Worker, private_tables: usize) -> Vec<Desired> {
         let s = self.spec;
+        let (ns, logs, cluster) = (
+            &addr(Kind::Namespace, "main"),
+            &addr(Kind::LogGroup, "workers"),
+            &addr(Kind::EcsCluster, "main"),
+        );
+        let (secret, sg) = (
+            &addr(Kind::Secret, "api_key"),
+            &addr(Kind::SecurityGroup, "worker"),
+        );
         let sd = addr(Kind::CloudMapService, &w.name);
         let td = addr(Kind::TaskDefinition, &w.name);
         let svc = addr(Kind::EcsService, &w.name);

@@ -10,8 +10,8 @@ use aws_sdk_ec2::types::{
 use serde_json::{Value, json};
 
 use super::{
-    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, retry_codes,
-    tag_delta, tags_value, wait_until,
+    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, request_token,
+    retry_codes, tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_STACK};
@@ -483,7 +483,7 @@ impl Aws {
                     .map_err(|e| aws_err("AllocateAddress", e))?;
                 out.allocation_id().unwrap_or_default().to_string()
             }
-            Kind::NatGateway => self.create_nat(attrs, tags, address).await?,
+            Kind::NatGateway => self.create_nat(attrs, tags).await?,
             Kind::RouteTable => {
                 let out = self
                     .ec2
@@ -548,26 +548,13 @@ impl Aws {
         &self,
         attrs: &Attrs,
         tags: &BTreeMap<String, String>,
-        address: &Address,
     ) -> Result<String, ProviderError> {
-        // The client token makes a retried create return the same NAT instead of a second one.
-        let token = format!(
-            "{}-{}-{}",
-            self.settings.stack,
-            address,
-            attr(attrs, "allocation_id")?
-        );
-        let token: String = token
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .take(64)
-            .collect();
         let out = self
             .ec2
             .create_nat_gateway()
             .subnet_id(attr(attrs, "subnet_id")?)
             .allocation_id(attr(attrs, "allocation_id")?)
-            .client_token(token)
+            .client_token(request_token())
             .tag_specifications(spec_tags(ResourceType::Natgateway, tags))
             .send()
             .await

@@ -11,8 +11,8 @@ use aws_sdk_ecs::types::{
 use serde_json::{Value, json};
 
 use super::{
-    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, retry_codes,
-    tag_delta, tags_value, wait_until,
+    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, request_token,
+    retry_codes, retry_when, tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
@@ -240,13 +240,11 @@ impl Aws {
             Kind::EcsService => {
                 let name = attr(attrs, "name")?;
                 let cluster = attr(attrs, "cluster")?;
-                let token: String = format!("{}-{name}", self.settings.stack)
-                    .chars()
-                    .take(36)
-                    .collect();
-                let out = retry_codes(
+                let token = request_token();
+                // A service of the same name that is still draining makes the create fail for a while.
+                let out = retry_when(
                     self.settings.deadline,
-                    &["InvalidParameterException"],
+                    |e| e.is(&["InvalidParameterException"]) && e.message.contains("idempoten"),
                     &format!("create ECS service {name}"),
                     || async {
                         self.ecs

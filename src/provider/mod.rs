@@ -210,6 +210,23 @@ fn observed(
     }
 }
 
+/// A fresh idempotency token for one create call: the SDK resends it on its own retries, so a
+/// retried create returns the first resource instead of making a second. It is never reused
+/// across calls: a token reused after a delete would hand back the deleted resource.
+fn request_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "pe-{nanos:x}-{}-{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 fn tags_value(tags: &BTreeMap<String, String>) -> Value {
     serde_json::to_value(tags).expect("string map")
 }
@@ -309,6 +326,20 @@ async fn retry_codes<T, F, Fut>(
     deadline: Duration,
     codes: &[&str],
     what: &str,
+    op: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    retry_when(deadline, |e| e.is(codes), what, op).await
+}
+
+/// Retry `op` while `transient` says its error will pass, with backoff, until `deadline`.
+async fn retry_when<T, F, Fut>(
+    deadline: Duration,
+    transient: impl Fn(&AwsError) -> bool,
+    what: &str,
     mut op: F,
 ) -> Result<T, ProviderError>
 where
@@ -320,12 +351,12 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is(codes) && start.elapsed() + delay < deadline => {
+            Err(e) if transient(&e) && start.elapsed() + delay < deadline => {
                 tracing::info!("{what}: {} (retrying in {delay:?})", e.message);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
             }
-            Err(e) if e.is(codes) => {
+            Err(e) if transient(&e) => {
                 return Err(ProviderError(format!(
                     "{what}: still failing after {:.0?}: {}",
                     start.elapsed(),

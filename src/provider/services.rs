@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{
-    Aws, Found, Poll, attr, aws_err, changed, observed, retry_codes, tag_delta, tags_value,
-    wait_until,
+    Aws, Found, Poll, attr, aws_err, changed, observed, request_token, retry_codes, retry_when,
+    tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
@@ -83,9 +83,10 @@ impl Aws {
             ProviderError("secret value is not available (is the API key set?)".into())
         })?;
         let name = attr(attrs, "name")?;
-        let out = retry_codes(
+        // A force-deleted name is released asynchronously: creating it again fails for a while.
+        let out = retry_when(
             self.settings.deadline,
-            &["InvalidRequestException"],
+            |e| e.is(&["InvalidRequestException"]) && e.message.contains("scheduled for deletion"),
             &format!("create secret {name}"),
             || async {
                 self.secrets
@@ -396,8 +397,7 @@ impl Aws {
                 "prefect-ecs stack {} in vpc {vpc}",
                 self.settings.stack
             ))
-            // The same request id makes a retried create return the same operation.
-            .creator_request_id(format!("prefect-ecs-{}-{name}-{vpc}", self.settings.stack))
+            .creator_request_id(request_token())
             .set_tags(Some(Self::sd_tag_list(tags)))
             .send()
             .await
@@ -458,7 +458,7 @@ impl Aws {
             .create_service()
             .name(name)
             .namespace_id(ns)
-            .creator_request_id(format!("prefect-ecs-{}-{name}-{ns}", self.settings.stack))
+            .creator_request_id(request_token())
             .dns_config(
                 DnsConfig::builder()
                     .routing_policy(RoutingPolicy::Multivalue)

@@ -526,20 +526,20 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
         for s in discovery_services_named(aws, &w.name).await {
             left.push(format!("service_discovery_service {s:?}"));
         }
-        if let Some(s) = ecs_service(aws, &stack.cluster(), &w.name).await {
-            if s.status() != Some("INACTIVE") {
-                left.push(format!("ecs_service {} {:?}", w.name, s.status()));
-            }
+        if let Some(s) = ecs_service(aws, &stack.cluster(), &w.name).await
+            && s.status() != Some("INACTIVE")
+        {
+            left.push(format!("ecs_service {} {:?}", w.name, s.status()));
         }
         for arn in active_revisions(aws, &w.name).await {
             left.push(format!("ecs_task_definition {arn}"));
         }
     }
 
-    if let Some((c, _)) = cluster(aws, &stack.cluster()).await {
-        if c.status() != Some("INACTIVE") {
-            left.push(format!("ecs_cluster {} {:?}", stack.cluster(), c.status()));
-        }
+    if let Some((c, _)) = cluster(aws, &stack.cluster()).await
+        && c.status() != Some("INACTIVE")
+    {
+        left.push(format!("ecs_cluster {} {:?}", stack.cluster(), c.status()));
     }
     left
 }

@@ -27,6 +27,8 @@ pub struct Moto {
     /// Never written to: moto's wrapper shell kills moto when it reads EOF here, which happens
     /// when this process exits, however it exits (statics are never dropped).
     _lifeline: ChildStdin,
+    /// Never waited for: it ends with the test process, when the lifeline closes.
+    _wrapper: std::process::Child,
 }
 
 pub fn moto() -> &'static Moto {
@@ -68,6 +70,7 @@ fn start_moto() -> Moto {
     Moto {
         endpoint,
         _lifeline: lifeline,
+        _wrapper: wrapper,
     }
 }
 
