@@ -195,6 +195,7 @@ fn converged(g: &StackGraph) -> ObservedState {
                     .collect(),
                 uses: d.deps().iter().map(|a| format!("id:{a}")).collect(),
                 sensitive: d.sensitive.clone(),
+                deleting: false,
             }
         })
         .collect();

@@ -164,6 +164,7 @@ mod tests {
             attrs,
             uses: vec![],
             sensitive: None,
+            deleting: false,
         }
     }
 

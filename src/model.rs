@@ -275,6 +275,8 @@ pub struct Observed {
     pub uses: Vec<String>,
     /// The secret's current value, compared with the desired one and never shown.
     pub sensitive: Option<SecretValue>,
+    /// Already on its way out (a secret in its recovery window): deleting it again is a no-op.
+    pub deleting: bool,
 }
 
 /// A same-named resource that is not this stack's: plan refuses to touch it.

@@ -132,7 +132,7 @@ pub fn compute(
     }
     let mut orphans: Vec<&Observed> = by_address
         .values()
-        .filter(|o| !desired_addrs.contains(&o.address))
+        .filter(|o| !desired_addrs.contains(&o.address) && !o.deleting)
         .copied()
         .collect();
     orphans.sort_by(|a, b| a.address.cmp(&b.address));

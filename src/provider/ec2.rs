@@ -535,6 +535,7 @@ impl Aws {
                     ]),
                     uses: vec![],
                     sensitive: None,
+                    deleting: false,
                 };
                 self.sync_rules(&id, attrs, &fresh).await?;
                 id

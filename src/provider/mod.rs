@@ -207,6 +207,7 @@ fn observed(
         attrs,
         uses,
         sensitive: None,
+        deleting: false,
     }
 }
 

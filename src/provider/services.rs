@@ -57,6 +57,7 @@ impl Aws {
             attrs,
             vec![],
         );
+        o.deleting = scheduled;
         // A secret scheduled for deletion cannot be read; its value is compared after restore.
         if !scheduled {
             match self.secrets.get_secret_value().secret_id(&arn).send().await {

@@ -465,3 +465,55 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
         );
     }
 }
+
+/// With a recovery window, destroy schedules the secret's deletion; a later apply restores it
+/// (AWS would refuse to create the name again) and sets its value.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_in_its_recovery_window_is_restored_by_apply() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("restore");
+    stack.extra = "[secret]\nrecovery_window_days = 7\n".into();
+    stack.apply().assert_ok();
+    stack.destroy().assert_ok();
+    let scheduled = |aws: &Aws, name: String| {
+        let secrets = aws.secrets.clone();
+        async move {
+            let d = secrets.describe_secret().secret_id(name).send().await;
+            d.expect("the secret is kept during its recovery window")
+                .deleted_date()
+                .is_some()
+        }
+    };
+    assert!(
+        scheduled(&aws, stack.secret_name()).await,
+        "destroy did not schedule the deletion"
+    );
+
+    // Nothing is left to destroy: a second destroy is a no-op, not an error.
+    let out = stack.destroy().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+
+    let out = stack.plan().assert_ok();
+    assert_eq!(
+        plan::changes(&out.stdout).get("secret.api_key"),
+        Some(&Action::Update),
+        "{out}"
+    );
+    stack.apply().assert_ok();
+    assert!(
+        !scheduled(&aws, stack.secret_name()).await,
+        "apply did not restore the secret"
+    );
+    assert!(secret_value(&aws, &stack.secret_name()).await == stack.canary());
+    assert!(plan::is_converged(&stack.plan().assert_ok().stdout));
+
+    stack.destroy().assert_ok();
+    aws.secrets
+        .delete_secret()
+        .secret_id(stack.secret_name())
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("clean up the scheduled secret");
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}

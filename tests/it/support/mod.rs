@@ -185,6 +185,8 @@ pub struct TestStack {
     pub cidr: String,
     pub nat: &'static str,
     pub workers: Vec<WorkerSpec>,
+    /// More TOML tables appended to the spec as written (e.g. `[secret]`).
+    pub extra: String,
     canary: String,
     /// Other values that must never appear in any output (e.g. a drifted secret value).
     forbidden: Vec<String>,
@@ -206,6 +208,7 @@ impl TestStack {
             cidr: format!("10.{}.0.0/16", NEXT_NET.fetch_add(1, Ordering::Relaxed)),
             nat: "single",
             workers: Vec::new(),
+            extra: String::new(),
             canary: canary(),
             forbidden: Vec::new(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -256,7 +259,7 @@ impl TestStack {
                 w.name, w.work_pool, w.cpu, w.memory
             );
         }
-        toml
+        toml + "\n" + &self.extra
     }
 
     /// Writes the spec as it stands now and returns its path.
