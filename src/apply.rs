@@ -3,6 +3,7 @@
 //! that need it; everything independent goes on. No AWS here: it drives a [`Provider`].
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -63,6 +64,8 @@ impl Op {
 /// One unit of work: one API-level operation on one resource.
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// Position in the schedule.
+    pub index: usize,
     pub change: usize,
     pub op: Op,
     pub address: Address,
@@ -79,12 +82,15 @@ pub struct Report {
     pub done: Vec<(Step, Duration)>,
     pub failed: Vec<(Step, ProviderError)>,
     pub skipped: Vec<Step>,
+    /// Steps never started because the run was interrupted.
+    pub not_started: Vec<Step>,
+    pub interrupted: bool,
     pub elapsed: Duration,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty()
+        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
 }
 
@@ -96,6 +102,7 @@ pub fn schedule(plan: &Plan) -> (Vec<Step>, Vec<Vec<usize>>) {
     let mut destroy: BTreeMap<usize, usize> = BTreeMap::new();
     let push = |steps: &mut Vec<Step>, change: usize, op: Op, address: &Address| {
         steps.push(Step {
+            index: steps.len(),
             change,
             op,
             address: address.clone(),
@@ -186,7 +193,27 @@ pub async fn execute<P: Provider>(
     plan: &Plan,
     provider: &P,
     parallelism: usize,
+    on_event: impl FnMut(Event<'_>),
+) -> Report {
+    execute_until(
+        plan,
+        provider,
+        parallelism,
+        on_event,
+        &AtomicBool::new(false),
+    )
+    .await
+}
+
+/// Run the plan until `stop` is set: from then on no new step starts, the ones in flight
+/// finish (an AWS call cut in half leaves less to reason about than one let through), and the
+/// report lists what never started.
+pub async fn execute_until<P: Provider>(
+    plan: &Plan,
+    provider: &P,
+    parallelism: usize,
     mut on_event: impl FnMut(Event<'_>),
+    stop: &AtomicBool,
 ) -> Report {
     let started = Instant::now();
     let (steps, deps) = schedule(plan);
@@ -211,7 +238,7 @@ pub async fn execute<P: Provider>(
     let mut report = Report::default();
     let mut running = FuturesUnordered::new();
     loop {
-        while running.len() < parallelism.max(1) {
+        while running.len() < parallelism.max(1) && !stop.load(Ordering::SeqCst) {
             let Some(s) = ready.pop() else { break };
             let step = &steps[s];
             on_event(Event::Started(step));
@@ -279,6 +306,20 @@ pub async fn execute<P: Provider>(
                 }
             }
         }
+    }
+    if stop.load(Ordering::SeqCst) {
+        report.interrupted = true;
+        let finished: HashSet<usize> = report
+            .done
+            .iter()
+            .map(|(s, _)| s.index)
+            .chain(report.failed.iter().map(|(s, _)| s.index))
+            .collect();
+        report.not_started = steps
+            .iter()
+            .filter(|s| !finished.contains(&s.index) && !blocked[s.index])
+            .cloned()
+            .collect();
     }
     report.elapsed = started.elapsed();
     report

@@ -53,6 +53,11 @@ pub enum Command {
     },
     /// Print the resource graph as Graphviz DOT. Makes no AWS call.
     Graph { spec: PathBuf },
+    /// Break a stack's lock left by a run that died (check that it is dead first).
+    ForceUnlock {
+        /// The stack name (`[stack] name` of its spec).
+        stack: String,
+    },
 }
 
 #[derive(Debug, Args)]

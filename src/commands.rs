@@ -3,11 +3,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use miette::{IntoDiagnostic, Result, miette};
 
-use crate::apply::{Event, execute};
+use crate::apply::{Event, execute_until};
 use crate::cli::{Cli, Command, Global, RunFlags};
 use crate::graph::{self, StackGraph};
 use crate::plan::{self, Plan};
@@ -50,14 +52,40 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Apply { spec, run } => runtime()?.block_on(async {
             let ctx = Context::new(spec, &cli.global, &conn, true, !run.no_wait).await?;
-            let plan = ctx.plan().await?;
-            ctx.run(plan, run, "apply", cli.global.parallelism).await
+            ctx.locked("apply", async {
+                let plan = ctx.plan().await?;
+                ctx.run(plan, run, "apply", cli.global.parallelism).await
+            })
+            .await
         }),
         Command::Destroy { spec, run } => runtime()?.block_on(async {
             let ctx = Context::new(spec, &cli.global, &conn, false, !run.no_wait).await?;
-            let observed = ctx.aws.discover(&ctx.spec).await?;
-            let plan = plan::compute(&ctx.spec.name, None, &observed)?;
-            ctx.run(plan, run, "destroy", cli.global.parallelism).await
+            ctx.locked("destroy", async {
+                let observed = ctx.aws.discover(&ctx.spec).await?;
+                let plan = plan::compute(&ctx.spec.name, None, &observed)?;
+                ctx.run(plan, run, "destroy", cli.global.parallelism).await
+            })
+            .await
+        }),
+        Command::ForceUnlock { stack } => runtime()?.block_on(async {
+            let region = resolve_region(&conn)
+                .await
+                .ok_or_else(|| miette!("no AWS region: pass --region or set AWS_REGION"))?;
+            let settings = Settings {
+                stack: stack.clone(),
+                wait: false,
+                recovery_window_days: None,
+                deadline: Duration::from_secs(60),
+            };
+            let aws = Aws::connect(&conn, &region, settings).await;
+            match aws.lock_info(stack).await? {
+                None => println!("stack \"{stack}\" is not locked."),
+                Some(info) => {
+                    aws.release_lock(stack).await?;
+                    println!("released the lock of stack \"{stack}\" held by {info}.");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }),
     }
 }
@@ -155,6 +183,25 @@ impl Context {
         Ok(Context { spec, graph, aws })
     }
 
+    /// Run `work` holding the stack's lock; the lock is given back however `work` ends.
+    async fn locked(
+        &self,
+        verb: &str,
+        work: impl std::future::Future<Output = Result<ExitCode>>,
+    ) -> Result<ExitCode> {
+        self.aws.acquire_lock(&self.spec.name, verb).await?;
+        let result = work.await;
+        let released = self.aws.release_lock(&self.spec.name).await;
+        let code = result?;
+        released.map_err(|e| {
+            miette!(
+                "{e}; the lock may still be held: prefect-ecs force-unlock {}",
+                self.spec.name
+            )
+        })?;
+        Ok(code)
+    }
+
     async fn plan(&self) -> Result<Plan> {
         let observed = self.aws.discover(&self.spec).await?;
         Ok(plan::compute(
@@ -178,29 +225,38 @@ impl Context {
         if !flags.auto_approve {
             confirm(verb, &self.spec.name)?;
         }
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch_interrupts(stop.clone(), self.spec.name.clone()));
         let mut out = std::io::stdout();
-        let report = execute(&plan, &self.aws, parallelism.into(), |e| {
-            let _ = match e {
-                Event::Started(s) => writeln!(out, "{}: {}…", s.address, s.op.progressive()),
-                Event::Finished(s, took, Ok(())) => writeln!(
-                    out,
-                    "{}: {} ({:.1}s)",
-                    s.address,
-                    s.op.past(),
-                    took.as_secs_f64()
-                ),
-                Event::Finished(s, took, Err(e)) => {
-                    writeln!(
+        let report = execute_until(
+            &plan,
+            &self.aws,
+            parallelism.into(),
+            |e| {
+                let _ = match e {
+                    Event::Started(s) => writeln!(out, "{}: {}…", s.address, s.op.progressive()),
+                    Event::Finished(s, took, Ok(())) => writeln!(
                         out,
-                        "{}: {} FAILED after {:.1}s: {e}",
+                        "{}: {} ({:.1}s)",
                         s.address,
-                        s.op.progressive(),
+                        s.op.past(),
                         took.as_secs_f64()
-                    )
-                }
-            };
-        })
+                    ),
+                    Event::Finished(s, took, Err(e)) => {
+                        writeln!(
+                            out,
+                            "{}: {} FAILED after {:.1}s: {e}",
+                            s.address,
+                            s.op.progressive(),
+                            took.as_secs_f64()
+                        )
+                    }
+                };
+            },
+            &stop,
+        )
         .await;
+        watcher.abort();
         println!();
         if report.ok() {
             println!(
@@ -212,8 +268,13 @@ impl Context {
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!(
-            "{} failed: {} done, {} failed, {} skipped.",
+            "{} {}: {} done, {} failed, {} skipped.",
             capitalize(verb),
+            if report.interrupted {
+                "interrupted"
+            } else {
+                "failed"
+            },
             report.done.len(),
             report.failed.len(),
             report.skipped.len()
@@ -224,10 +285,36 @@ impl Context {
         for s in &report.skipped {
             eprintln!("  skipped: {} (needs a failed step)", s.address);
         }
+        if report.interrupted {
+            eprintln!(
+                "Interrupted: {} operation(s) not started:",
+                report.not_started.len()
+            );
+            for s in &report.not_started {
+                eprintln!("  not started: {} ({})", s.address, s.op.progressive());
+            }
+        }
         eprintln!(
             "Run `prefect-ecs {verb}` again once the cause is fixed: it continues from what exists."
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// First Ctrl-C: start nothing new, let what is in flight finish. Second: leave at once.
+async fn watch_interrupts(stop: Arc<AtomicBool>, stack: String) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    stop.store(true, Ordering::SeqCst);
+    eprintln!(
+        "\ninterrupted: no new operation starts; waiting for the ones in flight (Ctrl-C again to exit at once)"
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!(
+            "interrupted twice: exiting now. The stack lock stays held: prefect-ecs force-unlock {stack}"
+        );
+        std::process::exit(130);
     }
 }
 

@@ -369,6 +369,8 @@ fn destroy_is_the_exact_inverse_of_creation() {
 #[derive(Default)]
 struct Fake {
     fail: BTreeSet<String>,
+    /// Raise this flag (as a Ctrl-C would) when the named resource is done.
+    interrupt_after: Option<(String, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
     log: RefCell<Vec<String>>,
     running: RefCell<usize>,
     max_running: RefCell<usize>,
@@ -383,6 +385,11 @@ impl Fake {
         tokio::task::yield_now().await;
         *self.running.borrow_mut() -= 1;
         self.log.borrow_mut().push(what);
+        if let Some((at, flag)) = &self.interrupt_after
+            && *at == address.to_string()
+        {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         if self.fail.contains(&address.to_string()) {
             return Err(ProviderError(format!("{address}: injected failure")));
         }
@@ -528,4 +535,24 @@ fn every_stack_snapshot() {
                 .render()
         );
     });
+}
+
+#[test]
+fn an_interrupt_lets_in_flight_steps_finish_and_starts_nothing_new() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fake = Fake {
+        interrupt_after: Some(("vpc.main".into(), stop.clone())),
+        ..Default::default()
+    };
+    let report = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(crate::apply::execute_until(&p, &fake, 1, |_| {}, &stop));
+    assert!(report.interrupted && !report.ok());
+    // With one step at a time, the VPC was the only step in flight when the interrupt came.
+    assert_eq!(*fake.log.borrow(), ["create vpc.main"]);
+    assert_eq!(report.not_started.len(), g.graph.node_count() - 1);
+    assert!(report.failed.is_empty() && report.skipped.is_empty());
 }

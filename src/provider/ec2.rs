@@ -545,55 +545,78 @@ impl Aws {
         Ok(Outputs::from([("id".into(), id)]))
     }
 
+    /// A NAT gateway that ends `failed` is never usable: it is deleted and created again (its
+    /// Elastic IP is freed by the failure), up to three times, before the step fails.
     async fn create_nat(
         &self,
         attrs: &Attrs,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, ProviderError> {
-        let out = self
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(attr(attrs, "subnet_id")?)
-            .allocation_id(attr(attrs, "allocation_id")?)
-            .client_token(request_token())
-            .tag_specifications(spec_tags(ResourceType::Natgateway, tags))
-            .send()
-            .await
-            .map_err(|e| aws_err("CreateNatGateway", e))?;
-        let id = out
-            .nat_gateway()
-            .and_then(|n| n.nat_gateway_id())
-            .unwrap_or_default()
-            .to_string();
-        wait_until(
-            self.settings.deadline,
-            &format!("NAT gateway {id} available"),
-            || async {
-                let r = self
-                    .ec2
-                    .describe_nat_gateways()
-                    .nat_gateway_ids(&id)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("DescribeNatGateways", e))?;
-                let n = r.nat_gateways().first();
-                let state = n
-                    .and_then(|n| n.state())
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default();
-                Ok(match state.as_str() {
-                    "available" => Poll::Done,
-                    "failed" => Poll::Failed(format!(
-                        "NAT gateway {id} failed: {}",
-                        n.and_then(|n| n.failure_message())
-                            .unwrap_or("no reason given")
-                    )),
-                    _ => Poll::Pending(state),
-                })
-            },
-        )
-        .await?;
-        Ok(id)
+        let mut last_failure = String::new();
+        for attempt in 1..=3 {
+            let out = self
+                .ec2
+                .create_nat_gateway()
+                .subnet_id(attr(attrs, "subnet_id")?)
+                .allocation_id(attr(attrs, "allocation_id")?)
+                .client_token(request_token())
+                .tag_specifications(spec_tags(ResourceType::Natgateway, tags))
+                .send()
+                .await
+                .map_err(|e| aws_err("CreateNatGateway", e))?;
+            let id = out
+                .nat_gateway()
+                .and_then(|n| n.nat_gateway_id())
+                .unwrap_or_default()
+                .to_string();
+            let failure = std::cell::RefCell::new(None);
+            wait_until(
+                self.settings.deadline,
+                &format!("NAT gateway {id} available"),
+                || async {
+                    let r = self
+                        .ec2
+                        .describe_nat_gateways()
+                        .nat_gateway_ids(&id)
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("DescribeNatGateways", e))?;
+                    let n = r.nat_gateways().first();
+                    let state = n
+                        .and_then(|n| n.state())
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
+                    if state == "failed" {
+                        *failure.borrow_mut() = Some(
+                            n.and_then(|n| n.failure_message())
+                                .unwrap_or("no reason given")
+                                .to_string(),
+                        );
+                        return Ok(Poll::Done);
+                    }
+                    Ok(if state == "available" {
+                        Poll::Done
+                    } else {
+                        Poll::Pending(state)
+                    })
+                },
+            )
+            .await?;
+            let Some(why) = failure.into_inner() else {
+                return Ok(id);
+            };
+            super::note(&format!(
+                "NAT gateway {id} failed ({why}); deleting it and creating another (attempt {attempt} of 3)"
+            ));
+            self.ec2
+                .delete_nat_gateway()
+                .nat_gateway_id(&id)
+                .send()
+                .await
+                .map_err(|e| aws_err("DeleteNatGateway", e))?;
+            last_failure = format!("NAT gateway {id} failed: {why}");
+        }
+        Err(ProviderError(format!("{last_failure} (3 attempts)")))
     }
 
     async fn set_map_public_ip(&self, id: &str, on: bool) -> Result<(), ProviderError> {

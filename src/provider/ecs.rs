@@ -244,7 +244,11 @@ impl Aws {
                 // A service of the same name that is still draining makes the create fail for a while.
                 let out = retry_when(
                     self.settings.deadline,
-                    |e| e.is(&["InvalidParameterException"]) && e.message.contains("idempoten"),
+                    |e| {
+                        is_iam_propagation(e)
+                            || e.is(&["InvalidParameterException"])
+                                && e.message.contains("idempoten")
+                    },
                     &format!("create ECS service {name}"),
                     || async {
                         self.ecs
@@ -583,7 +587,8 @@ impl Aws {
     }
 }
 
-/// Retry a call that IAM's eventual consistency can fail right after a role was created.
+/// Retry a call that IAM's eventual consistency can fail right after a role was created:
+/// ECS checks `iam:PassRole` and role trust against an IAM that may not know the role yet.
 async fn retry_iam_propagation<T, F, Fut>(aws: &Aws, op: F) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
@@ -593,13 +598,27 @@ where
         .settings
         .deadline
         .min(std::time::Duration::from_secs(120));
-    retry_codes(
+    retry_when(
         window,
-        &["AccessDeniedException"],
+        is_iam_propagation,
         "wait for new IAM roles to propagate",
         op,
     )
     .await
+}
+
+fn is_iam_propagation(e: &super::AwsError) -> bool {
+    const SIGNS: &[&str] = &[
+        "Role is not valid",
+        "nable to assume",
+        "iam:PassRole",
+        "role being passed",
+    ];
+    e.is(&[
+        "AccessDeniedException",
+        "ClientException",
+        "InvalidParameterException",
+    ]) && SIGNS.iter().any(|s| e.message.contains(s))
 }
 
 fn insights(attrs: &Attrs) -> ClusterSetting {

@@ -4,7 +4,10 @@
 mod ec2;
 mod ecs;
 mod iam;
+mod lock;
 mod services;
+
+pub use lock::{LOCK_GROUP, LockInfo};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -211,6 +214,11 @@ fn observed(
     }
 }
 
+/// Tell the user what a long operation is waiting for (shown at the default log level).
+fn note(message: &str) {
+    tracing::info!(target: "prefect_ecs::wait", "{message}");
+}
+
 /// A fresh idempotency token for one create call: the SDK resends it on its own retries, so a
 /// retried create returns the first resource instead of making a second. It is never reused
 /// across calls: a token reused after a delete would hand back the deleted resource.
@@ -353,7 +361,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) if transient(&e) && start.elapsed() + delay < deadline => {
-                tracing::info!("{what}: {} (retrying in {delay:?})", e.message);
+                note(&format!("{what}: {} (retrying in {delay:.0?})", e.message));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
             }
@@ -392,7 +400,10 @@ where
                         start.elapsed()
                     )));
                 }
-                tracing::debug!("waiting for {what}: {state}");
+                note(&format!(
+                    "waiting for {what}: {state} ({:.0?})",
+                    start.elapsed()
+                ));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }

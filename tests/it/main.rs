@@ -5,5 +5,6 @@
 mod changes;
 mod drift;
 mod lifecycle;
+mod lock;
 mod safety;
 mod support;

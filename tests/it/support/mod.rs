@@ -273,9 +273,23 @@ impl TestStack {
     /// `PREFECT_API_KEY`; `env` is applied last, so it can override any of that.
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let spec = self.write();
+        self.run_with(args, Some(&spec), env)
+    }
+
+    /// Like [`TestStack::run`] without the spec path, for commands that take none.
+    pub fn run_bare(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.run_with(args, None, env)
+    }
+
+    fn run_with(
+        &self,
+        args: &[&str],
+        spec: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"))
             .args(args)
-            .arg(&spec)
+            .args(spec)
             // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
