@@ -9,6 +9,7 @@ pub mod graph;
 pub mod model;
 pub mod plan;
 pub mod provider;
+pub mod render;
 pub mod secret;
 pub mod spec;
 
