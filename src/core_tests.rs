@@ -14,6 +14,7 @@ use crate::model::{
     Address, Attrs, Conflict, Desired, Kind, Observed, ObservedState, Outputs, reference, resolve,
 };
 use crate::plan::{Action, Plan, PlanError, compute};
+use crate::render::{PlanDoc, markdown};
 use crate::secret::SecretValue;
 use crate::spec::{self, Spec};
 
@@ -515,6 +516,25 @@ fn a_task_definition_revision_is_replaced_after_the_service_moves() {
     );
 }
 
+/// The plan in all three renderings.
+fn snapshot_plan(name: &str, p: &Plan) {
+    let doc = PlanDoc::new(p);
+    insta::assert_snapshot!(format!("{name}_human"), p.render());
+    insta::assert_snapshot!(
+        format!("{name}_json"),
+        serde_json::to_string_pretty(&doc).unwrap()
+    );
+    insta::assert_snapshot!(format!("{name}_markdown"), markdown::render(&doc));
+    for text in [
+        p.render(),
+        serde_json::to_string(&doc).unwrap(),
+        markdown::render(&doc),
+    ] {
+        assert!(!text.contains("pnu_"), "a secret value reached {name}");
+        assert!(!text.contains('\x1b'), "ANSI codes in {name}");
+    }
+}
+
 #[test]
 fn every_stack_snapshot() {
     insta::glob!("../stacks", "*.toml", |path| {
@@ -527,5 +547,117 @@ fn every_stack_snapshot() {
                 .unwrap()
                 .render()
         );
+        let p = compute(&spec.name, Some(&g), &ObservedState::default()).unwrap();
+        let doc = PlanDoc::new(&p);
+        insta::assert_snapshot!(
+            "plan_from_empty_json",
+            serde_json::to_string_pretty(&doc).unwrap()
+        );
+        insta::assert_snapshot!("plan_from_empty_markdown", markdown::render(&doc));
     });
+}
+
+/// The dev stack as converged, changed by `edit`, then planned.
+fn scenario(edit: impl FnOnce(&mut ObservedState)) -> Plan {
+    let g = dev();
+    let mut seen = converged(&g);
+    edit(&mut seen);
+    compute("dev", Some(&g), &seen).unwrap()
+}
+
+fn observed_mut<'a>(s: &'a mut ObservedState, addr: &str) -> &'a mut Observed {
+    s.resources
+        .iter_mut()
+        .find(|o| o.address == a(addr))
+        .unwrap_or_else(|| panic!("{addr} not observed"))
+}
+
+#[test]
+fn update_scenario_snapshot() {
+    let p = scenario(|s| {
+        observed_mut(s, "ecs_service.dev-worker")
+            .attrs
+            .insert("desired_count".into(), json!(3));
+        observed_mut(s, "log_group.workers")
+            .attrs
+            .insert("retention_in_days".into(), json!(7));
+        observed_mut(s, "secret.api_key").sensitive =
+            Some(SecretValue::new("pnu_changed_out_of_band".into()));
+        let tags = observed_mut(s, "security_group.worker")
+            .attrs
+            .get_mut("tags")
+            .unwrap();
+        tags.as_object_mut().unwrap().remove("Name");
+        tags["owner"] = json!("someone-else");
+        let doc = observed_mut(s, "iam_role_policy.task")
+            .attrs
+            .get_mut("document")
+            .unwrap();
+        doc["Statement"][0]["Action"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a != "ecs:RunTask");
+    });
+    assert_eq!(p.summary().change, 5);
+    snapshot_plan("scenario_update", &p);
+}
+
+#[test]
+fn replace_scenario_snapshot() {
+    let p = scenario(|s| {
+        observed_mut(s, "subnet.private[1]")
+            .attrs
+            .insert("cidr_block".into(), json!("10.0.200.0/24"));
+        let container = observed_mut(s, "ecs_task_definition.dev-worker")
+            .attrs
+            .get_mut("container")
+            .unwrap();
+        let env = container["environment"].as_array_mut().unwrap();
+        for e in env.iter_mut() {
+            if e["name"] == "PREFECT_API_URL" {
+                e["value"] = json!("https://api.prefect.cloud/api/accounts/old");
+            }
+        }
+        env.push(json!({"name": "LEFTOVER", "value": "1"}));
+    });
+    snapshot_plan("scenario_replace", &p);
+    let text = p.render();
+    assert!(
+        text.contains(
+            "~ container.environment[PREFECT_API_URL]: \"https://api.prefect.cloud/api/accounts/old\" → "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("- container.environment[LEFTOVER]: \"1\"  # forces replacement"),
+        "{text}"
+    );
+}
+
+#[test]
+fn orphan_scenario_snapshot() {
+    let p = scenario(|s| {
+        for addr in ["ecs_service.dev-worker", "ecs_task_definition.dev-worker"] {
+            let mut old = s
+                .resources
+                .iter()
+                .find(|o| o.address == a(addr))
+                .unwrap()
+                .clone();
+            old.address.name = "retired-worker".into();
+            old.id = format!("id:{}", old.address);
+            s.resources.push(old);
+        }
+    });
+    snapshot_plan("scenario_orphan", &p);
+    assert!(p.render().contains("# no longer in the spec"));
+}
+
+#[test]
+fn no_change_renders_the_same_in_every_format() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &converged(&g)).unwrap();
+    let doc = PlanDoc::new(&p);
+    assert!(doc.is_empty() && doc.changes.is_empty());
+    assert!(markdown::render(&doc).contains("No changes."));
 }

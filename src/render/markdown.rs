@@ -52,8 +52,10 @@ fn why(c: &ChangeDoc) -> String {
         .filter(|a| a.forces_replacement)
         .map(|a| format!("`{}`", a.path))
         .collect();
-    if !forcing.is_empty() {
-        return format!("{} forces replacement", forcing.join(", "));
+    match forcing.len() {
+        0 => {}
+        1 => return format!("{} forces replacement", forcing[0]),
+        _ => return format!("{} force replacement", forcing.join(", ")),
     }
     let paths: Vec<String> = c
         .attributes
