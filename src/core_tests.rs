@@ -661,3 +661,76 @@ fn no_change_renders_the_same_in_every_format() {
     assert!(doc.is_empty() && doc.changes.is_empty());
     assert!(markdown::render(&doc).contains("No changes."));
 }
+
+#[test]
+fn a_saved_plan_goes_stale_naming_what_changed_and_never_holds_the_key() {
+    use crate::planfile::{Basis, PlanFile};
+    let g = dev();
+    let seen = converged(&g);
+    let spec = b"the spec";
+    let basis = |observed| Basis {
+        spec_bytes: spec,
+        region: "us-east-1",
+        graph: &g,
+        observed,
+    };
+    let plan_of = |s: &ObservedState| PlanDoc::new(&compute("dev", Some(&g), s).unwrap());
+    let file = PlanFile::new("stacks/dev.toml", &basis(&seen), plan_of(&seen));
+    let bytes = file.to_bytes();
+    assert!(!String::from_utf8_lossy(&bytes).contains("pnu_"));
+    let file = PlanFile::parse(&bytes).unwrap().unwrap();
+    assert_eq!(
+        file.stale(&basis(&seen), &plan_of(&seen)),
+        Vec::<String>::new()
+    );
+
+    let mut drifted = seen.clone();
+    observed_mut(&mut drifted, "log_group.workers")
+        .attrs
+        .insert("retention_in_days".into(), json!(7));
+    observed_mut(&mut drifted, "secret.api_key").sensitive =
+        Some(SecretValue::new("pnu_other".into()));
+    drifted
+        .resources
+        .retain(|o| o.address != a("ecs_cluster.main"));
+    let stale = file.stale(&basis(&drifted), &plan_of(&drifted));
+    assert_eq!(
+        stale,
+        [
+            "AWS resources changed since the plan:",
+            "  ecs_cluster.main: gone (id:ecs_cluster.main)",
+            "  log_group.workers: retention_in_days changed",
+            "  secret.api_key: value changed",
+        ]
+    );
+
+    let other = b"the spec, edited";
+    let edited = Basis {
+        spec_bytes: other,
+        ..basis(&seen)
+    };
+    assert_eq!(
+        file.stale(&edited, &plan_of(&seen)),
+        ["spec stacks/dev.toml: the file changed"]
+    );
+    let rotated = build(
+        &load("dev.toml"),
+        "us-east-1",
+        Some(SecretValue::new("pnu_rotated".into())),
+    )
+    .unwrap();
+    let new_key = Basis {
+        graph: &rotated,
+        ..basis(&seen)
+    };
+    let stale = file.stale(&new_key, &plan_of(&seen));
+    assert_eq!(
+        stale,
+        [
+            "the spec's inputs (environment variables, the API key) changed",
+            "  desired secret.api_key: value changed",
+        ]
+    );
+    assert_eq!(PlanFile::parse(b"[stack]\nname = \"x\"\n").unwrap(), None);
+    assert!(PlanFile::parse(b"{\"format\": \"other\"}").is_err());
+}
