@@ -1,4 +1,4 @@
-//! The plan: what apply will do, as data, and its rendering for people. Pure.
+//! The plan: what apply will do, as data. Pure. Rendering reads it through `render::PlanDoc`.
 //! Apply executes exactly the changes computed here; it does not decide anything again.
 
 use std::collections::{BTreeMap, BTreeSet};
