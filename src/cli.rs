@@ -31,6 +31,9 @@ pub struct Global {
     /// At most this many resource operations at once.
     #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub parallelism: u16,
+    /// No colour, even on a terminal (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,9 +41,19 @@ pub enum Command {
     /// Check the spec and report every problem at once. Makes no AWS call.
     Validate { spec: PathBuf },
     /// Show what apply would change, resource by resource, and why.
-    Plan { spec: PathBuf },
-    /// Make AWS match the spec.
+    Plan {
+        spec: PathBuf,
+        #[command(flatten)]
+        show: ShowFlags,
+        /// Also save the plan to this file, for `apply FILE` (which refuses if anything it
+        /// was computed from has changed since).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Make AWS match the spec, or apply a plan saved with `plan --out` exactly, without asking.
     Apply {
+        /// The spec, or a plan file saved by `plan --out`.
+        #[arg(value_name = "SPEC|PLAN")]
         spec: PathBuf,
         #[command(flatten)]
         run: RunFlags,
@@ -51,13 +64,74 @@ pub enum Command {
         #[command(flatten)]
         run: RunFlags,
     },
-    /// Print the resource graph as Graphviz DOT. Makes no AWS call.
-    Graph { spec: PathBuf },
+    /// Print the resource graph (Graphviz DOT or JSON). Makes no AWS call.
+    Graph {
+        spec: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Render a plan saved by `plan --out`. Makes no AWS call.
+    Show {
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        #[command(flatten)]
+        show: ShowFlags,
+    },
+    /// Print the stack's identifiers (VPC, subnets, cluster, services, roles…), read live.
+    Output {
+        spec: PathBuf,
+        /// One JSON object instead of aligned text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Break a stack's lock left by a run that died (check that it is dead first).
     ForceUnlock {
         /// The stack name (`[stack] name` of its spec).
         stack: String,
     },
+    /// Print a shell completion script: `prefect-ecs completions bash > /etc/bash_completion.d/prefect-ecs`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// For people: one block per change (colour on a terminal).
+    Human,
+    /// The versioned JSON document described in the README.
+    Json,
+    /// A table and collapsed details, for a pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowFlags {
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Exit 0 when there are no changes, 2 when there are (1 stays "error").
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+impl ShowFlags {
+    pub fn format(&self) -> PlanFormat {
+        if self.json {
+            PlanFormat::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -68,4 +142,8 @@ pub struct RunFlags {
     /// Do not wait for ECS services to reach their desired count.
     #[arg(long)]
     pub no_wait: bool,
+    /// Report as JSON lines (the plan, each operation, the summary); needs --auto-approve or
+    /// a saved plan.
+    #[arg(long)]
+    pub json: bool,
 }

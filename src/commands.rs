@@ -1,19 +1,25 @@
 //! The commands: thin glue from flags to spec → graph → discovery → plan → executor.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use clap::CommandFactory;
 use miette::{IntoDiagnostic, Result, miette};
 
-use crate::apply::{Event, execute_until};
-use crate::cli::{Cli, Command, Global, RunFlags};
+use crate::apply::{execute_until, schedule};
+use crate::cli::{Cli, Command, Global, GraphFormat, PlanFormat, RunFlags, ShowFlags};
 use crate::graph::{self, StackGraph};
+use crate::model::ObservedState;
 use crate::plan::{self, Plan};
+use crate::planfile::{Basis, PlanFile};
+use crate::progress::{Mode, Progress};
 use crate::provider::{Aws, Connection, Settings, resolve_region};
+use crate::render::human::{self, Style};
+use crate::render::{PlanDoc, markdown};
 use crate::secret::SecretValue;
 use crate::spec::{self, ApiKeySource, Spec};
 
@@ -23,6 +29,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         profile: cli.global.profile.clone(),
         endpoint_url: cli.global.endpoint_url.clone(),
     };
+    let style = style(&cli.global);
     match &cli.command {
         Command::Validate { spec } => {
             let s = load(spec, &cli.global)?;
@@ -34,27 +41,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { spec } => {
+        Command::Graph { spec, format } => {
             let s = load(spec, &cli.global)?;
             let region = s
                 .region
                 .clone()
                 .or_else(|| hint_region(&cli.global))
                 .unwrap_or_else(|| "(region)".into());
-            print!("{}", graph::build(&s, &region, None)?.to_dot());
+            let g = graph::build(&s, &region, None)?;
+            match format {
+                GraphFormat::Dot => print!("{}", g.to_dot()),
+                GraphFormat::Json => println!("{:#}", g.to_json()),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { spec } => runtime()?.block_on(async {
+        Command::Plan { spec, show, out } => runtime()?.block_on(async {
             let ctx = Context::new(spec, &cli.global, &conn, true, true).await?;
-            let plan = ctx.plan().await?;
-            print!("{}", plan.render());
-            Ok(ExitCode::SUCCESS)
+            let (observed, plan) = ctx.observe_and_plan().await?;
+            let doc = PlanDoc::new(&plan);
+            if let Some(out) = out {
+                save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
+            }
+            print_plan(&doc, show, style)
         }),
         Command::Apply { spec, run } => runtime()?.block_on(async {
+            if let Some(saved) = read_saved_plan(spec)? {
+                return apply_saved(spec, saved, run, &cli.global, &conn, style).await;
+            }
             let ctx = Context::new(spec, &cli.global, &conn, true, !run.no_wait).await?;
             ctx.locked("apply", async {
                 let plan = ctx.plan().await?;
-                ctx.run(plan, run, "apply", cli.global.parallelism).await
+                let progress = progress(run, style, "apply")?;
+                ctx.run(plan, run, progress, cli.global.parallelism).await
             })
             .await
         }),
@@ -63,7 +81,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ctx.locked("destroy", async {
                 let observed = ctx.aws.discover(&ctx.spec).await?;
                 let plan = plan::compute(&ctx.spec.name, None, &observed)?;
-                ctx.run(plan, run, "destroy", cli.global.parallelism).await
+                let progress = progress(run, style, "destroy")?;
+                ctx.run(plan, run, progress, cli.global.parallelism).await
             })
             .await
         }),
@@ -87,7 +106,194 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Show { plan, show } => {
+            let saved = read_saved_plan(plan)?.ok_or_else(|| {
+                miette!(
+                    "{} is not a saved plan: make one with `prefect-ecs plan --out {} SPEC`",
+                    plan.display(),
+                    plan.display()
+                )
+            })?;
+            if show.format() == PlanFormat::Human {
+                println!(
+                    "Saved plan of {} (region {}), made {} by prefect-ecs {}.\n",
+                    saved.spec_path, saved.region, saved.created_at, saved.prefect_ecs_version
+                );
+            }
+            print_plan(&saved.plan, show, style)
+        }
+        Command::Output { spec, json } => runtime()?.block_on(async {
+            let ctx = Context::new(spec, &cli.global, &conn, false, true).await?;
+            let observed = ctx.aws.discover(&ctx.spec).await?;
+            let outputs = crate::outputs::collect(&observed);
+            if outputs.is_empty() {
+                return Err(miette!(
+                    "stack \"{}\" has no resources in {}: run `prefect-ecs apply {}` first",
+                    ctx.spec.name,
+                    ctx.region,
+                    spec.display()
+                ));
+            }
+            if *json {
+                println!("{:#}", serde_json::json!(outputs));
+            } else {
+                print!("{}", crate::outputs::render(&outputs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "prefect-ecs",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Colour only for a terminal, and never when asked not to (`--no-color`, `NO_COLOR`).
+fn style(g: &Global) -> Style {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Style {
+        color: !g.no_color && !no_color_env && std::io::stdout().is_terminal(),
+    }
+}
+
+/// Exit 2 for "there are changes" only when asked: 1 stays "error" either way.
+fn plan_exit(show: &ShowFlags, doc: &PlanDoc) -> ExitCode {
+    if show.detailed_exitcode && !doc.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_plan(doc: &PlanDoc, show: &ShowFlags, style: Style) -> Result<ExitCode> {
+    match show.format() {
+        PlanFormat::Human => print!("{}", human::render(doc, style)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(doc).into_diagnostic()?),
+        PlanFormat::Markdown => print!("{}", markdown::render(doc)),
+    }
+    Ok(plan_exit(show, doc))
+}
+
+fn progress(run: &RunFlags, style: Style, verb: &'static str) -> Result<Progress> {
+    let mode = if run.json {
+        if !run.auto_approve {
+            return Err(miette!(
+                "{verb} --json cannot ask for confirmation: pass --auto-approve (or apply a saved plan)"
+            ));
+        }
+        Mode::Json
+    } else if std::io::stdout().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines
+    };
+    Ok(Progress::new(mode, style, verb))
+}
+
+/// `Some` when `path` holds a plan saved by `plan --out` rather than a spec.
+fn read_saved_plan(path: &Path) -> Result<Option<PlanFile>> {
+    let bytes = std::fs::read(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    PlanFile::parse(&bytes).map_err(|e| miette!("{}: {e}", path.display()))
+}
+
+fn save_plan(
+    spec: &Path,
+    out: &Path,
+    ctx: &Context,
+    observed: &ObservedState,
+    doc: &PlanDoc,
+    format: PlanFormat,
+) -> Result<()> {
+    let spec_bytes = std::fs::read(spec).into_diagnostic()?;
+    let basis = Basis {
+        spec_bytes: &spec_bytes,
+        region: &ctx.region,
+        graph: ctx.graph.as_ref().expect("plan builds the desired graph"),
+        observed,
+    };
+    let file = PlanFile::new(&spec.to_string_lossy(), &basis, doc.clone());
+    std::fs::write(out, file.to_bytes())
+        .map_err(|e| miette!("cannot write the plan to {}: {e}", out.display()))?;
+    let note = format!(
+        "Saved the plan to {}: `prefect-ecs apply {}` applies exactly this plan, and refuses if the spec or the stack changed in the meantime.",
+        out.display(),
+        out.display()
+    );
+    // Machine-readable stdout stays exactly the document.
+    if format == PlanFormat::Human {
+        println!("{note}\n");
+    } else {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Apply a saved plan: recompute it from the spec it names and from AWS as it is now, and run
+/// it only if nothing it was computed from has changed, so what runs is what was reviewed.
+async fn apply_saved(
+    file: &Path,
+    saved: PlanFile,
+    flags: &RunFlags,
+    g: &Global,
+    conn: &Connection,
+    style: Style,
+) -> Result<ExitCode> {
+    let spec = PathBuf::from(&saved.spec_path);
+    if !spec.is_file() {
+        return Err(miette!(
+            "the saved plan {} was made from the spec {}, which is not there: run apply from the directory plan ran in",
+            file.display(),
+            spec.display()
+        ));
+    }
+    let ctx = Context::new(&spec, g, conn, true, !flags.no_wait).await?;
+    ctx.locked(
+        "apply",
+        apply_saved_locked(file, &spec, saved, flags, g, style, &ctx),
+    )
+    .await
+}
+
+async fn apply_saved_locked(
+    file: &Path,
+    spec: &Path,
+    saved: PlanFile,
+    flags: &RunFlags,
+    g: &Global,
+    style: Style,
+    ctx: &Context,
+) -> Result<ExitCode> {
+    let spec_bytes = std::fs::read(spec).into_diagnostic()?;
+    let (observed, plan) = ctx.observe_and_plan().await?;
+    let basis = Basis {
+        spec_bytes: &spec_bytes,
+        region: &ctx.region,
+        graph: ctx.graph.as_ref().expect("apply builds the desired graph"),
+        observed: &observed,
+    };
+    let stale = saved.stale(&basis, &PlanDoc::new(&plan));
+    if !stale.is_empty() {
+        return Err(miette!(
+            "the saved plan {} is out of date, nothing was changed:\n{}\nmake and review a new plan: `prefect-ecs plan --out {} {}`",
+            file.display(),
+            stale.join("\n"),
+            file.display(),
+            spec.display()
+        ));
+    }
+    // Reviewed when it was saved: no second question.
+    let flags = RunFlags {
+        auto_approve: true,
+        no_wait: flags.no_wait,
+        json: flags.json,
+    };
+    let progress = progress(&flags, style, "apply")?;
+    ctx.run(plan, &flags, progress, g.parallelism).await
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -143,6 +349,7 @@ fn api_key(spec: &Spec, path: &Path) -> Result<SecretValue> {
 
 struct Context {
     spec: Spec,
+    region: String,
     graph: Option<StackGraph>,
     aws: Aws,
 }
@@ -180,7 +387,12 @@ impl Context {
             deadline: Duration::from_secs(20 * 60),
         };
         let aws = Aws::connect(conn, &region, settings).await;
-        Ok(Context { spec, graph, aws })
+        Ok(Context {
+            spec,
+            region,
+            graph,
+            aws,
+        })
     }
 
     /// Run `work` holding the stack's lock; the lock is given back however `work` ends.
@@ -203,101 +415,47 @@ impl Context {
     }
 
     async fn plan(&self) -> Result<Plan> {
+        Ok(self.observe_and_plan().await?.1)
+    }
+
+    /// The plan and what it was computed from (a saved plan fingerprints it).
+    async fn observe_and_plan(&self) -> Result<(ObservedState, Plan)> {
         let observed = self.aws.discover(&self.spec).await?;
-        Ok(plan::compute(
-            &self.spec.name,
-            self.graph.as_ref(),
-            &observed,
-        )?)
+        let plan = plan::compute(&self.spec.name, self.graph.as_ref(), &observed)?;
+        Ok((observed, plan))
     }
 
     async fn run(
         &self,
         plan: Plan,
         flags: &RunFlags,
-        verb: &str,
+        mut progress: Progress,
         parallelism: u16,
     ) -> Result<ExitCode> {
-        print!("{}", plan.render());
+        progress.plan(&plan);
         if plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         if !flags.auto_approve {
-            confirm(verb, &self.spec.name)?;
+            confirm(progress.verb(), &self.spec.name)?;
         }
+        progress.start(schedule(&plan).0.len());
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = tokio::spawn(watch_interrupts(stop.clone(), self.spec.name.clone()));
-        let mut out = std::io::stdout();
         let report = execute_until(
             &plan,
             &self.aws,
             parallelism.into(),
-            |e| {
-                let _ = match e {
-                    Event::Started(s) => writeln!(out, "{}: {}…", s.address, s.op.progressive()),
-                    Event::Finished(s, took, Ok(())) => writeln!(
-                        out,
-                        "{}: {} ({:.1}s)",
-                        s.address,
-                        s.op.past(),
-                        took.as_secs_f64()
-                    ),
-                    Event::Finished(s, took, Err(e)) => {
-                        writeln!(
-                            out,
-                            "{}: {} FAILED after {:.1}s: {e}",
-                            s.address,
-                            s.op.progressive(),
-                            took.as_secs_f64()
-                        )
-                    }
-                };
-            },
+            |e| progress.event(&e),
             &stop,
         )
         .await;
         watcher.abort();
-        println!();
-        if report.ok() {
-            println!(
-                "{} complete: {} operation(s) in {:.1}s.",
-                capitalize(verb),
-                report.done.len(),
-                report.elapsed.as_secs_f64()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!(
-            "{} {}: {} done, {} failed, {} skipped.",
-            capitalize(verb),
-            if report.interrupted {
-                "interrupted"
-            } else {
-                "failed"
-            },
-            report.done.len(),
-            report.failed.len(),
-            report.skipped.len()
-        );
-        for (s, e) in &report.failed {
-            eprintln!("  failed:  {} ({}): {e}", s.address, s.op.progressive());
-        }
-        for s in &report.skipped {
-            eprintln!("  skipped: {} (needs a failed step)", s.address);
-        }
-        if report.interrupted {
-            eprintln!(
-                "Interrupted: {} operation(s) not started:",
-                report.not_started.len()
-            );
-            for s in &report.not_started {
-                eprintln!("  not started: {} ({})", s.address, s.op.progressive());
-            }
-        }
-        eprintln!(
-            "Run `prefect-ecs {verb}` again once the cause is fixed: it continues from what exists."
-        );
-        Ok(ExitCode::FAILURE)
+        Ok(if progress.finish(&report) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 }
 
@@ -316,13 +474,6 @@ async fn watch_interrupts(stop: Arc<AtomicBool>, stack: String) {
         );
         std::process::exit(130);
     }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 fn confirm(verb: &str, stack: &str) -> Result<()> {

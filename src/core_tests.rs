@@ -14,6 +14,7 @@ use crate::model::{
     Address, Attrs, Conflict, Desired, Kind, Observed, ObservedState, Outputs, reference, resolve,
 };
 use crate::plan::{Action, Plan, PlanError, compute};
+use crate::render::{PlanDoc, markdown};
 use crate::secret::SecretValue;
 use crate::spec::{self, Spec};
 
@@ -522,6 +523,25 @@ fn a_task_definition_revision_is_replaced_after_the_service_moves() {
     );
 }
 
+/// The plan in all three renderings.
+fn snapshot_plan(name: &str, p: &Plan) {
+    let doc = PlanDoc::new(p);
+    insta::assert_snapshot!(format!("{name}_human"), p.render());
+    insta::assert_snapshot!(
+        format!("{name}_json"),
+        serde_json::to_string_pretty(&doc).unwrap()
+    );
+    insta::assert_snapshot!(format!("{name}_markdown"), markdown::render(&doc));
+    for text in [
+        p.render(),
+        serde_json::to_string(&doc).unwrap(),
+        markdown::render(&doc),
+    ] {
+        assert!(!text.contains("pnu_"), "a secret value reached {name}");
+        assert!(!text.contains('\x1b'), "ANSI codes in {name}");
+    }
+}
+
 #[test]
 fn every_stack_snapshot() {
     insta::glob!("../stacks", "*.toml", |path| {
@@ -534,6 +554,13 @@ fn every_stack_snapshot() {
                 .unwrap()
                 .render()
         );
+        let p = compute(&spec.name, Some(&g), &ObservedState::default()).unwrap();
+        let doc = PlanDoc::new(&p);
+        insta::assert_snapshot!(
+            "plan_from_empty_json",
+            serde_json::to_string_pretty(&doc).unwrap()
+        );
+        insta::assert_snapshot!("plan_from_empty_markdown", markdown::render(&doc));
     });
 }
 
@@ -555,4 +582,182 @@ fn an_interrupt_lets_in_flight_steps_finish_and_starts_nothing_new() {
     assert_eq!(*fake.log.borrow(), ["create vpc.main"]);
     assert_eq!(report.not_started.len(), g.graph.node_count() - 1);
     assert!(report.failed.is_empty() && report.skipped.is_empty());
+}
+
+/// The dev stack as converged, changed by `edit`, then planned.
+fn scenario(edit: impl FnOnce(&mut ObservedState)) -> Plan {
+    let g = dev();
+    let mut seen = converged(&g);
+    edit(&mut seen);
+    compute("dev", Some(&g), &seen).unwrap()
+}
+
+fn observed_mut<'a>(s: &'a mut ObservedState, addr: &str) -> &'a mut Observed {
+    s.resources
+        .iter_mut()
+        .find(|o| o.address == a(addr))
+        .unwrap_or_else(|| panic!("{addr} not observed"))
+}
+
+#[test]
+fn update_scenario_snapshot() {
+    let p = scenario(|s| {
+        observed_mut(s, "ecs_service.dev-worker")
+            .attrs
+            .insert("desired_count".into(), json!(3));
+        observed_mut(s, "log_group.workers")
+            .attrs
+            .insert("retention_in_days".into(), json!(7));
+        observed_mut(s, "secret.api_key").sensitive =
+            Some(SecretValue::new("pnu_changed_out_of_band".into()));
+        let tags = observed_mut(s, "security_group.worker")
+            .attrs
+            .get_mut("tags")
+            .unwrap();
+        tags.as_object_mut().unwrap().remove("Name");
+        tags["owner"] = json!("someone-else");
+        let doc = observed_mut(s, "iam_role_policy.task")
+            .attrs
+            .get_mut("document")
+            .unwrap();
+        doc["Statement"][0]["Action"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a != "ecs:RunTask");
+    });
+    assert_eq!(p.summary().change, 5);
+    snapshot_plan("scenario_update", &p);
+}
+
+#[test]
+fn replace_scenario_snapshot() {
+    let p = scenario(|s| {
+        observed_mut(s, "subnet.private[1]")
+            .attrs
+            .insert("cidr_block".into(), json!("10.0.200.0/24"));
+        let container = observed_mut(s, "ecs_task_definition.dev-worker")
+            .attrs
+            .get_mut("container")
+            .unwrap();
+        let env = container["environment"].as_array_mut().unwrap();
+        for e in env.iter_mut() {
+            if e["name"] == "PREFECT_API_URL" {
+                e["value"] = json!("https://api.prefect.cloud/api/accounts/old");
+            }
+        }
+        env.push(json!({"name": "LEFTOVER", "value": "1"}));
+    });
+    snapshot_plan("scenario_replace", &p);
+    let text = p.render();
+    assert!(
+        text.contains(
+            "~ container.environment[PREFECT_API_URL]: \"https://api.prefect.cloud/api/accounts/old\" → "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("- container.environment[LEFTOVER]: \"1\"  # forces replacement"),
+        "{text}"
+    );
+}
+
+#[test]
+fn orphan_scenario_snapshot() {
+    let p = scenario(|s| {
+        for addr in ["ecs_service.dev-worker", "ecs_task_definition.dev-worker"] {
+            let mut old = s
+                .resources
+                .iter()
+                .find(|o| o.address == a(addr))
+                .unwrap()
+                .clone();
+            old.address.name = "retired-worker".into();
+            old.id = format!("id:{}", old.address);
+            s.resources.push(old);
+        }
+    });
+    snapshot_plan("scenario_orphan", &p);
+    assert!(p.render().contains("# no longer in the spec"));
+}
+
+#[test]
+fn no_change_renders_the_same_in_every_format() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &converged(&g)).unwrap();
+    let doc = PlanDoc::new(&p);
+    assert!(doc.is_empty() && doc.changes.is_empty());
+    assert!(markdown::render(&doc).contains("No changes."));
+}
+
+#[test]
+fn a_saved_plan_goes_stale_naming_what_changed_and_never_holds_the_key() {
+    use crate::planfile::{Basis, PlanFile};
+    let g = dev();
+    let seen = converged(&g);
+    let spec = b"the spec";
+    let basis = |observed| Basis {
+        spec_bytes: spec,
+        region: "us-east-1",
+        graph: &g,
+        observed,
+    };
+    let plan_of = |s: &ObservedState| PlanDoc::new(&compute("dev", Some(&g), s).unwrap());
+    let file = PlanFile::new("stacks/dev.toml", &basis(&seen), plan_of(&seen));
+    let bytes = file.to_bytes();
+    assert!(!String::from_utf8_lossy(&bytes).contains("pnu_"));
+    let file = PlanFile::parse(&bytes).unwrap().unwrap();
+    assert_eq!(
+        file.stale(&basis(&seen), &plan_of(&seen)),
+        Vec::<String>::new()
+    );
+
+    let mut drifted = seen.clone();
+    observed_mut(&mut drifted, "log_group.workers")
+        .attrs
+        .insert("retention_in_days".into(), json!(7));
+    observed_mut(&mut drifted, "secret.api_key").sensitive =
+        Some(SecretValue::new("pnu_other".into()));
+    drifted
+        .resources
+        .retain(|o| o.address != a("ecs_cluster.main"));
+    let stale = file.stale(&basis(&drifted), &plan_of(&drifted));
+    assert_eq!(
+        stale,
+        [
+            "AWS resources changed since the plan:",
+            "  ecs_cluster.main: gone (id:ecs_cluster.main)",
+            "  log_group.workers: retention_in_days changed",
+            "  secret.api_key: value changed",
+        ]
+    );
+
+    let other = b"the spec, edited";
+    let edited = Basis {
+        spec_bytes: other,
+        ..basis(&seen)
+    };
+    assert_eq!(
+        file.stale(&edited, &plan_of(&seen)),
+        ["spec stacks/dev.toml: the file changed"]
+    );
+    let rotated = build(
+        &load("dev.toml"),
+        "us-east-1",
+        Some(SecretValue::new("pnu_rotated".into())),
+    )
+    .unwrap();
+    let new_key = Basis {
+        graph: &rotated,
+        ..basis(&seen)
+    };
+    let stale = file.stale(&new_key, &plan_of(&seen));
+    assert_eq!(
+        stale,
+        [
+            "the spec's inputs (environment variables, the API key) changed",
+            "  desired secret.api_key: value changed",
+        ]
+    );
+    assert_eq!(PlanFile::parse(b"[stack]\nname = \"x\"\n").unwrap(), None);
+    assert!(PlanFile::parse(b"{\"format\": \"other\"}").is_err());
 }

@@ -105,6 +105,25 @@ impl StackGraph {
         Ok(out)
     }
 
+    /// Nodes in creation order, each with what it depends on (`graph --format json`).
+    pub fn to_json(&self) -> Value {
+        let nodes: Vec<Value> = self
+            .order()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| self.get(a))
+            .map(|d| {
+                json!({
+                    "address": d.address.to_string(),
+                    "kind": d.address.kind.as_str(),
+                    "name": d.address.name,
+                    "depends_on": d.deps().iter().map(Address::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({ "format_version": crate::render::FORMAT_VERSION, "nodes": nodes })
+    }
+
     /// Graphviz DOT, nodes in creation order.
     pub fn to_dot(&self) -> String {
         let mut s = String::from(

@@ -7,8 +7,12 @@ pub mod commands;
 pub mod diff;
 pub mod graph;
 pub mod model;
+pub mod outputs;
 pub mod plan;
+pub mod planfile;
+pub mod progress;
 pub mod provider;
+pub mod render;
 pub mod secret;
 pub mod spec;
 

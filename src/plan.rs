@@ -1,16 +1,13 @@
-//! The plan: what apply will do, as data, and its rendering for people. Pure.
+//! The plan: what apply will do, as data. Pure. Rendering reads it through `render::PlanDoc`.
 //! Apply executes exactly the changes computed here; it does not decide anything again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
-
-use serde_json::Value;
 
 use crate::diff::{AttrDiff, compare};
 use crate::graph::StackGraph;
-use crate::model::{
-    Address, Attrs, Conflict, Desired, Observed, ObservedState, UNKNOWN, is_unknown, resolve,
-};
+use crate::model::{Address, Attrs, Conflict, Desired, Observed, ObservedState, resolve};
+use crate::render::PlanDoc;
+use crate::render::human::{self, Style};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -189,107 +186,8 @@ impl Plan {
         self.summary() == Summary::default()
     }
 
-    /// The plan as people read it: one block per change, then the summary line.
+    /// The plan as people read it, without colour.
     pub fn render(&self) -> String {
-        if self.is_empty() {
-            return "No changes. The stack matches the spec.\n".into();
-        }
-        let mut s = format!(
-            "prefect-ecs will perform these actions on stack \"{}\":\n\n",
-            self.stack
-        );
-        for c in self.changes.iter().filter(|c| c.action != Action::NoOp) {
-            render_change(&mut s, c);
-        }
-        let sum = self.summary();
-        let _ = writeln!(
-            s,
-            "Plan: {} to add, {} to change, {} to destroy.",
-            sum.add, sum.change, sum.destroy
-        );
-        s
-    }
-}
-
-fn render_change(s: &mut String, c: &Change) {
-    let cbd = c.address.kind.schema().create_before_destroy;
-    let symbol = match c.action {
-        Action::NoOp => return,
-        Action::Create => "  +",
-        Action::Update => "  ~",
-        Action::Replace if cbd => "+/-",
-        Action::Replace => "-/+",
-        Action::Delete => "  -",
-    };
-    let _ = write!(s, "{symbol} {}", c.address);
-    if let Some(r) = &c.reason {
-        let _ = write!(s, "  # {r}");
-    }
-    if c.action == Action::Replace && cbd {
-        let _ = write!(
-            s,
-            "  # new revision first, old one removed after its users moved"
-        );
-    }
-    s.push('\n');
-    match c.action {
-        Action::Create => {
-            let d = c.desired.as_ref().expect("a create has a desired resource");
-            for (k, v) in &c.planned {
-                let _ = writeln!(s, "      {k} = {}", show(v));
-            }
-            if d.sensitive.is_some() {
-                let _ = writeln!(s, "      value = (sensitive)");
-            }
-        }
-        Action::Update | Action::Replace => {
-            for d in &c.diffs {
-                if d.sensitive {
-                    let _ = writeln!(s, "    ~ {}: (sensitive value changed)", d.attr);
-                    continue;
-                }
-                let before = d
-                    .before
-                    .as_ref()
-                    .map(show)
-                    .unwrap_or_else(|| "(absent)".into());
-                let after = d.after.as_ref().map(show).unwrap_or_default();
-                let forces = if d.forces_replacement && c.action == Action::Replace {
-                    "  # forces replacement"
-                } else {
-                    ""
-                };
-                let _ = writeln!(s, "    ~ {}: {before} → {after}{forces}", d.attr);
-            }
-        }
-        Action::Delete => {
-            if let Some(o) = &c.observed {
-                let _ = writeln!(s, "      id = {}", o.id);
-            }
-        }
-        Action::NoOp => {}
-    }
-    s.push('\n');
-}
-
-/// A compact rendering of a value, with unknowns and references shown as `(known after apply)`.
-pub fn show(v: &Value) -> String {
-    if is_unknown(v) || crate::model::as_reference(v).is_some() {
-        return UNKNOWN.into();
-    }
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(show).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{k}: {}", show(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
+        human::render(&PlanDoc::new(self), Style::default())
     }
 }

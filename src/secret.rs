@@ -15,6 +15,18 @@ impl SecretValue {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// HMAC-SHA256 of `label` keyed with the value itself, so a saved plan can notice that the
+    /// value changed without holding it. Like any digest it lets whoever has the file test a
+    /// guess offline: fine for a random API key, not a protection for a guessable one. Callers
+    /// put a random per-file salt in `label` so one digest says nothing about another file's.
+    pub fn keyed_digest(&self, label: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.0.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(label.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 impl fmt::Debug for SecretValue {
@@ -40,5 +52,15 @@ mod tests {
             format!("{s:?} {s} {:?}", Some(&s)),
             "(sensitive) (sensitive) Some((sensitive))"
         );
+    }
+
+    #[test]
+    fn keyed_digest_depends_on_value_and_label_and_never_contains_the_value() {
+        let a = SecretValue::new("pnu_canary".into());
+        let b = SecretValue::new("pnu_canarz".into());
+        assert_eq!(a.keyed_digest("x"), a.keyed_digest("x"));
+        assert_ne!(a.keyed_digest("x"), b.keyed_digest("x"));
+        assert_ne!(a.keyed_digest("x"), a.keyed_digest("y"));
+        assert!(!a.keyed_digest("x").contains("canary"));
     }
 }

@@ -3,6 +3,7 @@
 //! Every test owns its stack (unique name and VPC CIDR), so tests share one moto server.
 
 mod changes;
+mod ci;
 mod drift;
 mod lifecycle;
 mod lock;

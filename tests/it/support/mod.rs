@@ -154,6 +154,12 @@ impl Output {
     }
 
     #[track_caller]
+    pub fn assert_code(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "expected exit {code}\n{self}");
+        self
+    }
+
+    #[track_caller]
     pub fn assert_failed(self) -> Self {
         assert_eq!(self.code, 1, "expected exit 1\n{self}");
         self
@@ -262,6 +268,11 @@ impl TestStack {
         toml + "\n" + &self.extra
     }
 
+    /// A path in the test's own temp dir (e.g. for a saved plan).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// Writes the spec as it stands now and returns its path.
     pub fn write(&self) -> PathBuf {
         let path = self.dir.path().join("spec.toml");
@@ -273,23 +284,17 @@ impl TestStack {
     /// `PREFECT_API_KEY`; `env` is applied last, so it can override any of that.
     pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let spec = self.write();
-        self.run_with(args, Some(&spec), env)
+        let spec = spec.to_str().expect("utf-8 temp path");
+        let args: Vec<&str> = args.iter().copied().chain([spec]).collect();
+        self.run_bare(&args, env)
     }
 
-    /// Like [`TestStack::run`] without the spec path, for commands that take none.
+    /// Like [`TestStack::run`] without the spec path (`apply PLAN`, `show PLAN`); the spec is
+    /// still written, for commands that find it through a saved plan.
     pub fn run_bare(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.run_with(args, None, env)
-    }
-
-    fn run_with(
-        &self,
-        args: &[&str],
-        spec: Option<&std::path::Path>,
-        env: &[(&str, &str)],
-    ) -> Output {
+        self.write();
         let out = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"))
             .args(args)
-            .args(spec)
             // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -1,0 +1,269 @@
+//! What apply and destroy print while they run: the plan, one report per state change of a
+//! resource, and a summary with every resource's duration. Three shapes, chosen once: live
+//! spinners on a terminal (indicatif), one timestamped line per change for CI logs, or JSON
+//! lines (`--json`).
+
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::apply::{Event, Op, Report, Step};
+use crate::plan::Plan;
+use crate::render::human::{self, Style};
+use crate::render::{FORMAT_VERSION, PlanDoc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Live progress: stdout is a terminal.
+    Live,
+    /// One plain line per state change, with the time since the start.
+    Lines,
+    /// One JSON object per line.
+    Json,
+}
+
+pub struct Progress {
+    mode: Mode,
+    style: Style,
+    verb: &'static str,
+    started: Instant,
+    live: Option<Live>,
+}
+
+struct Live {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: Vec<(String, Op, ProgressBar)>,
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Create => "create",
+        Op::Update => "update",
+        Op::Delete => "delete",
+    }
+}
+
+fn json_line(mut v: Value) {
+    v["format_version"] = json!(FORMAT_VERSION);
+    println!("{v}");
+}
+
+impl Progress {
+    pub fn new(mode: Mode, style: Style, verb: &'static str) -> Progress {
+        Progress {
+            mode,
+            style,
+            verb,
+            started: Instant::now(),
+            live: None,
+        }
+    }
+
+    pub fn verb(&self) -> &'static str {
+        self.verb
+    }
+
+    /// The plan about to be executed.
+    pub fn plan(&self, plan: &Plan) {
+        let doc = PlanDoc::new(plan);
+        match self.mode {
+            Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
+            Mode::Live | Mode::Lines => print!("{}", human::render(&doc, self.style)),
+        }
+    }
+
+    /// The executor starts now; `steps` operations are coming.
+    pub fn start(&mut self, steps: usize) {
+        self.started = Instant::now();
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        match self.mode {
+            Mode::Json => json_line(json!({"type": "start", "time": now, "operations": steps})),
+            Mode::Lines => println!("{} started at {now}: {steps} operation(s).", self.verb),
+            Mode::Live => {
+                println!();
+                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+                let overall = multi.add(ProgressBar::new(steps as u64));
+                overall.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} done  [{elapsed}]")
+                        .expect("a valid template"),
+                );
+                overall.enable_steady_tick(Duration::from_millis(200));
+                self.live = Some(Live {
+                    multi,
+                    overall,
+                    running: Vec::new(),
+                });
+            }
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        let at = secs(self.started.elapsed());
+        match (self.mode, e) {
+            (Mode::Json, Event::Started(s)) => json_line(json!({
+                "type": "started", "address": s.address.to_string(),
+                "operation": op_name(s.op), "elapsed_s": at,
+            })),
+            (Mode::Json, Event::Finished(s, took, result)) => json_line(json!({
+                "type": "finished", "address": s.address.to_string(),
+                "operation": op_name(s.op), "elapsed_s": at, "duration_s": secs(*took),
+                "ok": result.is_ok(), "error": result.err().map(|e| e.to_string()),
+            })),
+            (Mode::Lines, Event::Started(s)) => {
+                println!("+{at:.1}s  {}: {}…", s.address, s.op.progressive())
+            }
+            (Mode::Lines, Event::Finished(s, took, result)) => {
+                println!("+{at:.1}s  {}", finished_text(s, *took, *result))
+            }
+            (Mode::Live, e) => self.live_event(e),
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn live_event(&mut self, e: &Event) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        match e {
+            Event::Started(s) => {
+                let bar = live.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .expect("a valid template"),
+                );
+                bar.set_message(format!("{}: {}", s.address, s.op.progressive()));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                live.running.push((s.address.to_string(), s.op, bar));
+            }
+            Event::Finished(s, took, result) => {
+                let address = s.address.to_string();
+                if let Some(i) = live
+                    .running
+                    .iter()
+                    .position(|(a, op, _)| *a == address && *op == s.op)
+                {
+                    let (_, _, bar) = live.running.remove(i);
+                    bar.finish_and_clear();
+                    live.multi.remove(&bar);
+                }
+                let mark = if result.is_ok() {
+                    self.style.sign("+")
+                } else {
+                    self.style.sign("-")
+                };
+                let _ = live
+                    .multi
+                    .println(format!("{mark} {}", finished_text(s, *took, *result)));
+                live.overall.inc(1);
+            }
+        }
+    }
+
+    /// The summary: every operation with its duration, slowest first, and the total.
+    /// Returns whether everything succeeded.
+    pub fn finish(&mut self, report: &Report) -> bool {
+        if let Some(live) = self.live.take() {
+            live.overall.finish_and_clear();
+            let _ = live.multi.clear();
+        }
+        let verb = self.verb;
+        if self.mode == Mode::Json {
+            json_line(json!({
+                "type": "summary",
+                "ok": report.ok(),
+                "elapsed_s": secs(report.elapsed),
+                "done": report.done.iter().map(|(s, d)| json!({
+                    "address": s.address.to_string(), "operation": op_name(s.op), "duration_s": secs(*d),
+                })).collect::<Vec<_>>(),
+                "failed": report.failed.iter().map(|(s, e)| json!({
+                    "address": s.address.to_string(), "operation": op_name(s.op), "error": e.to_string(),
+                })).collect::<Vec<_>>(),
+                "skipped": report.skipped.iter().map(|s| json!({
+                    "address": s.address.to_string(), "operation": op_name(s.op),
+                })).collect::<Vec<_>>(),
+                "interrupted": report.interrupted,
+                "not_started": report.not_started.iter().map(|s| json!({
+                    "address": s.address.to_string(), "operation": op_name(s.op),
+                })).collect::<Vec<_>>(),
+            }));
+        } else if !report.done.is_empty() {
+            let mut done: Vec<&(Step, Duration)> = report.done.iter().collect();
+            done.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.address.cmp(&b.0.address)));
+            println!("\nDurations, slowest first:");
+            for (s, d) in done {
+                println!("  {:>7.1}s  {} {}", d.as_secs_f64(), s.address, s.op.past());
+            }
+        }
+        if report.ok() {
+            if self.mode != Mode::Json {
+                println!(
+                    "\n{} complete: {} operation(s) in {:.1}s.",
+                    capitalize(verb),
+                    report.done.len(),
+                    report.elapsed.as_secs_f64()
+                );
+            }
+            return true;
+        }
+        eprintln!(
+            "{} {}: {} done, {} failed, {} skipped.",
+            capitalize(verb),
+            if report.interrupted {
+                "interrupted"
+            } else {
+                "failed"
+            },
+            report.done.len(),
+            report.failed.len(),
+            report.skipped.len()
+        );
+        for (s, e) in &report.failed {
+            eprintln!("  failed:  {} ({}): {e}", s.address, s.op.progressive());
+        }
+        for s in &report.skipped {
+            eprintln!("  skipped: {} (needs a failed step)", s.address);
+        }
+        for s in &report.not_started {
+            eprintln!("  not started: {} ({})", s.address, s.op.progressive());
+        }
+        eprintln!(
+            "Run `prefect-ecs {verb}` again once the cause is fixed: it continues from what exists."
+        );
+        false
+    }
+}
+
+fn finished_text(
+    s: &Step,
+    took: Duration,
+    result: Result<(), &crate::apply::ProviderError>,
+) -> String {
+    match result {
+        Ok(()) => format!(
+            "{}: {} ({:.1}s)",
+            s.address,
+            s.op.past(),
+            took.as_secs_f64()
+        ),
+        Err(e) => format!(
+            "{}: {} FAILED after {:.1}s: {e}",
+            s.address,
+            s.op.progressive(),
+            took.as_secs_f64()
+        ),
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}

@@ -1,0 +1,117 @@
+//! The plan as people read it at a terminal or in a CI log: one block per change, then the
+//! summary line. Colour only when the caller says so (a terminal, no `NO_COLOR`).
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::{Action, ChangeDoc, PlanDoc, ReplaceOrder, attr_line, attr_symbol, show, symbol};
+
+/// How output may look. Decided once, in `commands`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn sign(self, sign: &str) -> String {
+        let code = match sign.trim() {
+            "+" => "32",
+            "-" => "31",
+            "~" => "33",
+            _ => "35",
+        };
+        self.paint(code, sign)
+    }
+
+    pub fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
+pub const NO_CHANGES: &str = "No changes. The stack matches the spec.\n";
+
+pub fn render(doc: &PlanDoc, style: Style) -> String {
+    if doc.is_empty() {
+        return NO_CHANGES.into();
+    }
+    let mut s = format!(
+        "prefect-ecs will perform these actions on stack \"{}\":\n\n",
+        doc.stack
+    );
+    for c in &doc.changes {
+        change(&mut s, c, style);
+    }
+    let _ = writeln!(s, "{}", style.bold(&summary_line(doc)));
+    s
+}
+
+pub fn summary_line(doc: &PlanDoc) -> String {
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        doc.summary.add, doc.summary.change, doc.summary.destroy
+    )
+}
+
+fn change(s: &mut String, c: &ChangeDoc, style: Style) {
+    let _ = write!(
+        s,
+        "{} {}",
+        style.sign(&format!("{:>3}", symbol(c))),
+        c.address
+    );
+    if let Some(r) = &c.reason {
+        let _ = write!(s, "  {}", style.dim(&format!("# {r}")));
+    }
+    if c.replace_order == Some(ReplaceOrder::CreateBeforeDelete) {
+        let _ = write!(
+            s,
+            "  {}",
+            style.dim("# new revision first, old one removed after its users moved")
+        );
+    }
+    s.push('\n');
+    match c.action {
+        Action::Create => {
+            let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
+            for (k, v) in c.after.iter().flatten() {
+                let _ = writeln!(s, "      {k} = {}", show(v, k, &unknown));
+            }
+            for p in &c.sensitive_paths {
+                let _ = writeln!(s, "      {p} = (sensitive)");
+            }
+        }
+        Action::Update | Action::Replace => {
+            for a in &c.attributes {
+                let forces = if a.forces_replacement {
+                    format!("  {}", style.dim("# forces replacement"))
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "    {} {}{forces}",
+                    style.sign(attr_symbol(a)),
+                    attr_line(a)
+                );
+            }
+        }
+        Action::Delete => {
+            if let Some(id) = &c.id {
+                let _ = writeln!(s, "      id = {id}");
+            }
+        }
+    }
+    s.push('\n');
+}

@@ -1,0 +1,113 @@
+//! The plan as a pull-request comment: a heading, the summary, one table row per change and a
+//! collapsed `diff` block per change. Plain text only: no ANSI codes, whatever the terminal.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::human::{NO_CHANGES, summary_line};
+use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, show, symbol};
+
+pub fn render(doc: &PlanDoc) -> String {
+    let mut s = format!("### prefect-ecs plan: stack `{}`\n\n", doc.stack);
+    if doc.is_empty() {
+        s.push_str(NO_CHANGES);
+        return s;
+    }
+    let _ = writeln!(s, "**{}**\n", summary_line(doc));
+    s.push_str("| | Resource | Action | Why |\n|---|---|---|---|\n");
+    for c in &doc.changes {
+        let _ = writeln!(
+            s,
+            "| `{}` | `{}` | {} | {} |",
+            symbol(c),
+            c.address,
+            c.action.as_str(),
+            cell(&why(c))
+        );
+    }
+    s.push('\n');
+    for c in &doc.changes {
+        let _ = writeln!(
+            s,
+            "<details><summary><code>{}</code> {}</summary>\n\n```diff",
+            c.address,
+            c.action.as_str()
+        );
+        for line in body(c) {
+            let _ = writeln!(s, "{}", line.replace("```", "'''"));
+        }
+        s.push_str("```\n\n</details>\n\n");
+    }
+    s
+}
+
+/// The reason, or the attributes that force a replacement, or the changed paths.
+fn why(c: &ChangeDoc) -> String {
+    if let Some(r) = &c.reason {
+        return r.clone();
+    }
+    let forcing: Vec<String> = c
+        .attributes
+        .iter()
+        .filter(|a| a.forces_replacement)
+        .map(|a| format!("`{}`", a.path))
+        .collect();
+    match forcing.len() {
+        0 => {}
+        1 => return format!("{} forces replacement", forcing[0]),
+        _ => return format!("{} force replacement", forcing.join(", ")),
+    }
+    let paths: Vec<String> = c
+        .attributes
+        .iter()
+        .map(|a| format!("`{}`", a.path))
+        .collect();
+    paths.join(", ")
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Lines in `diff` syntax, so GitHub colours additions and removals.
+fn body(c: &ChangeDoc) -> Vec<String> {
+    match c.action {
+        Action::Create => {
+            let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
+            c.after
+                .iter()
+                .flatten()
+                .map(|(k, v)| format!("+ {k} = {}", show(v, k, &unknown)))
+                .chain(
+                    c.sensitive_paths
+                        .iter()
+                        .map(|p| format!("+ {p} = (sensitive)")),
+                )
+                .collect()
+        }
+        Action::Update | Action::Replace => c
+            .attributes
+            .iter()
+            .map(|a| {
+                // `diff` colours by the first character: `~` is neither, `!` is "changed".
+                let sign = match attr_symbol(a) {
+                    "~" => "!",
+                    other => other,
+                };
+                let forces = if a.forces_replacement {
+                    "  # forces replacement"
+                } else {
+                    ""
+                };
+                format!("{sign} {}{forces}", attr_line(a))
+            })
+            .collect(),
+        Action::Delete => vec![format!(
+            "- {}{}",
+            c.address,
+            c.id.as_ref()
+                .map(|id| format!(" (id {id})"))
+                .unwrap_or_default()
+        )],
+    }
+}

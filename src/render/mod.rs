@@ -1,0 +1,562 @@
+//! The plan as a document: [`PlanDoc`] is the versioned JSON schema (`plan --json`, the saved
+//! plan file, `show`) and the one thing the human and Markdown renderers read. It is built from a
+//! [`Plan`] once; secret values never reach it because `Plan` only carries them as
+//! [`SecretValue`](crate::secret::SecretValue), which this module never touches. Pure.
+
+pub mod human;
+pub mod markdown;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::diff::normalize;
+use crate::model::{UNKNOWN, as_reference, contains_unknown, is_unknown};
+use crate::plan::{self, Plan};
+
+/// Bumped on any change a consumer could notice (a field renamed, removed or re-typed).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Arrays whose order means something: compared as a whole, never element by element.
+const ORDERED_ARRAYS: &[&str] = &["command"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanDoc {
+    pub format_version: u32,
+    pub stack: String,
+    pub summary: Summary,
+    /// Every change, no-ops left out: desired resources in creation order, then deletions.
+    pub changes: Vec<ChangeDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceOrder {
+    DeleteBeforeCreate,
+    CreateBeforeDelete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeDoc {
+    pub address: String,
+    pub kind: String,
+    pub name: String,
+    pub action: Action,
+    /// Only for `replace`.
+    pub replace_order: Option<ReplaceOrder>,
+    /// Why, when it is not a plain difference: an orphan, a duplicate, a replaced dependency.
+    pub reason: Option<String>,
+    /// The physical id of the existing resource (`null` for a create).
+    pub id: Option<String>,
+    /// The observed attributes, normalized (`null` for a create).
+    pub before: Option<Map<String, Value>>,
+    /// The desired attributes as known at plan time (`null` for a delete); values known only
+    /// after apply are `null` here and listed in `unknown_paths`.
+    pub after: Option<Map<String, Value>>,
+    /// Paths into `after` whose value is known only after apply.
+    pub unknown_paths: Vec<String>,
+    /// Paths whose value is secret: never present in `before`, `after` or `attributes`.
+    pub sensitive_paths: Vec<String>,
+    /// For `update` and `replace`: the minimal set of changed sub-values.
+    pub attributes: Vec<AttrChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttrAction {
+    Add,
+    Remove,
+    Update,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    /// `desired_count`, `tags.Name`, `container.environment[PREFECT_API_URL]` (a list element
+    /// named by its `name`), `routes[0].target` (a list element by its position in the
+    /// normalized, sorted list). An element added
+    /// to or removed from an unordered list has the list's path.
+    pub path: String,
+    pub action: AttrAction,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Paths inside `after` known only after apply (`""`: all of it).
+    pub after_unknown_paths: Vec<String>,
+    pub forces_replacement: bool,
+    /// A secret value changed: `before` and `after` are `null`.
+    pub sensitive: bool,
+}
+
+impl PlanDoc {
+    pub fn new(plan: &Plan) -> PlanDoc {
+        let s = plan.summary();
+        PlanDoc {
+            format_version: FORMAT_VERSION,
+            stack: plan.stack.clone(),
+            summary: Summary {
+                add: s.add,
+                change: s.change,
+                destroy: s.destroy,
+            },
+            changes: plan.changes.iter().filter_map(change_doc).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+fn change_doc(c: &plan::Change) -> Option<ChangeDoc> {
+    let action = match c.action {
+        plan::Action::NoOp => return None,
+        plan::Action::Create => Action::Create,
+        plan::Action::Update => Action::Update,
+        plan::Action::Replace => Action::Replace,
+        plan::Action::Delete => Action::Delete,
+    };
+    let replace_order = (action == Action::Replace).then(|| {
+        if c.address.kind.schema().create_before_destroy {
+            ReplaceOrder::CreateBeforeDelete
+        } else {
+            ReplaceOrder::DeleteBeforeCreate
+        }
+    });
+    let before = c
+        .observed
+        .as_ref()
+        .filter(|_| action != Action::Create)
+        .map(|o| {
+            o.attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), normalize(k, v)))
+                .collect()
+        });
+    let mut unknown_paths = Vec::new();
+    let after = (action != Action::Delete).then(|| {
+        c.planned
+            .iter()
+            .map(|(k, v)| (k.clone(), split_unknown(v, k, &mut unknown_paths)))
+            .collect()
+    });
+    let has_secret = c.desired.as_ref().is_some_and(|d| d.sensitive.is_some())
+        || c.observed.as_ref().is_some_and(|o| o.sensitive.is_some());
+    let sensitive_paths = if has_secret {
+        vec!["value".to_string()]
+    } else {
+        Vec::new()
+    };
+    let mut attributes = Vec::new();
+    for d in &c.diffs {
+        let forces_replacement = d.forces_replacement && action == Action::Replace;
+        if d.sensitive {
+            attributes.push(AttrChange {
+                path: d.attr.clone(),
+                action: AttrAction::Update,
+                before: None,
+                after: None,
+                after_unknown_paths: Vec::new(),
+                forces_replacement,
+                sensitive: true,
+            });
+            continue;
+        }
+        let before = d.before.as_ref().map(|v| normalize(&d.attr, v));
+        let after = d.after.as_ref().map(|v| normalize(&d.attr, v));
+        let mut leaves = Vec::new();
+        nested(
+            &d.attr,
+            &d.attr,
+            before.as_ref(),
+            after.as_ref(),
+            &mut leaves,
+        );
+        for (path, before, after) in leaves {
+            let mut after_unknown_paths = Vec::new();
+            let after = after.map(|v| split_unknown(&v, "", &mut after_unknown_paths));
+            attributes.push(AttrChange {
+                path,
+                action: match (&before, &after) {
+                    (None, _) => AttrAction::Add,
+                    (_, None) => AttrAction::Remove,
+                    _ => AttrAction::Update,
+                },
+                before,
+                after,
+                after_unknown_paths,
+                forces_replacement,
+                sensitive: false,
+            });
+        }
+    }
+    let reason = c.reason.clone().or_else(|| {
+        // Every difference is a value not known yet: the resource changes only because
+        // something it refers to is replaced.
+        let only_unknowns = !c.diffs.is_empty()
+            && c.diffs
+                .iter()
+                .all(|d| d.after.as_ref().is_some_and(contains_unknown));
+        only_unknowns.then(|| "a resource it refers to is replaced".to_string())
+    });
+    Some(ChangeDoc {
+        address: c.address.to_string(),
+        kind: c.address.kind.as_str().into(),
+        name: c.address.name.clone(),
+        action,
+        replace_order,
+        reason,
+        id: c.observed.as_ref().map(|o| o.id.clone()),
+        before,
+        after,
+        unknown_paths,
+        sensitive_paths,
+        attributes,
+    })
+}
+
+/// A value not known at plan time: an unknown marker or an unresolved reference.
+fn opaque(v: &Value) -> bool {
+    is_unknown(v) || as_reference(v).is_some()
+}
+
+/// `v` with every value not known at plan time replaced by `null`, its path pushed to `out`.
+fn split_unknown(v: &Value, path: &str, out: &mut Vec<String>) -> Value {
+    if opaque(v) {
+        out.push(path.to_string());
+        return Value::Null;
+    }
+    match v {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| split_unknown(x, &index_path(path, i), out))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), split_unknown(x, &key_path(path, k), out)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `parent.key`, or `parent["key"]` for a key that is not an identifier (`prefect-ecs:stack`).
+pub fn key_path(parent: &str, key: &str) -> String {
+    match (parent.is_empty(), is_identifier(key)) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{parent}.{key}"),
+        (_, false) => format!("{parent}[{}]", Value::String(key.into())),
+    }
+}
+
+pub fn index_path(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+/// A list element by its `name` field: `container.environment[PREFECT_API_URL]`.
+fn name_path(parent: &str, name: &str) -> String {
+    if is_identifier(name) {
+        format!("{parent}[{name}]")
+    } else {
+        format!("{parent}[{}]", Value::String(name.into()))
+    }
+}
+
+type Leaf = (String, Option<Value>, Option<Value>);
+
+/// The smallest sub-values of `before` and `after` (both normalized) that differ.
+fn nested(
+    path: &str,
+    key: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    out: &mut Vec<Leaf>,
+) {
+    if before == after {
+        return;
+    }
+    match (before, after) {
+        (Some(Value::Object(b)), Some(Value::Object(a)))
+            if !opaque(after.unwrap_or(&Value::Null)) =>
+        {
+            let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                nested(&key_path(path, k), k, b.get(k), a.get(k), out);
+            }
+        }
+        (Some(Value::Array(b)), Some(Value::Array(a))) if !ORDERED_ARRAYS.contains(&key) => {
+            array_diff(path, key, b, a, out)
+        }
+        _ => out.push((path.to_string(), before.cloned(), after.cloned())),
+    }
+}
+
+fn element_name(v: &Value) -> Option<&str> {
+    v.as_object()?.get("name")?.as_str()
+}
+
+/// A named element without its name; its one remaining field alone (`{name, value}` → value).
+fn without_name(v: &Value) -> Value {
+    let mut m = v.as_object().cloned().unwrap_or_default();
+    m.remove("name");
+    if m.len() == 1 {
+        return m.into_iter().next().map(|(_, v)| v).unwrap_or_default();
+    }
+    Value::Object(m)
+}
+
+fn array_diff(path: &str, key: &str, b: &[Value], a: &[Value], out: &mut Vec<Leaf>) {
+    let named = |xs: &[Value]| xs.iter().all(|x| element_name(x).is_some());
+    if !a.is_empty() && !b.is_empty() && named(a) && named(b) {
+        let find = |xs: &[Value], n: &str| {
+            xs.iter()
+                .find(|x| element_name(x) == Some(n))
+                .map(without_name)
+        };
+        let names: BTreeSet<&str> = b.iter().chain(a).filter_map(element_name).collect();
+        for n in names {
+            nested(
+                &name_path(path, n),
+                key,
+                find(b, n).as_ref(),
+                find(a, n).as_ref(),
+                out,
+            );
+        }
+        return;
+    }
+    let scalar = |x: &Value| !x.is_object() || opaque(x);
+    if a.iter().any(|x| scalar(x) && opaque(x)) {
+        // Which element an unknown replaces cannot be said: show the list as a whole.
+        out.push((
+            path.to_string(),
+            Some(Value::Array(b.to_vec())),
+            Some(Value::Array(a.to_vec())),
+        ));
+        return;
+    }
+    let removed: Vec<&Value> = b.iter().filter(|x| !a.contains(x)).collect();
+    let added: Vec<(usize, &Value)> = a
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !b.contains(x))
+        .collect();
+    let objects = removed
+        .iter()
+        .chain(added.iter().map(|(_, x)| x))
+        .all(|x| x.is_object());
+    if removed.len() == added.len() && objects {
+        for (r, (i, x)) in removed.into_iter().zip(added) {
+            nested(&index_path(path, i), key, Some(r), Some(x), out);
+        }
+        return;
+    }
+    for r in removed {
+        out.push((path.to_string(), Some(r.clone()), None));
+    }
+    for (_, x) in added {
+        out.push((path.to_string(), None, Some(x.clone())));
+    }
+}
+
+/// A compact rendering of `v` at `path`, with the values at `unknown` paths shown as
+/// `(known after apply)`.
+pub fn show(v: &Value, path: &str, unknown: &BTreeSet<&str>) -> String {
+    if unknown.contains(path) {
+        return UNKNOWN.into();
+    }
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| show(x, &index_path(path, i), unknown))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{k}: {}", show(x, &key_path(path, k), unknown)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// One attribute change as a line's text, without its marker: `path: before → after`.
+pub fn attr_line(a: &AttrChange) -> String {
+    if a.sensitive {
+        return format!("{}: (sensitive value changed)", a.path);
+    }
+    let unknown: BTreeSet<&str> = a.after_unknown_paths.iter().map(String::as_str).collect();
+    let none = BTreeSet::new();
+    match (&a.before, &a.after) {
+        (Some(b), Some(x)) => format!(
+            "{}: {} → {}",
+            a.path,
+            show(b, "", &none),
+            show(x, "", &unknown)
+        ),
+        (Some(b), None) => format!("{}: {}", a.path, show(b, "", &none)),
+        (None, Some(x)) => format!("{}: {}", a.path, show(x, "", &unknown)),
+        (None, None) => a.path.clone(),
+    }
+}
+
+/// The change's sign as people know it from Terraform.
+pub fn symbol(c: &ChangeDoc) -> &'static str {
+    match (c.action, c.replace_order) {
+        (Action::Create, _) => "+",
+        (Action::Update, _) => "~",
+        (Action::Replace, Some(ReplaceOrder::CreateBeforeDelete)) => "+/-",
+        (Action::Replace, _) => "-/+",
+        (Action::Delete, _) => "-",
+    }
+}
+
+pub fn attr_symbol(a: &AttrChange) -> &'static str {
+    match a.action {
+        AttrAction::Add => "+",
+        AttrAction::Remove => "-",
+        AttrAction::Update => "~",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn leaves(attr: &str, before: Value, after: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let (b, a) = (normalize(attr, &before), normalize(attr, &after));
+        nested(attr, attr, Some(&b), Some(&a), &mut out);
+        out.into_iter()
+            .map(|(path, before, after)| {
+                let mut unknown = Vec::new();
+                let after = after.map(|v| split_unknown(&v, "", &mut unknown));
+                attr_line(&AttrChange {
+                    action: AttrAction::Update,
+                    path,
+                    before,
+                    after,
+                    after_unknown_paths: unknown,
+                    forces_replacement: false,
+                    sensitive: false,
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn environment_changes_show_only_the_changed_variables() {
+        let env = |url: &str, extra: bool| {
+            let mut e = vec![
+                json!({"name": "PREFECT_API_URL", "value": url}),
+                json!({"name": "PREFECT_ACCOUNT_ID", "value": "1"}),
+            ];
+            if extra {
+                e.push(json!({"name": "EXTRA", "value": "x"}));
+            }
+            json!({"image": "i", "command": ["a", "b"], "environment": e})
+        };
+        assert_eq!(
+            leaves("container", env("a", true), env("b", false)),
+            [
+                r#"container.environment[EXTRA]: "x""#,
+                r#"container.environment[PREFECT_API_URL]: "a" → "b""#,
+            ]
+        );
+    }
+
+    #[test]
+    fn policies_and_tags_show_the_changed_parts() {
+        let doc = |actions: Value, resource: Value| {
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"},
+                {"Effect": "Allow", "Action": actions, "Resource": resource}]})
+        };
+        assert_eq!(
+            leaves(
+                "document",
+                doc(json!(["iam:PassRole"]), json!(["arn:a"])),
+                doc(json!(["iam:PassRole", "ecs:RunTask"]), json!(["arn:a"]))
+            ),
+            [r#"document.Statement[0].Action: "ecs:RunTask""#]
+        );
+        assert_eq!(
+            leaves(
+                "document",
+                doc(json!(["iam:PassRole"]), json!(["arn:a"])),
+                doc(json!(["iam:PassRole"]), json!([crate::model::unknown()]))
+            ),
+            [r#"document.Statement[0].Resource: ["arn:a"] → [(known after apply)]"#]
+        );
+        assert_eq!(
+            leaves(
+                "tags",
+                json!({"Name": "a", "prefect-ecs:stack": "s"}),
+                json!({"prefect-ecs:stack": "t"})
+            ),
+            [
+                r#"tags.Name: "a""#,
+                r#"tags["prefect-ecs:stack"]: "s" → "t""#
+            ]
+        );
+        assert_eq!(
+            leaves(
+                "routes",
+                json!([{"destination": "0.0.0.0/0", "target": "nat-1"}]),
+                json!([{"destination": "0.0.0.0/0", "target": crate::model::unknown()}])
+            ),
+            ["routes[0].target: \"nat-1\" → (known after apply)"]
+        );
+        assert_eq!(
+            leaves(
+                "container",
+                json!({"command": ["a", "b"]}),
+                json!({"command": ["b", "a"]})
+            ),
+            [r#"container.command: ["a", "b"] → ["b", "a"]"#]
+        );
+    }
+}
