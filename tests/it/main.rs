@@ -5,5 +5,6 @@
 mod changes;
 mod drift;
 mod lifecycle;
+mod proxy;
 mod safety;
 mod support;
