@@ -1,7 +1,9 @@
-//! An AWS realism proxy in front of moto. moto answers at once and forgives wrong orders; this
-//! proxy adds what real AWS does (see `../../shared/aws-emulator-notes.md` for the gaps):
-//! latency, pending states (NAT, Cloud Map operations, ECS rollouts and drains), the dependency
-//! errors moto does not enforce, seeded faults, the ECS fields moto drops — and logs every call.
+//! An AWS realism proxy in front of moto. moto answers at once and forgives wrong orders: NATs
+//! are available and deleted at once, Cloud Map operations succeed at once, ECS services never
+//! run (or drain), deleting a subnet or a namespace still in use is accepted, a force-deleted
+//! secret name is free at once, and some ECS service fields are dropped. This proxy puts back
+//! what real AWS does — latency, pending states, dependency errors, seeded faults, the dropped
+//! fields — and logs every call, so tests and benchmarks see AWS's behaviour, not moto's.
 //!
 //! Point the binary at it with `AWS_ENDPOINT_URL`:
 //! `stack.run(&["apply", ...], &[("AWS_ENDPOINT_URL", proxy.endpoint())])`.

@@ -18,7 +18,7 @@ use aws_sdk_ecs::types::{
 
 use super::{Call, Config, Fault, Injected, Proxy, round_trip_depth};
 use crate::support::aws::Aws;
-use crate::support::{REGION, moto, random_string};
+use crate::support::{REGION, TestStack, moto, random_string};
 
 /// 1/200 of AWS: a 100 s rollout takes 0.5 s.
 const SCALE: f64 = 0.005;
@@ -783,4 +783,21 @@ async fn a_seed_fixes_the_fault_sequence() {
     for status in [500, 503] {
         assert!(first.contains(&Some(status)), "{status} among {first:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_runs_through_the_proxy() {
+    let proxy = proxy(Config::passthrough());
+    let stack = TestStack::new("proxied");
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
+    let out = tokio::task::block_in_place(|| stack.run(&["plan"], &env)).assert_ok();
+    let calls = proxy.calls();
+    for (service, operation) in [("ec2", "DescribeVpcs"), ("ecs", "DescribeClusters")] {
+        assert!(
+            ops(&calls).contains(&pair(service, operation)),
+            "{service} {operation} not among {:?}\n{out}",
+            ops(&calls)
+        );
+    }
+    assert!(round_trip_depth(&calls) >= 1);
 }

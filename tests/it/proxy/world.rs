@@ -354,6 +354,7 @@ impl World {
                 let Some(list) = json["services"].as_array_mut() else {
                     return;
                 };
+                // A service the proxy never saw created is long since stable.
                 let unknown = EcsService::default();
                 for s in list {
                     let seen = service_key(s).and_then(|k| self.services.get(&k));
