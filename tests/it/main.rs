@@ -7,5 +7,6 @@ mod ci;
 mod drift;
 mod lifecycle;
 mod lock;
+mod proxy;
 mod safety;
 mod support;

@@ -1,0 +1,493 @@
+//! The asynchronous side of AWS that moto skips, kept beside moto's state: what is still pending,
+//! draining or lingering, and for how long. It refuses calls AWS would refuse at that moment and
+//! rewrites moto's answers to show the states AWS would show.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::config::Dice;
+use super::model::{Span, Timings};
+use super::wire::{AwsError, Op};
+
+/// A change that started at `start` and is over at `end`.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    start: Instant,
+    end: Instant,
+}
+
+impl Pending {
+    fn new(now: Instant, takes: Duration) -> Self {
+        Pending {
+            start: now,
+            end: now + takes,
+        }
+    }
+
+    fn done(self, now: Instant) -> bool {
+        now >= self.end
+    }
+
+    /// How far along the change is, in `[0, 1]`.
+    fn progress(self, now: Instant) -> f64 {
+        let total = (self.end - self.start).as_secs_f64();
+        if total == 0.0 {
+            return 1.0;
+        }
+        (now.saturating_duration_since(self.start).as_secs_f64() / total).min(1.0)
+    }
+}
+
+#[derive(Debug)]
+struct Nat {
+    /// Unknown for a NAT created before this proxy started.
+    vpc: Option<String>,
+    available: Instant,
+    /// When `deleting` turns into `deleted`.
+    deleted: Option<Instant>,
+}
+
+impl Nat {
+    /// Its EIP is still mapped, which blocks detaching the VPC's internet gateway.
+    fn maps_address(&self, now: Instant) -> bool {
+        self.deleted.is_none_or(|d| now < d)
+    }
+}
+
+/// An ECS service as far as the proxy has seen it.
+#[derive(Debug, Default)]
+struct EcsService {
+    /// The latest deployment (CreateService, UpdateService).
+    rollout: Option<Pending>,
+    /// After DeleteService: when `DRAINING` turns into `INACTIVE`.
+    drained: Option<Instant>,
+    /// Request fields moto drops, given back in every answer.
+    echo: Map<String, Value>,
+}
+
+/// ECS service fields moto accepts and then forgets.
+const ECHOED: [&str; 3] = [
+    "deploymentConfiguration",
+    "enableExecuteCommand",
+    "enableECSManagedTags",
+];
+
+#[derive(Debug)]
+pub(super) struct World {
+    timings: Timings,
+    /// Off: moto's answers go through untouched (the passthrough proxy).
+    realism: bool,
+    pub(super) dice: Dice,
+    nats: HashMap<String, Nat>,
+    /// Cloud Map operations by id.
+    operations: HashMap<String, Pending>,
+    /// Cloud Map services created through the proxy: id → namespace id.
+    discovery_services: HashMap<String, String>,
+    /// By (cluster name, service name).
+    services: HashMap<(String, String), EcsService>,
+    /// Task ENIs of deleted services: until when, and the subnets and security groups they hold
+    /// (a re-created service of the same name does not free them).
+    lingering_enis: Vec<(Instant, Vec<String>)>,
+    /// Force-deleted secret names, and when each can be used again.
+    released_secrets: HashMap<String, Instant>,
+}
+
+impl World {
+    pub(super) fn new(timings: Timings, realism: bool, dice: Dice) -> Self {
+        World {
+            timings,
+            realism,
+            dice,
+            nats: HashMap::new(),
+            operations: HashMap::new(),
+            discovery_services: HashMap::new(),
+            services: HashMap::new(),
+            lingering_enis: Vec::new(),
+            released_secrets: HashMap::new(),
+        }
+    }
+
+    fn draw(&mut self, what: &str, span: Span) -> Duration {
+        self.dice.span(what, span)
+    }
+
+    /// The error AWS would answer `op` with now, where moto would accept it.
+    pub(super) fn refuse(&self, op: &Op, now: Instant) -> Option<AwsError> {
+        if !self.realism {
+            return None;
+        }
+        let held_by_enis = |id: &str| {
+            self.lingering_enis
+                .iter()
+                .any(|(until, ids)| now < *until && ids.iter().any(|i| i == id))
+        };
+        match (op.service.as_str(), op.operation.as_str()) {
+            ("ec2", "DeleteSubnet") => {
+                let id = op.param("SubnetId")?;
+                held_by_enis(id).then(|| {
+                    AwsError::new(
+                        400,
+                        "DependencyViolation",
+                        format!("The subnet '{id}' has dependencies and cannot be deleted."),
+                    )
+                })
+            }
+            ("ec2", "DeleteSecurityGroup") => {
+                let id = op.param("GroupId")?;
+                held_by_enis(id).then(|| {
+                    AwsError::new(
+                        400,
+                        "DependencyViolation",
+                        format!("resource {id} has a dependent object"),
+                    )
+                })
+            }
+            ("ec2", "DetachInternetGateway") => {
+                let vpc = op.param("VpcId")?;
+                let mapped = self
+                    .nats
+                    .values()
+                    .any(|n| n.vpc.as_deref() == Some(vpc) && n.maps_address(now));
+                mapped.then(|| {
+                    AwsError::new(
+                        400,
+                        "DependencyViolation",
+                        format!(
+                            "Network {vpc} has some mapped public address(es). Please unmap \
+                             those public address(es) before detaching the gateway."
+                        ),
+                    )
+                })
+            }
+            ("servicediscovery", "DeleteNamespace") => {
+                let id = op.param("Id")?;
+                let used = self.discovery_services.values().any(|ns| ns == id);
+                used.then(|| {
+                    AwsError::new(
+                        400,
+                        "ResourceInUse",
+                        format!("Namespace {id} has associated services."),
+                    )
+                })
+            }
+            ("secretsmanager", "CreateSecret") => {
+                let name = op.param("Name")?;
+                let releasing = self.released_secrets.get(name).is_some_and(|t| now < *t);
+                releasing.then(|| {
+                    AwsError::new(
+                        400,
+                        "InvalidRequestException",
+                        "You can't create this secret because a secret with this name is \
+                         already scheduled for deletion.",
+                    )
+                })
+            }
+            ("ecs", "CreateService") => {
+                let key = (
+                    cluster_name(op.param("cluster")),
+                    op.param("serviceName")?.into(),
+                );
+                let draining = self
+                    .services
+                    .get(&key)
+                    .and_then(|s| s.drained)
+                    .is_some_and(|t| now < t);
+                draining.then(|| {
+                    AwsError::new(
+                        400,
+                        "InvalidParameterException",
+                        "Creation of service was not idempotent.",
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Records what moto's successful answer to `op` started, and returns the answer as AWS
+    /// would give it now.
+    pub(super) fn observe(&mut self, op: &Op, now: Instant, status: u16, body: Vec<u8>) -> Vec<u8> {
+        if !self.realism || status != 200 {
+            return body;
+        }
+        match op.service.as_str() {
+            "ec2" => match String::from_utf8(body) {
+                Ok(xml) => self.observe_ec2(op, now, xml).into_bytes(),
+                Err(e) => e.into_bytes(),
+            },
+            "ecs" | "servicediscovery" | "secretsmanager" => {
+                let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
+                    return body;
+                };
+                match op.service.as_str() {
+                    "ecs" => self.observe_ecs(op, now, &mut json),
+                    "servicediscovery" => self.observe_discovery(op, now, &mut json),
+                    _ => self.observe_secrets(op, now, &json),
+                }
+                serde_json::to_vec(&json).expect("a JSON value serializes")
+            }
+            _ => body,
+        }
+    }
+
+    fn observe_ec2(&mut self, op: &Op, now: Instant, xml: String) -> String {
+        match op.operation.as_str() {
+            "CreateNatGateway" => {
+                if let Some(id) = xml_text(&xml, "natGatewayId") {
+                    let available = now + self.draw("nat_create", self.timings.nat_create);
+                    let nat = Nat {
+                        vpc: xml_text(&xml, "vpcId").map(str::to_owned),
+                        available,
+                        deleted: None,
+                    };
+                    self.nats.insert(id.to_owned(), nat);
+                }
+                self.rewrite_nat_states(&xml, now)
+            }
+            "DescribeNatGateways" => self.rewrite_nat_states(&xml, now),
+            "DeleteNatGateway" => {
+                let id = xml_text(&xml, "natGatewayId").or(op.param("NatGatewayId"));
+                if let Some(id) = id {
+                    let takes = self.draw("nat_delete", self.timings.nat_delete);
+                    let nat = self.nats.entry(id.to_owned()).or_insert(Nat {
+                        vpc: None,
+                        available: now,
+                        deleted: None,
+                    });
+                    nat.deleted.get_or_insert(now + takes);
+                }
+                xml
+            }
+            _ => xml,
+        }
+    }
+
+    /// Sets each NAT's `<state>` (which follows its `<natGatewayId>` in moto's XML) to the state
+    /// AWS would show now.
+    fn rewrite_nat_states(&self, xml: &str, now: Instant) -> String {
+        const ID: &str = "<natGatewayId>";
+        const STATE: &str = "<state>";
+        let mut out = String::with_capacity(xml.len());
+        let mut rest = xml;
+        while let Some(at) = rest.find(ID) {
+            let id_start = at + ID.len();
+            let id = &rest[id_start..][..rest[id_start..].find('<').unwrap_or(0)];
+            // This NAT's part of the answer ends where the next NAT's starts.
+            let item_len = rest[id_start..].find(ID).unwrap_or(rest.len() - id_start);
+            match rest[id_start..id_start + item_len].find(STATE) {
+                Some(s) => {
+                    let state_start = id_start + s + STATE.len();
+                    let state_len = rest[state_start..].find('<').unwrap_or(0);
+                    let moto_state = &rest[state_start..state_start + state_len];
+                    out.push_str(&rest[..state_start]);
+                    out.push_str(self.nat_state(id, moto_state, now));
+                    rest = &rest[state_start + state_len..];
+                }
+                None => {
+                    out.push_str(&rest[..id_start]);
+                    rest = &rest[id_start..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn nat_state<'a>(&self, id: &str, moto_state: &'a str, now: Instant) -> &'a str {
+        match self.nats.get(id) {
+            Some(Nat {
+                deleted: Some(d), ..
+            }) => {
+                if now < *d {
+                    "deleting"
+                } else {
+                    "deleted"
+                }
+            }
+            Some(nat) if now < nat.available => "pending",
+            _ => moto_state,
+        }
+    }
+
+    fn observe_ecs(&mut self, op: &Op, now: Instant, json: &mut Value) {
+        match op.operation.as_str() {
+            "CreateService" | "UpdateService" => {
+                let Some(key) = service_key(&json["service"]) else {
+                    return;
+                };
+                let takes = self.draw("service_rollout", self.timings.service_rollout);
+                let service = self.services.entry(key).or_default();
+                if op.operation == "CreateService" {
+                    // A name re-used after its drain: nothing of the old service applies.
+                    *service = EcsService::default();
+                }
+                service.rollout = Some(Pending::new(now, takes));
+                let request = op.json().and_then(Value::as_object);
+                for field in ECHOED {
+                    if let Some(v) = request.and_then(|r| r.get(field)) {
+                        service.echo.insert(field.to_owned(), v.clone());
+                    }
+                }
+                show_service(&mut json["service"], service, now);
+            }
+            "DeleteService" => {
+                let Some(key) = service_key(&json["service"]) else {
+                    return;
+                };
+                let drain = self.draw("service_drain", self.timings.service_drain);
+                let linger = self.draw("eni_linger", self.timings.eni_linger);
+                let vpc = &json["service"]["networkConfiguration"]["awsvpcConfiguration"];
+                let held: Vec<String> = ["subnets", "securityGroups"]
+                    .iter()
+                    .filter_map(|k| vpc[k].as_array())
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                self.lingering_enis.push((now + linger, held));
+                let service = self.services.entry(key).or_default();
+                service.drained.get_or_insert(now + drain);
+                show_service(&mut json["service"], service, now);
+            }
+            "DescribeServices" => {
+                let Some(list) = json["services"].as_array_mut() else {
+                    return;
+                };
+                // A service the proxy never saw created is long since stable.
+                let unknown = EcsService::default();
+                for s in list {
+                    let seen = service_key(s).and_then(|k| self.services.get(&k));
+                    show_service(s, seen.unwrap_or(&unknown), now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn observe_discovery(&mut self, op: &Op, now: Instant, json: &mut Value) {
+        if let Some(id) = json["OperationId"].as_str() {
+            let span = if op.operation.contains("Namespace") {
+                self.timings.namespace_operation
+            } else {
+                self.timings.discovery_service_operation
+            };
+            let takes = self.draw("discovery_operation", span);
+            self.operations
+                .insert(id.to_owned(), Pending::new(now, takes));
+        }
+        match op.operation.as_str() {
+            "GetOperation" => {
+                let operation = &mut json["Operation"];
+                let pending = operation["Id"]
+                    .as_str()
+                    .and_then(|id| self.operations.get(id))
+                    .filter(|p| !p.done(now));
+                if let Some(p) = pending {
+                    let status = if p.progress(now) < 0.5 {
+                        "SUBMITTED"
+                    } else {
+                        "PENDING"
+                    };
+                    operation["Status"] = json!(status);
+                }
+            }
+            "CreateService" => {
+                let service = &json["Service"];
+                if let (Some(id), Some(ns)) =
+                    (service["Id"].as_str(), service["NamespaceId"].as_str())
+                {
+                    self.discovery_services.insert(id.to_owned(), ns.to_owned());
+                }
+            }
+            "DeleteService" => {
+                if let Some(id) = op.param("Id") {
+                    self.discovery_services.remove(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn observe_secrets(&mut self, op: &Op, now: Instant, json: &Value) {
+        let forced = op
+            .json()
+            .is_some_and(|r| r["ForceDeleteWithoutRecovery"] == json!(true));
+        if op.operation == "DeleteSecret"
+            && forced
+            && let Some(name) = json["Name"].as_str()
+        {
+            let takes = self.draw("secret_name_release", self.timings.secret_name_release);
+            self.released_secrets.insert(name.to_owned(), now + takes);
+        }
+    }
+}
+
+/// Rewrites an ECS service object the way AWS would show it now: moto never runs tasks, so the
+/// proxy plays the whole rollout (and the drain after a delete) from the recorded times.
+fn show_service(json: &mut Value, seen: &EcsService, now: Instant) {
+    let Some(service) = json.as_object_mut() else {
+        return;
+    };
+    for (field, value) in &seen.echo {
+        service.insert(field.clone(), value.clone());
+    }
+    if let Some(drained) = seen.drained {
+        let status = if now < drained {
+            "DRAINING"
+        } else {
+            "INACTIVE"
+        };
+        service.insert("status".into(), json!(status));
+        return;
+    }
+    let desired = service["desiredCount"].as_i64().unwrap_or(0);
+    let (rollout, running) = match seen.rollout {
+        Some(p) if !p.done(now) => {
+            let started = (desired as f64 * p.progress(now)).floor() as i64;
+            ("IN_PROGRESS", started.min(desired - 1).max(0))
+        }
+        _ => ("COMPLETED", desired),
+    };
+    service.insert("runningCount".into(), json!(running));
+    service.insert("pendingCount".into(), json!(desired - running));
+    let task_definition = service["taskDefinition"].clone();
+    let Some(deployments) = service.get_mut("deployments").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for d in deployments.iter_mut().filter(|d| d["status"] == "PRIMARY") {
+        let id = d["id"].as_str().unwrap_or_default().to_owned();
+        // moto keeps the first task definition on the PRIMARY deployment after an update.
+        d["taskDefinition"] = task_definition.clone();
+        d["desiredCount"] = json!(desired);
+        d["runningCount"] = json!(running);
+        d["pendingCount"] = json!(desired - running);
+        d["rolloutState"] = json!(rollout);
+        d["rolloutStateReason"] = if rollout == "COMPLETED" {
+            json!(format!("ECS deployment {id} completed."))
+        } else {
+            json!(format!("ECS deployment {id} in progress."))
+        };
+    }
+}
+
+/// (cluster name, service name) of an ECS service object.
+fn service_key(service: &Value) -> Option<(String, String)> {
+    let cluster = service["clusterArn"].as_str()?;
+    let name = service["serviceName"].as_str()?;
+    Some((cluster_name(Some(cluster)), name.to_owned()))
+}
+
+/// A cluster name out of a name or an ARN; ECS's default cluster when none is given.
+fn cluster_name(cluster: Option<&str>) -> String {
+    let cluster = cluster.unwrap_or("default");
+    cluster.rsplit('/').next().unwrap_or(cluster).to_owned()
+}
+
+/// The text of the first `<tag>` element.
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml[start..].find('<')?;
+    Some(&xml[start..start + len])
+}
