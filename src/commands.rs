@@ -441,7 +441,7 @@ impl Context {
         }
         progress.start(schedule(&plan).0.len());
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = tokio::spawn(watch_interrupts(stop.clone(), self.spec.name.clone()));
+        let watcher = watch_interrupts(stop.clone(), self.spec.name.clone())?;
         let report = execute_until(
             &plan,
             &self.aws,
@@ -460,19 +460,45 @@ impl Context {
 }
 
 /// First Ctrl-C: start nothing new, let what is in flight finish. Second: leave at once.
-async fn watch_interrupts(stop: Arc<AtomicBool>, stack: String) {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    stop.store(true, Ordering::SeqCst);
-    eprintln!(
-        "\ninterrupted: no new operation starts; waiting for the ones in flight (Ctrl-C again to exit at once)"
-    );
-    if tokio::signal::ctrl_c().await.is_ok() {
+/// The listener is registered here, before any step starts, not when the task first runs.
+fn watch_interrupts(stop: Arc<AtomicBool>, stack: String) -> Result<tokio::task::JoinHandle<()>> {
+    let mut interrupts = Interrupts::listen()?;
+    Ok(tokio::spawn(async move {
+        if !interrupts.next().await {
+            return;
+        }
+        stop.store(true, Ordering::SeqCst);
         eprintln!(
-            "interrupted twice: exiting now. The stack lock stays held: prefect-ecs force-unlock {stack}"
+            "\ninterrupted: no new operation starts; waiting for the ones in flight (Ctrl-C again to exit at once)"
         );
-        std::process::exit(130);
+        if interrupts.next().await {
+            eprintln!(
+                "interrupted twice: exiting now. The stack lock stays held: prefect-ecs force-unlock {stack}"
+            );
+            std::process::exit(130);
+        }
+    }))
+}
+
+struct Interrupts {
+    #[cfg(unix)]
+    sigint: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Interrupts> {
+        Ok(Interrupts {
+            #[cfg(unix)]
+            sigint: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .into_diagnostic()?,
+        })
+    }
+
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        return self.sigint.recv().await.is_some();
+        #[cfg(not(unix))]
+        return tokio::signal::ctrl_c().await.is_ok();
     }
 }
 

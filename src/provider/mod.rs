@@ -86,7 +86,9 @@ impl Aws {
                     .operation_timeout(Duration::from_secs(120))
                     .build(),
             )
-            .retry_config(RetryConfig::standard().with_max_attempts(6));
+            // AWS throttles in bursts; like Terraform's AWS provider, keep trying well past the
+            // SDK's default of 3 attempts (the backoff grows to 20 s between them).
+            .retry_config(RetryConfig::standard().with_max_attempts(10));
         if let Some(p) = &conn.profile {
             loader = loader.profile_name(p);
         }
@@ -389,8 +391,21 @@ where
 {
     let start = Instant::now();
     let mut delay = Duration::from_millis(250);
+    let mut errors_in_a_row = 0;
     loop {
-        match check().await? {
+        let poll = match check().await {
+            Ok(p) => {
+                errors_in_a_row = 0;
+                p
+            }
+            // A failed read is no news about the thing waited for: poll again, a few times.
+            Err(e) if errors_in_a_row < 5 && start.elapsed() < deadline => {
+                errors_in_a_row += 1;
+                Poll::Pending(format!("unknown ({e})"))
+            }
+            Err(e) => return Err(e),
+        };
+        match poll {
             Poll::Done => return Ok(()),
             Poll::Failed(why) => return Err(ProviderError(format!("{what}: {why}"))),
             Poll::Pending(state) => {

@@ -255,31 +255,40 @@ impl Aws {
         }
         let Some(ns_id) = ours else { return Ok(found) };
         let mut services = Vec::new();
-        let mut pages = self.sd.list_services().into_paginator().send();
+        let filter = aws_sdk_servicediscovery::types::ServiceFilter::builder()
+            .name(aws_sdk_servicediscovery::types::ServiceFilterName::NamespaceId)
+            .values(&ns_id)
+            .build()
+            .map_err(|e| ProviderError(e.to_string()))?;
+        let mut pages = self
+            .sd
+            .list_services()
+            .filters(filter)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_err("ListServices", e))?;
-            // The namespace filter is not honoured everywhere: check each service's namespace.
             services.extend(page.services().iter().cloned());
         }
+        // One read per service, all at once; the namespace is checked again on each answer
+        // because not every implementation honours the filter.
+        let details = futures::future::join_all(
+            services
+                .iter()
+                .map(|s| self.cloud_map_service(s.id(), s.arn())),
+        )
+        .await;
         let workers: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
-        for s in services {
+        for (s, detail) in services.iter().zip(details) {
             let (Some(id), Some(arn), Some(name)) = (s.id(), s.arn(), s.name()) else {
                 continue;
             };
-            let detail = self
-                .sd
-                .get_service()
-                .id(id)
-                .send()
-                .await
-                .map_err(|e| aws_err("GetService", e))?;
-            let Some(detail) = detail.service() else {
+            let Some((detail, tags)) = detail? else {
                 continue;
             };
             if detail.namespace_id() != Some(ns_id.as_str()) {
                 continue;
             }
-            let tags = self.sd_tags(arn).await?;
             let expected = Address::new(Kind::CloudMapService, name);
             let owned = match self.ownership(&tags) {
                 super::Ownership::Ours(a) => Some(a),
@@ -314,6 +323,58 @@ impl Aws {
             ));
         }
         Ok(found)
+    }
+
+    /// A Cloud Map service and its tags; `None` when it went away since it was listed (another
+    /// stack's destroy can run at the same time).
+    async fn cloud_map_service(
+        &self,
+        id: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<
+        Option<(
+            aws_sdk_servicediscovery::types::Service,
+            BTreeMap<String, String>,
+        )>,
+        ProviderError,
+    > {
+        let (Some(id), Some(arn)) = (id, arn) else {
+            return Ok(None);
+        };
+        let gone = |e: &super::AwsError| e.is(&["ServiceNotFound", "ResourceNotFoundException"]);
+        let detail = match self
+            .sd
+            .get_service()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| aws_err("GetService", e))
+        {
+            Ok(d) => d,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(detail) = detail.service().cloned() else {
+            return Ok(None);
+        };
+        match self
+            .sd
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| aws_err("ListTagsForResource", e))
+        {
+            Ok(t) => Ok(Some((
+                detail,
+                t.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            ))),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn sd_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {

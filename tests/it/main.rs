@@ -8,5 +8,6 @@ mod drift;
 mod lifecycle;
 mod lock;
 mod proxy;
+mod realism;
 mod safety;
 mod support;

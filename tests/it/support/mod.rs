@@ -292,9 +292,35 @@ impl TestStack {
     /// Like [`TestStack::run`] without the spec path (`apply PLAN`, `show PLAN`); the spec is
     /// still written, for commands that find it through a saved plan.
     pub fn run_bare(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self
+            .command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run prefect-ecs");
+        self.collect(args, out)
+    }
+
+    /// Start the binary (args as given, no spec appended) and return at once, for tests that
+    /// kill or interrupt a run; finish with [`TestStack::wait`].
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        self.command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start prefect-ecs")
+    }
+
+    /// The output of a spawned run, checked for secrets like every other.
+    pub fn wait(&self, args: &[&str], child: std::process::Child) -> Output {
+        let out = child.wait_with_output().expect("wait for prefect-ecs");
+        self.collect(args, out)
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         self.write();
-        let out = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"));
+        cmd.args(args)
             // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -314,9 +340,11 @@ impl TestStack {
             .env("PREFECT_WORKSPACE_ID", WORKSPACE_ID)
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run prefect-ecs");
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn collect(&self, args: &[&str], out: std::process::Output) -> Output {
         let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
