@@ -74,6 +74,8 @@ pub struct Step {
 #[derive(Debug)]
 pub enum Event<'a> {
     Started(&'a Step),
+    /// A running step says what it waits for (`NAT gateway nat-… available: pending (35s)`).
+    Waiting(&'a Address, &'a str),
     Finished(&'a Step, Duration, Result<(), &'a ProviderError>),
 }
 
@@ -92,6 +94,17 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
+}
+
+tokio::task_local! {
+    /// The step a provider call runs for, so that what it waits on reaches the progress output.
+    static STEP: (Address, tokio::sync::mpsc::UnboundedSender<(Address, String)>);
+}
+
+/// Report what the running step waits for. `false` outside a step (nothing listens).
+pub fn report_wait(message: &str) -> bool {
+    STEP.try_with(|(address, tx)| tx.send((address.clone(), message.to_string())).is_ok())
+        .unwrap_or(false)
 }
 
 /// The steps of a plan and, for each, the steps it must wait for.
@@ -237,6 +250,7 @@ pub async fn execute_until<P: Provider>(
     let mut blocked = vec![false; steps.len()];
     let mut report = Report::default();
     let mut running = FuturesUnordered::new();
+    let (waits_tx, mut waits) = tokio::sync::mpsc::unbounded_channel();
     loop {
         while running.len() < parallelism.max(1) && !stop.load(Ordering::SeqCst) {
             let Some(s) = ready.pop() else { break };
@@ -251,7 +265,8 @@ pub async fn execute_until<P: Provider>(
                     .collect()
             });
             let sensitive = change.desired.as_ref().and_then(|d| d.sensitive.as_ref());
-            running.push(async move {
+            let context = (step.address.clone(), waits_tx.clone());
+            running.push(STEP.scope(context, async move {
                 let t = Instant::now();
                 let result = match step.op {
                     Op::Create => provider
@@ -273,9 +288,17 @@ pub async fn execute_until<P: Provider>(
                         .map(|()| None),
                 };
                 (s, t.elapsed(), result)
-            });
+            }));
         }
-        let Some((s, took, result)) = running.next().await else {
+        let next = tokio::select! {
+            biased;
+            Some((address, message)) = waits.recv() => {
+                on_event(Event::Waiting(&address, &message));
+                continue;
+            }
+            next = running.next() => next,
+        };
+        let Some((s, took, result)) = next else {
             break;
         };
         let step = &steps[s];

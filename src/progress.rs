@@ -116,6 +116,12 @@ impl Progress {
                 "operation": op_name(s.op), "elapsed_s": at, "duration_s": secs(*took),
                 "ok": result.is_ok(), "error": result.err().map(|e| e.to_string()),
             })),
+            (Mode::Json, Event::Waiting(address, message)) => json_line(json!({
+                "type": "waiting", "address": address.to_string(), "message": message, "elapsed_s": at,
+            })),
+            (Mode::Lines, Event::Waiting(address, message)) => {
+                println!("+{at:.1}s  {address}: {message}")
+            }
             (Mode::Lines, Event::Started(s)) => {
                 println!("+{at:.1}s  {}: {}…", s.address, s.op.progressive())
             }
@@ -132,6 +138,12 @@ impl Progress {
             return;
         };
         match e {
+            Event::Waiting(address, message) => {
+                let address = address.to_string();
+                if let Some((_, _, bar)) = live.running.iter().find(|(a, _, _)| *a == address) {
+                    bar.set_message(format!("{address}: {message}"));
+                }
+            }
             Event::Started(s) => {
                 let bar = live.multi.add(ProgressBar::new_spinner());
                 bar.set_style(

@@ -218,7 +218,10 @@ fn observed(
 
 /// Tell the user what a long operation is waiting for (shown at the default log level).
 fn note(message: &str) {
-    tracing::info!(target: "prefect_ecs::wait", "{message}");
+    // Inside a step, the progress output shows it next to the resource; elsewhere, the log.
+    if !crate::apply::report_wait(message) {
+        tracing::info!(target: "prefect_ecs::wait", "{message}");
+    }
 }
 
 /// A fresh idempotency token for one create call: the SDK resends it on its own retries, so a

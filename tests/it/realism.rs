@@ -221,12 +221,17 @@ fn destroy_waits_out_draining_services_and_lingering_enis() {
     let out = stack
         .run_bare(&["destroy", "--auto-approve", spec], &env)
         .assert_ok();
+    let worker = &stack.workers[0].name;
+    // The waits show in the progress, next to the resource that waits.
+    let drain = format!("ecs_service.{worker}: waiting for ECS service {worker} to drain");
     assert!(
-        out.stderr.contains("to drain"),
+        out.stdout.contains(&drain),
         "destroy did not report waiting for the drain:\n{out}"
     );
     assert!(
-        out.stderr.contains("DependencyViolation"),
+        out.stdout
+            .lines()
+            .any(|l| l.contains(": delete subnet.") && l.contains("DependencyViolation")),
         "destroy did not report the lingering ENIs:\n{out}"
     );
     let refused = proxy
