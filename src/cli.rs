@@ -31,6 +31,10 @@ pub struct Global {
     /// At most this many resource operations at once.
     #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub parallelism: u16,
+    /// How long one resource may wait on AWS (a NAT gateway to come up, a dependency to let
+    /// go) before its step fails naming what it waited for: `20m`, `90s`.
+    #[arg(long, global = true, env = "PREFECT_ECS_TIMEOUT", default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
     /// No colour, even on a terminal (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     pub no_color: bool,

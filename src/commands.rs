@@ -384,7 +384,7 @@ impl Context {
             stack: spec.name.clone(),
             wait,
             recovery_window_days: spec.secret.recovery_window_days,
-            deadline: Duration::from_secs(20 * 60),
+            deadline: g.timeout,
         };
         let aws = Aws::connect(conn, &region, settings).await;
         Ok(Context {

@@ -761,3 +761,37 @@ fn a_saved_plan_goes_stale_naming_what_changed_and_never_holds_the_key() {
     assert_eq!(PlanFile::parse(b"[stack]\nname = \"x\"\n").unwrap(), None);
     assert!(PlanFile::parse(b"{\"format\": \"other\"}").is_err());
 }
+
+#[test]
+fn drift_is_told_apart_from_a_spec_change() {
+    let g = dev();
+    let mut seen = converged(&g);
+    observed_mut(&mut seen, "log_group.workers")
+        .attrs
+        .insert("retention_in_days".into(), json!(7));
+    let drifted = compute("dev", Some(&g), &seen).unwrap();
+    let reason = |p: &Plan, addr: &str| {
+        p.changes
+            .iter()
+            .find(|c| c.address == a(addr))
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert_eq!(
+        reason(&drifted, "log_group.workers").as_deref(),
+        Some("changed outside prefect-ecs")
+    );
+
+    // The same difference, because the spec asks for another value: no drift.
+    let mut spec = load("dev.toml");
+    spec.logs.retention_days = 90;
+    let changed = build(&spec, "us-east-1", key()).unwrap();
+    let p = compute("dev", Some(&changed), &converged(&g)).unwrap();
+    let c = p
+        .changes
+        .iter()
+        .find(|c| c.address == a("log_group.workers"))
+        .unwrap();
+    assert_eq!((c.action, c.reason.as_deref()), (Action::Update, None));
+}

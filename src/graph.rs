@@ -7,7 +7,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Value, json};
 
-use crate::model::{Address, Attrs, Desired, Kind, ownership_tags, reference};
+use crate::model::{Address, Attrs, Desired, Kind, TAG_SPEC, ownership_tags, reference};
 use crate::secret::SecretValue;
 use crate::spec::{NatMode, Spec, Worker};
 
@@ -181,6 +181,8 @@ impl Expander<'_> {
             tags["Name"] = json!(n);
         }
         attrs.insert("tags".into(), tags);
+        let digest = spec_digest(&attrs);
+        attrs.get_mut("tags").expect("just inserted")[TAG_SPEC] = json!(digest);
         Desired::new(address, attrs)
     }
 
@@ -542,6 +544,22 @@ impl Expander<'_> {
         svc_res.extra_deps.extend(route_tables);
         vec![sd_res, td_res, svc_res]
     }
+}
+
+/// The digest recorded in [`TAG_SPEC`]: of the normalized desired attributes, references
+/// unresolved (so it depends on the spec only, not on ids AWS picked).
+fn spec_digest(attrs: &Attrs) -> String {
+    use sha2::{Digest, Sha256};
+    let normalized: BTreeMap<&String, Value> = attrs
+        .iter()
+        .map(|(k, v)| (k, crate::diff::normalize(k, v)))
+        .collect();
+    let bytes = serde_json::to_vec(&normalized).expect("JSON values serialize");
+    Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {

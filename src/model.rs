@@ -11,6 +11,9 @@ use crate::secret::SecretValue;
 /// Tag keys that mark a resource as this tool's.
 pub const TAG_STACK: &str = "prefect-ecs:stack";
 pub const TAG_ADDRESS: &str = "prefect-ecs:address";
+/// A digest of the desired attributes a resource was last applied from. Equal to the digest
+/// of the spec now, any difference was made outside prefect-ecs: drift, not a spec change.
+pub const TAG_SPEC: &str = "prefect-ecs:spec";
 
 macro_rules! kinds {
     ($($variant:ident => $name:literal),* $(,)?) => {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diff::{AttrDiff, compare};
 use crate::graph::StackGraph;
-use crate::model::{Address, Attrs, Conflict, Desired, Observed, ObservedState, resolve};
+use crate::model::{Address, Attrs, Conflict, Desired, Observed, ObservedState, TAG_SPEC, resolve};
 use crate::render::PlanDoc;
 use crate::render::human::{self, Style};
 
@@ -116,10 +116,11 @@ pub fn compute(
             };
             actions.insert(address.clone(), action);
             desired_addrs.insert(address.clone());
+            let reason = found.and_then(|o| drift(d, o, &diffs));
             changes.push(Change {
                 address,
                 action,
-                reason: None,
+                reason,
                 diffs,
                 planned: resolved,
                 desired: Some(d.clone()),
@@ -143,6 +144,17 @@ pub fn compute(
         stack: stack.into(),
         changes,
     })
+}
+
+/// "changed outside prefect-ecs" when the resource was applied from this very spec (its
+/// [`TAG_SPEC`] digest matches) and still differs in a value the spec fully determines.
+fn drift(d: &Desired, o: &Observed, diffs: &[AttrDiff]) -> Option<String> {
+    let digest = |attrs: &Attrs| attrs.get("tags")?.get(TAG_SPEC)?.as_str().map(String::from);
+    let same_spec = digest(&d.attrs)? == digest(&o.attrs)?;
+    let drifted = diffs
+        .iter()
+        .any(|x| !x.sensitive && !x.after.as_ref().is_some_and(crate::model::contains_unknown));
+    (same_spec && drifted).then(|| "changed outside prefect-ecs".to_string())
 }
 
 fn deletion(o: &Observed, reason: String) -> Change {

@@ -26,6 +26,10 @@ async fn cpu_change_registers_new_revision() {
     stack.workers[0].cpu = 1024;
     stack.workers[0].memory = 2048;
     let out = stack.plan().assert_ok();
+    assert!(
+        !out.stdout.contains("changed outside"),
+        "a spec change is not drift:\n{out}"
+    );
     let changed: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
     assert_eq!(
         changed,

@@ -146,7 +146,8 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
     assert!(out.stderr.contains("the file changed"), "{out}");
     assert!(
         out.stderr.contains(&format!(
-            "desired ecs_task_definition.{worker}: cpu, memory changed"
+            // (tags too: the prefect-ecs:spec digest follows the spec)
+            "desired ecs_task_definition.{worker}: cpu, memory, tags changed"
         )),
         "{out}"
     );

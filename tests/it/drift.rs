@@ -115,6 +115,16 @@ async fn drift_is_detected_and_repaired() {
     .into();
     let reported: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
     assert_eq!(reported, drifted, "{out}");
+    // Applied from this very spec, so each difference (but the secret's, whose source may
+    // have been rotated on purpose) is called drift.
+    for address in drifted.iter().filter(|a| *a != "secret.api_key") {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.contains(&format!(" {address}  # changed outside prefect-ecs"))),
+            "{address} not reported as drift:\n{out}"
+        );
+    }
 
     stack.apply().assert_ok();
 

@@ -356,13 +356,22 @@ async fn handle(
         return Ok(error_response(&error, protocol));
     }
 
-    let (status, headers, body) = shared.forward(&parts, body).await;
-    let body = shared.world.lock().expect("proxy state").observe(
-        &op,
-        Instant::now(),
-        status.as_u16(),
-        body.to_vec(),
-    );
+    // Forwarded and observed in a task of its own: a client killed mid-call (a crash test)
+    // must not leave moto changed and the proxy's world not knowing it.
+    let world = Arc::clone(&shared);
+    let forwarded = op.clone();
+    let (status, headers, body) = tokio::spawn(async move {
+        let (status, headers, body) = world.forward(&parts, body).await;
+        let body = world.world.lock().expect("proxy state").observe(
+            &forwarded,
+            Instant::now(),
+            status.as_u16(),
+            body.to_vec(),
+        );
+        (status, headers, body)
+    })
+    .await
+    .expect("the forwarding task does not panic");
     if let Some(Fault::Slow(delay)) = plan.fault {
         tokio::time::sleep(delay).await;
     }

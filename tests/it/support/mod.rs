@@ -339,6 +339,8 @@ impl TestStack {
             .env("PREFECT_ACCOUNT_ID", ACCOUNT_ID)
             .env("PREFECT_WORKSPACE_ID", WORKSPACE_ID)
             .env("NO_COLOR", "1")
+            // A wait that would hang a CI run for the default 20 minutes fails in two.
+            .env("PREFECT_ECS_TIMEOUT", "2m")
             .envs(env.iter().copied())
             .stdin(Stdio::null());
         cmd
