@@ -82,11 +82,7 @@ impl Proxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
         listener.set_nonblocking(true).expect("non-blocking socket");
         let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
-        let world = World::new(
-            config.timings,
-            config.realism,
-            config::Dice::new(config.seed),
-        );
+        let world = World::new(&config);
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -356,6 +352,20 @@ async fn handle(
         return Ok(error_response(&error, protocol));
     }
 
+    if op.service == "ec2" {
+        let free = shared
+            .world
+            .lock()
+            .expect("proxy state")
+            .addresses_to_free(Instant::now());
+        for ip in free {
+            // The call's own signed headers get moto's attention (account, region); moto checks
+            // no signature. Should it refuse, the tool's next CreateNatGateway shows moto's error.
+            let disassociate =
+                format!("Action=DisassociateAddress&Version=2016-11-15&PublicIp={ip}");
+            shared.forward(&parts, disassociate.into()).await;
+        }
+    }
     let (status, headers, body) = shared.forward(&parts, body).await;
     let body = shared.world.lock().expect("proxy state").observe(
         &op,
