@@ -4,6 +4,8 @@
 //! secret name is free at once, and some ECS service fields are dropped. This proxy puts back
 //! what real AWS does — latency, pending states, dependency errors, seeded faults, the dropped
 //! fields — and logs every call, so tests and benchmarks see AWS's behaviour, not moto's.
+//! What AWS does only sometimes is off unless a test asks for it: NAT gateways that end `failed`,
+//! new IAM roles that ECS does not accept yet.
 //!
 //! Point the binary at it with `AWS_ENDPOINT_URL`:
 //! `stack.run(&["apply", ...], &[("AWS_ENDPOINT_URL", proxy.endpoint())])`.

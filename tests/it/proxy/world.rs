@@ -110,6 +110,7 @@ pub(super) struct World {
     released_secrets: HashMap<String, Instant>,
     /// How many of the next NATs created fail (`Config::failing_nats`).
     failing_nats: u32,
+    /// How long ECS refuses a new role (`Config::role_propagation`).
     role_propagation: Duration,
     /// IAM roles created through the proxy, by name: when ECS starts accepting each.
     new_roles: HashMap<String, Instant>,
@@ -248,8 +249,8 @@ impl World {
     pub(super) fn addresses_to_free(&mut self, now: Instant) -> Vec<String> {
         self.nats
             .values_mut()
-            .filter(|n| n.failure.is_some() && now >= n.available)
-            .filter_map(|n| n.failure.as_mut().and_then(|f| f.address.take()))
+            .filter(|n| n.failed(now))
+            .filter_map(|n| n.failure.as_mut()?.address.take())
             .collect()
     }
 
