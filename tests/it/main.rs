@@ -9,5 +9,6 @@ mod lifecycle;
 mod lock;
 mod proxy;
 mod realism;
+mod realism_more;
 mod safety;
 mod support;

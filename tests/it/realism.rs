@@ -38,7 +38,7 @@ fn draw(seed: u64, salt: u64, below: u64) -> u64 {
 }
 
 /// Every address exists at most once, in every service (the EC2 loader panics on a duplicate).
-async fn assert_no_duplicates(aws: &Aws, stack: &TestStack) {
+pub(crate) async fn assert_no_duplicates(aws: &Aws, stack: &TestStack) {
     Ec2Stack::load(aws, &stack.name).await;
     assert!(
         namespaces_named(aws, &stack.namespace()).await.len() <= 1,
@@ -81,7 +81,7 @@ fn for_seeds(label: &str, body: impl Fn(u64) + Sync) {
     );
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -45,6 +45,16 @@ pub struct Config {
     /// Pending states, the refusals AWS makes and moto does not, and the ECS service fields moto
     /// drops. Off, moto's answers go through untouched.
     pub realism: bool,
+    /// The first this many NAT gateways created through the proxy end `failed` (code
+    /// `Gateway.NotAttached`) instead of `available`, once `timings.nat_create` is over. AWS does
+    /// this now and then (no internet gateway yet, no capacity in the zone); 0, the default: never.
+    /// Needs `realism`.
+    pub failing_nats: u32,
+    /// For this long after a role's CreateRole, ECS RegisterTaskDefinition naming the role
+    /// (`executionRoleArn`, `taskRoleArn`) is refused with `ClientException` "Role is not valid":
+    /// IAM is eventually consistent and ECS may not see a new role yet. Zero, the default: ECS
+    /// sees every role at once. Needs `realism`. See `model` for how long AWS takes.
+    pub role_propagation: Duration,
 }
 
 impl Config {
@@ -56,6 +66,8 @@ impl Config {
             operation_latency: Vec::new(),
             faults: None,
             realism: false,
+            failing_nats: 0,
+            role_propagation: Duration::ZERO,
         }
     }
 
@@ -68,6 +80,8 @@ impl Config {
             operation_latency: Vec::new(),
             faults: None,
             realism: true,
+            failing_nats: 0,
+            role_propagation: Duration::ZERO,
         }
     }
 
@@ -81,6 +95,18 @@ impl Config {
     pub fn with_operation_latency(mut self, operation: &str, delay: Duration) -> Self {
         self.operation_latency
             .push((operation.to_owned(), Span::fixed(delay)));
+        self
+    }
+
+    /// The first `count` NAT gateways created fail instead of becoming available.
+    pub fn with_failing_nats(mut self, count: u32) -> Self {
+        self.failing_nats = count;
+        self
+    }
+
+    /// ECS refuses a new role in task definitions for `window` after its CreateRole.
+    pub fn with_role_propagation(mut self, window: Duration) -> Self {
+        self.role_propagation = window;
         self
     }
 

@@ -4,6 +4,8 @@
 //! secret name is free at once, and some ECS service fields are dropped. This proxy puts back
 //! what real AWS does — latency, pending states, dependency errors, seeded faults, the dropped
 //! fields — and logs every call, so tests and benchmarks see AWS's behaviour, not moto's.
+//! What AWS does only sometimes is off unless a test asks for it: NAT gateways that end `failed`,
+//! new IAM roles that ECS does not accept yet.
 //!
 //! Point the binary at it with `AWS_ENDPOINT_URL`:
 //! `stack.run(&["apply", ...], &[("AWS_ENDPOINT_URL", proxy.endpoint())])`.
@@ -82,11 +84,7 @@ impl Proxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
         listener.set_nonblocking(true).expect("non-blocking socket");
         let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
-        let world = World::new(
-            config.timings,
-            config.realism,
-            config::Dice::new(config.seed),
-        );
+        let world = World::new(&config);
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -356,6 +354,20 @@ async fn handle(
         return Ok(error_response(&error, protocol));
     }
 
+    if op.service == "ec2" {
+        let free = shared
+            .world
+            .lock()
+            .expect("proxy state")
+            .addresses_to_free(Instant::now());
+        for ip in free {
+            // The call's own signed headers get moto's attention (account, region); moto checks
+            // no signature. Should it refuse, the tool's next CreateNatGateway shows moto's error.
+            let disassociate =
+                format!("Action=DisassociateAddress&Version=2016-11-15&PublicIp={ip}");
+            shared.forward(&parts, disassociate.into()).await;
+        }
+    }
     // Forwarded and observed in a task of its own: a client killed mid-call (a crash test)
     // must not leave moto changed and the proxy's world not knowing it.
     let world = Arc::clone(&shared);

@@ -2,17 +2,23 @@
 //! or documented by AWS; the proxy plays them back multiplied by a time scale, so a test suite
 //! runs the same sequence of states in a fraction of the time.
 //!
-//! | what                                          | real AWS          | source                     |
-//! |-----------------------------------------------|-------------------|----------------------------|
-//! | any API call, round trip                      | ~100 ms (80–120)  | typical from inside AWS    |
-//! | NAT gateway `pending` → `available`           | 85–125 s          | observed                   |
-//! | NAT gateway `deleting` → `deleted`            | ~60 s (50–70)     | observed                   |
-//! | Cloud Map namespace create/delete operation   | 30–45 s           | observed (Route 53 zone)   |
-//! | Cloud Map service operations                  | ~2 s (1–3)        | observed                   |
-//! | ECS service rollout to steady state (Fargate) | 90–100 s          | image pull + health checks |
-//! | ECS service `DRAINING` → `INACTIVE`           | 1–3 min           | task stop + deregistration |
-//! | task ENIs linger after a service is deleted   | 30–90 s           | blocks subnet / SG deletes |
-//! | force-deleted secret name becomes reusable    | 5–10 s            | asynchronous deletion      |
+//! | what                                             | real AWS              | source                     |
+//! |--------------------------------------------------|-----------------------|----------------------------|
+//! | any API call, round trip                         | ~100 ms (80–120)      | typical from inside AWS    |
+//! | NAT gateway `pending` → `available`              | 85–125 s              | observed                   |
+//! | NAT gateway `deleting` → `deleted`               | ~60 s (50–70)         | observed                   |
+//! | Cloud Map namespace create/delete operation      | 30–45 s               | observed (Route 53 zone)   |
+//! | Cloud Map service operations                     | ~2 s (1–3)            | observed                   |
+//! | ECS service rollout to steady state (Fargate)    | 90–100 s              | image pull + health checks |
+//! | ECS service `DRAINING` → `INACTIVE`              | 1–3 min               | task stop + deregistration |
+//! | task ENIs linger after a service is deleted      | 30–90 s               | blocks subnet / SG deletes |
+//! | force-deleted secret name becomes reusable       | 5–10 s                | asynchronous deletion      |
+//! | new IAM role usable by ECS (`Role is not valid`) | 0–10 s, rarely more   | IAM eventual consistency   |
+//! | NAT gateway `pending` → `failed`                 | after the create time | rare: no IGW, no capacity  |
+//!
+//! The last two happen only sometimes, so they are not in [`Timings`]: a test that studies one
+//! turns it on (`Config::with_role_propagation`, `Config::with_failing_nats`). A failed NAT shows
+//! `failureCode`/`failureMessage`, maps no address, and is `deleted` as soon as it is deleted.
 
 use std::time::Duration;
 

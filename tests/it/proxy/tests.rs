@@ -307,6 +307,81 @@ async fn nat_gateway_is_pending_then_available_and_holds_the_internet_gateway_un
     detach().await.expect("detach once the NAT is deleted");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_nat_gateway_ends_failed_with_a_reason_and_is_deleted_at_once() {
+    let proxy = proxy(Config::realistic(3, SCALE).with_failing_nats(1));
+    let aws = Aws::for_endpoint(proxy.endpoint()).await;
+    let vpc = vpc(&aws).await;
+    let subnet = subnet(&aws, &vpc).await;
+    let eip = aws
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .send()
+        .await;
+    let eip = eip
+        .expect("AllocateAddress")
+        .allocation_id
+        .expect("allocation id");
+    let create = || async {
+        let out = aws
+            .ec2
+            .create_nat_gateway()
+            .subnet_id(&subnet)
+            .allocation_id(&eip)
+            .send()
+            .await;
+        let nat = out.expect("CreateNatGateway").nat_gateway.expect("NAT");
+        assert_eq!(nat.state(), Some(&NatGatewayState::Pending));
+        nat.nat_gateway_id.expect("NAT id")
+    };
+    let describe = |id: String| {
+        let aws = &aws;
+        async move {
+            let out = aws
+                .ec2
+                .describe_nat_gateways()
+                .nat_gateway_ids(id)
+                .send()
+                .await;
+            out.expect("DescribeNatGateways").nat_gateways()[0].clone()
+        }
+    };
+
+    // Only the first NAT fails; it goes through `pending` like any other.
+    let failing = create().await;
+    let failed = eventually("NAT failed", Duration::from_secs(10), || async {
+        let nat = describe(failing.clone()).await;
+        (nat.state() == Some(&NatGatewayState::Failed)).then_some(nat)
+    })
+    .await;
+    assert_eq!(failed.failure_code(), Some("Gateway.NotAttached"));
+    assert_eq!(
+        failed.failure_message(),
+        Some(format!("Network {vpc} has no Internet gateway attached").as_str())
+    );
+
+    // A failed NAT holds no address: its EIP goes to the next NAT while it is still listed.
+    let healthy = create().await;
+    eventually("second NAT available", Duration::from_secs(10), || async {
+        let nat = describe(healthy.clone()).await;
+        (nat.state() == Some(&NatGatewayState::Available)).then_some(())
+    })
+    .await;
+    assert_eq!(describe(healthy).await.failure_code(), None);
+
+    // Nothing to release: no `deleting` in between.
+    let delete = aws
+        .ec2
+        .delete_nat_gateway()
+        .nat_gateway_id(&failing)
+        .send()
+        .await;
+    delete.expect("DeleteNatGateway of a failed NAT");
+    let nat = describe(failing).await;
+    assert_eq!(nat.state(), Some(&NatGatewayState::Deleted));
+}
+
 /// A cluster, a task definition and the network for one Fargate service.
 struct EcsSetup {
     cluster: String,
@@ -643,6 +718,49 @@ async fn force_deleted_secret_name_is_reusable_only_after_a_while() {
         create().await.ok()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_refuses_a_new_role_in_task_definitions_until_it_has_propagated() {
+    let window = Duration::from_millis(600);
+    let proxy = proxy(Config::realistic(6, SCALE).with_role_propagation(window));
+    let aws = Aws::for_endpoint(proxy.endpoint()).await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let created = Instant::now();
+    let role = aws
+        .iam
+        .create_role()
+        .role_name(unique("role"))
+        .assume_role_policy_document(trust)
+        .send()
+        .await;
+    let arn = role.expect("CreateRole").role.expect("role").arn;
+    let register = || {
+        let container = ContainerDefinition::builder()
+            .name("worker")
+            .image("prefecthq/prefect:3-python3.12")
+            .build();
+        aws.ecs
+            .register_task_definition()
+            .family(unique("role"))
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .execution_role_arn(&arn)
+            .container_definitions(container)
+            .send()
+    };
+
+    let err = register().await.expect_err("a role ECS does not see yet");
+    assert_eq!(err.code(), Some("ClientException"), "{err:?}");
+    assert_eq!(err.message(), Some("Role is not valid"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    eventually("role propagated", Duration::from_secs(10), || async {
+        register().await.ok()
+    })
+    .await;
+    assert!(created.elapsed() >= window);
 }
 
 #[tokio::test(flavor = "multi_thread")]

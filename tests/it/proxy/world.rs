@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::config::Dice;
+use super::config::{Config, Dice};
 use super::model::{Span, Timings};
 use super::wire::{AwsError, Op};
 
@@ -44,15 +44,31 @@ impl Pending {
 struct Nat {
     /// Unknown for a NAT created before this proxy started.
     vpc: Option<String>,
+    /// When `pending` ends: `available`, or `failed` for a failing NAT.
     available: Instant,
+    /// A NAT the configuration made fail.
+    failure: Option<NatFailure>,
     /// When `deleting` turns into `deleted`.
     deleted: Option<Instant>,
 }
 
+#[derive(Debug)]
+struct NatFailure {
+    /// AWS's `failureMessage`.
+    message: String,
+    /// The public IP of its EIP, until moto has been told to free it.
+    address: Option<String>,
+}
+
 impl Nat {
-    /// Its EIP is still mapped, which blocks detaching the VPC's internet gateway.
+    fn failed(&self, now: Instant) -> bool {
+        self.failure.is_some() && now >= self.available
+    }
+
+    /// Its EIP is still mapped, which blocks detaching the VPC's internet gateway. A failed NAT
+    /// never mapped it.
     fn maps_address(&self, now: Instant) -> bool {
-        self.deleted.is_none_or(|d| now < d)
+        !self.failed(now) && self.deleted.is_none_or(|d| now < d)
     }
 }
 
@@ -92,20 +108,29 @@ pub(super) struct World {
     lingering_enis: Vec<(Instant, Vec<String>)>,
     /// Force-deleted secret names, and when each can be used again.
     released_secrets: HashMap<String, Instant>,
+    /// How many of the next NATs created fail (`Config::failing_nats`).
+    failing_nats: u32,
+    /// How long ECS refuses a new role (`Config::role_propagation`).
+    role_propagation: Duration,
+    /// IAM roles created through the proxy, by name: when ECS starts accepting each.
+    new_roles: HashMap<String, Instant>,
 }
 
 impl World {
-    pub(super) fn new(timings: Timings, realism: bool, dice: Dice) -> Self {
+    pub(super) fn new(config: &Config) -> Self {
         World {
-            timings,
-            realism,
-            dice,
+            timings: config.timings,
+            realism: config.realism,
+            dice: Dice::new(config.seed),
             nats: HashMap::new(),
             operations: HashMap::new(),
             discovery_services: HashMap::new(),
             services: HashMap::new(),
             lingering_enis: Vec::new(),
             released_secrets: HashMap::new(),
+            failing_nats: config.failing_nats,
+            role_propagation: config.role_propagation,
+            new_roles: HashMap::new(),
         }
     }
 
@@ -184,6 +209,18 @@ impl World {
                     )
                 })
             }
+            ("ecs", "RegisterTaskDefinition") => {
+                let request = op.json()?;
+                let unknown = ["executionRoleArn", "taskRoleArn"]
+                    .iter()
+                    .filter_map(|field| request[field].as_str())
+                    .any(|role| {
+                        // An ARN (`arn:aws:iam::1:role/path/name`) or a bare name.
+                        let name = role.rsplit('/').next().unwrap_or(role);
+                        self.new_roles.get(name).is_some_and(|t| now < *t)
+                    });
+                unknown.then(|| AwsError::new(400, "ClientException", "Role is not valid"))
+            }
             ("ecs", "CreateService") => {
                 let key = (
                     cluster_name(op.param("cluster")),
@@ -204,6 +241,17 @@ impl World {
             }
             _ => None,
         }
+    }
+
+    /// The public IPs of NATs that have failed by now and whose EIP moto still holds: AWS frees
+    /// a failed NAT's EIP (it can be given to a new NAT at once), moto frees it only when told.
+    /// Each address is returned once.
+    pub(super) fn addresses_to_free(&mut self, now: Instant) -> Vec<String> {
+        self.nats
+            .values_mut()
+            .filter(|n| n.failed(now))
+            .filter_map(|n| n.failure.as_mut()?.address.take())
+            .collect()
     }
 
     /// Records what moto's successful answer to `op` started, and returns the answer as AWS
@@ -228,6 +276,15 @@ impl World {
                 }
                 serde_json::to_vec(&json).expect("a JSON value serializes")
             }
+            "iam" => {
+                if op.operation == "CreateRole"
+                    && let Some(name) = op.param("RoleName")
+                {
+                    self.new_roles
+                        .insert(name.to_owned(), now + self.role_propagation);
+                }
+                body
+            }
             _ => body,
         }
     }
@@ -237,9 +294,20 @@ impl World {
             "CreateNatGateway" => {
                 if let Some(id) = xml_text(&xml, "natGatewayId") {
                     let available = now + self.draw("nat_create", self.timings.nat_create);
+                    let vpc = xml_text(&xml, "vpcId").map(str::to_owned);
+                    // AWS's message when the VPC has no internet gateway, the commonest cause.
+                    let failure = (self.failing_nats > 0).then(|| {
+                        self.failing_nats -= 1;
+                        let network = vpc.as_deref().unwrap_or("vpc-unknown");
+                        NatFailure {
+                            message: format!("Network {network} has no Internet gateway attached"),
+                            address: xml_text(&xml, "publicIp").map(str::to_owned),
+                        }
+                    });
                     let nat = Nat {
-                        vpc: xml_text(&xml, "vpcId").map(str::to_owned),
+                        vpc,
                         available,
+                        failure,
                         deleted: None,
                     };
                     self.nats.insert(id.to_owned(), nat);
@@ -254,9 +322,12 @@ impl World {
                     let nat = self.nats.entry(id.to_owned()).or_insert(Nat {
                         vpc: None,
                         available: now,
+                        failure: None,
                         deleted: None,
                     });
-                    nat.deleted.get_or_insert(now + takes);
+                    // A failed NAT has nothing to release: it is gone at once.
+                    let gone = if nat.failed(now) { now } else { now + takes };
+                    nat.deleted.get_or_insert(gone);
                 }
                 xml
             }
@@ -265,7 +336,7 @@ impl World {
     }
 
     /// Sets each NAT's `<state>` (which follows its `<natGatewayId>` in moto's XML) to the state
-    /// AWS would show now.
+    /// AWS would show now, followed by `<failureCode>` and `<failureMessage>` for a failed one.
     fn rewrite_nat_states(&self, xml: &str, now: Instant) -> String {
         const ID: &str = "<natGatewayId>";
         const STATE: &str = "<state>";
@@ -282,8 +353,20 @@ impl World {
                     let state_len = rest[state_start..].find('<').unwrap_or(0);
                     let moto_state = &rest[state_start..state_start + state_len];
                     out.push_str(&rest[..state_start]);
-                    out.push_str(self.nat_state(id, moto_state, now));
+                    let state = self.nat_state(id, moto_state, now);
+                    out.push_str(state);
                     rest = &rest[state_start + state_len..];
+                    let failure = self.nats.get(id).and_then(|n| n.failure.as_ref());
+                    if state == "failed"
+                        && let (Some(failure), Some(end)) = (failure, rest.strip_prefix("</state>"))
+                    {
+                        out.push_str("</state><failureCode>Gateway.NotAttached</failureCode>");
+                        out.push_str(&format!(
+                            "<failureMessage>{}</failureMessage>",
+                            failure.message
+                        ));
+                        rest = end;
+                    }
                 }
                 None => {
                     out.push_str(&rest[..id_start]);
@@ -307,6 +390,7 @@ impl World {
                 }
             }
             Some(nat) if now < nat.available => "pending",
+            Some(nat) if nat.failed(now) => "failed",
             _ => moto_state,
         }
     }
