@@ -305,3 +305,71 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
         .assert_ok();
     assert_eq!(block_on(leftovers(&aws, &stack)), Vec::<String>::new());
 }
+
+/// Fields moto drops from ECS services (the circuit breaker) come back through the proxy, so
+/// drift on them is seen and repaired like any other.
+#[test]
+fn a_circuit_breaker_turned_off_by_hand_is_drift_and_is_turned_back_on() {
+    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+    let aws = block_on(Aws::new());
+    let proxy = Proxy::start(&moto().endpoint, Config::realistic(13, TIME_SCALE));
+    let stack = TestStack::new("breaker");
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
+    let spec = stack.write();
+    let spec = spec.to_str().unwrap();
+    stack
+        .run_bare(&["apply", "--auto-approve", spec], &env)
+        .assert_ok();
+
+    // By hand, through the same endpoint the tool uses (the proxy remembers what ECS keeps).
+    let ecs = block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(proxy.endpoint())
+            .region(aws_config::Region::new(crate::support::REGION))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_ecs::Client::new(&config)
+    });
+    let off = DeploymentCircuitBreaker::builder()
+        .enable(false)
+        .rollback(false)
+        .build();
+    block_on(
+        ecs.update_service()
+            .cluster(stack.cluster())
+            .service(&stack.workers[0].name)
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(off)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("turn the circuit breaker off");
+
+    let out = stack.run_bare(&["plan", spec], &env).assert_ok();
+    let service = format!("ecs_service.{}", stack.workers[0].name);
+    assert_eq!(
+        plan::changes(&out.stdout).into_keys().collect::<Vec<_>>(),
+        [service.clone()],
+        "{out}"
+    );
+    assert!(out.stdout.contains("deployment_circuit_breaker"), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("{service}  # changed outside prefect-ecs")),
+        "{out}"
+    );
+    stack
+        .run_bare(&["apply", "--auto-approve", spec], &env)
+        .assert_ok();
+    let out = stack.run_bare(&["plan", spec], &env).assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack
+        .run_bare(&["destroy", "--auto-approve", spec], &env)
+        .assert_ok();
+    assert_eq!(block_on(leftovers(&aws, &stack)), Vec::<String>::new());
+}

@@ -47,8 +47,13 @@ fn a_nat_gateway_that_fails_once_is_replaced_during_the_same_apply() {
         .run_bare(&["apply", "--auto-approve", spec], &env)
         .assert_ok();
     assert!(
-        out.stderr
-            .contains("has no Internet gateway attached); deleting it and creating another"),
+        // The progress shows it next to the resource.
+        out.stdout
+            .lines()
+            .any(|l| l.contains("nat_gateway.nat[0]: NAT gateway")
+                && l.contains(
+                    "has no Internet gateway attached); deleting it and creating another"
+                )),
         "apply did not report the failed NAT:\n{out}"
     );
     let out = stack.run_bare(&["plan", spec], &env).assert_ok();
@@ -130,7 +135,7 @@ fn task_definitions_wait_for_new_roles_to_propagate() {
         .run_bare(&["apply", "--auto-approve", spec], &env)
         .assert_ok();
     assert!(
-        out.stderr.contains("Role is not valid"),
+        out.stdout.contains("Role is not valid"),
         "apply did not report the refused role:\n{out}"
     );
     let registers: Vec<Call> = proxy
@@ -180,7 +185,7 @@ fn apply_right_after_destroy_waits_for_names_being_released() {
         .run_bare(&["apply", "--auto-approve", spec], &env)
         .assert_ok();
     assert!(
-        out.stderr.contains("already scheduled for deletion"),
+        out.stdout.lines().any(|l| l.contains("secret.api_key: ") && l.contains("already scheduled for deletion")),
         "apply did not report waiting for the secret name:\n{out}"
     );
     let out = stack.run_bare(&["plan", spec], &env).assert_ok();
