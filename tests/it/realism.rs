@@ -354,7 +354,7 @@ fn a_circuit_breaker_turned_off_by_hand_is_drift_and_is_turned_back_on() {
     let service = format!("ecs_service.{}", stack.workers[0].name);
     assert_eq!(
         plan::changes(&out.stdout).into_keys().collect::<Vec<_>>(),
-        [service.clone()],
+        [service.as_str()],
         "{out}"
     );
     assert!(out.stdout.contains("deployment_circuit_breaker"), "{out}");
