@@ -231,6 +231,14 @@ impl PlanFile {
                 changed.join(", ")
             ));
         }
+        if !out.is_empty() && plan_now.is_empty() && !self.plan.is_empty() {
+            // The usual cause by far: a pipeline re-running its apply step.
+            out.insert(
+                0,
+                "the stack already matches the spec: this plan was most likely applied already"
+                    .into(),
+            );
+        }
         out
     }
 }

@@ -91,6 +91,16 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
     assert!(out.stdout.contains("Durations, slowest first:"), "{out}");
     assert!(out.stdout.contains("Apply complete: "), "{out}");
 
+    // A pipeline that re-runs its apply step is told why the plan is refused.
+    let out = stack
+        .run_bare(&["apply", "--no-wait", saved], &[])
+        .assert_failed();
+    assert!(
+        out.stderr
+            .contains("this plan was most likely applied already"),
+        "{out}"
+    );
+
     stack
         .run(&["plan", "--detailed-exitcode"], &[])
         .assert_code(0);
