@@ -7,11 +7,17 @@ use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
 use super::{
-    Aws, Found, attr, attr_strings, aws_err, changed, observed, retry_codes, tag_delta, tags_value,
+    Aws, Found, attr, attr_strings, aws_err, changed, observed, retry_codes, tag_delta, tags_in,
+    tags_value,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
 use crate::spec::Spec;
+
+/// A policy document attribute as the JSON text IAM takes.
+fn document(attrs: &Attrs, key: &str) -> String {
+    attrs.get(key).map(Value::to_string).unwrap_or_default()
+}
 
 /// IAM answers documents URL-encoded.
 fn decode_policy(s: &str) -> Value {
@@ -52,7 +58,7 @@ impl Aws {
             let Some((role, policy)) = read? else {
                 continue;
             };
-            let tags = tags_of(&role.attrs);
+            let tags = tags_in(&role.attrs);
             if !found.named(self, address.clone(), format!("IAM role {name}"), &tags) {
                 continue;
             }
@@ -166,12 +172,7 @@ impl Aws {
             .iam
             .create_role()
             .role_name(name)
-            .assume_role_policy_document(
-                attrs
-                    .get("assume_role_policy")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-            )
+            .assume_role_policy_document(document(attrs, "assume_role_policy"))
             .description("created by prefect-ecs")
             .set_tags(Some(iam_tags(tags)))
             .send()
@@ -199,12 +200,7 @@ impl Aws {
             .put_role_policy()
             .role_name(attr(attrs, "role")?)
             .policy_name(attr(attrs, "name")?)
-            .policy_document(
-                attrs
-                    .get("document")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-            )
+            .policy_document(document(attrs, "document"))
             .send()
             .await
             .map_err(|e| aws_err("PutRolePolicy", e))?;
@@ -224,12 +220,7 @@ impl Aws {
             self.iam
                 .update_assume_role_policy()
                 .role_name(name)
-                .policy_document(
-                    attrs
-                        .get("assume_role_policy")
-                        .map(Value::to_string)
-                        .unwrap_or_default(),
-                )
+                .policy_document(document(attrs, "assume_role_policy"))
                 .send()
                 .await
                 .map_err(|e| aws_err("UpdateAssumeRolePolicy", e))?;
@@ -342,8 +333,4 @@ impl Aws {
         )
         .await
     }
-}
-
-pub(super) fn tags_of(attrs: &Attrs) -> BTreeMap<String, String> {
-    super::desired_tags(attrs)
 }

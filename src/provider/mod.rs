@@ -245,8 +245,8 @@ fn tags_value(tags: &BTreeMap<String, String>) -> Value {
     serde_json::to_value(tags).expect("string map")
 }
 
-/// Tags in desired attributes.
-fn desired_tags(attrs: &Attrs) -> BTreeMap<String, String> {
+/// The tags in a resource's attributes (desired or observed).
+fn tags_in(attrs: &Attrs) -> BTreeMap<String, String> {
     attrs
         .get("tags")
         .and_then(Value::as_object)
@@ -260,8 +260,8 @@ fn desired_tags(attrs: &Attrs) -> BTreeMap<String, String> {
 
 /// Tags to set and keys to remove to go from `observed` to `desired`.
 fn tag_delta(desired: &Attrs, observed: &Observed) -> (BTreeMap<String, String>, Vec<String>) {
-    let want = desired_tags(desired);
-    let have = desired_tags(&observed.attrs);
+    let want = tags_in(desired);
+    let have = tags_in(&observed.attrs);
     let set = want
         .iter()
         .filter(|(k, v)| have.get(*k) != Some(v))
@@ -442,7 +442,7 @@ impl Provider for Aws {
         attrs: &Attrs,
         sensitive: Option<&SecretValue>,
     ) -> Result<Outputs, ProviderError> {
-        let tags = desired_tags(attrs);
+        let tags = tags_in(attrs);
         match address.kind {
             Kind::Vpc
             | Kind::Subnet
