@@ -88,6 +88,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read-only preflight (also for CI, before plan): AWS answers, zones, Elastic IP
+    /// headroom, Prefect reachable with the credential, pool type, image, worker permissions.
+    Verify { spec: PathBuf },
+    /// Per worker: the ECS service's counts and deployment, its last events, the worker's
+    /// heartbeat and its pool's status.
+    Status { spec: PathBuf },
+    /// The workers' CloudWatch logs.
+    Logs {
+        spec: PathBuf,
+        /// Only this worker's logs.
+        #[arg(long)]
+        worker: Option<String>,
+        /// Keep printing new lines as they arrive (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+        /// How far back to start, e.g. 10m, 2h.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+    },
     /// Break a stack's lock left by a run that died (check that it is dead first).
     ForceUnlock {
         /// The stack name (`[stack] name` of its spec).
@@ -143,9 +162,14 @@ pub struct RunFlags {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Do not wait for ECS services to reach their desired count.
+    /// Do not wait for ECS services to reach their desired count, nor for the workers to
+    /// heartbeat to their work pools.
     #[arg(long)]
     pub no_wait: bool,
+    /// After the services are stable, how long apply waits for each worker's first
+    /// heartbeat to its work pool before it prints a diagnosis and fails.
+    #[arg(long, env = "PREFECT_ECS_WORKER_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub worker_timeout: std::time::Duration,
     /// Report as JSON lines (the plan, each operation, the summary); needs --auto-approve or
     /// a saved plan.
     #[arg(long)]

@@ -17,7 +17,7 @@ use crate::model::ObservedState;
 use crate::plan::{self, Plan};
 use crate::planfile::{Basis, PlanFile};
 use crate::progress::{Mode, Progress};
-use crate::provider::{Aws, Connection, Settings, resolve_region};
+use crate::provider::{Aws, Connection, PrefectApi, Settings, WorkerRef, resolve_region};
 use crate::render::human::{self, Style};
 use crate::render::{PlanDoc, markdown};
 use crate::secret::SecretValue;
@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .clone()
                 .or_else(|| hint_region(&cli.global))
                 .unwrap_or_else(|| "(region)".into());
-            let g = graph::build(&s, &region, None)?;
+            let g = graph::build(&s, &region, None, None)?;
             match format {
                 GraphFormat::Dot => print!("{}", g.to_dot()),
                 GraphFormat::Json => println!("{:#}", g.to_json()),
@@ -95,6 +95,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 wait: false,
                 recovery_window_days: None,
                 deadline: Duration::from_secs(60),
+                log_group: None,
+                pools: Default::default(),
             };
             let aws = Aws::connect(&conn, &region, settings).await;
             match aws.lock_info(stack).await? {
@@ -141,6 +143,71 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Verify { spec } => runtime()?.block_on(verify(spec, &cli.global, &conn)),
+        Command::Status { spec } => runtime()?.block_on(async {
+            let ctx = Context::new(spec, &cli.global, &conn, false, true).await?;
+            let facts = futures::future::join_all(
+                ctx.spec
+                    .workers
+                    .iter()
+                    .map(|w| async { ctx.aws.worker_facts(&ctx.worker_ref(w), 0).await }),
+            )
+            .await;
+            println!("stack \"{}\" in {}", ctx.spec.name, ctx.region);
+            for f in &facts {
+                print!("\n{}", crate::diagnose::render_status(f));
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Logs {
+            spec,
+            worker,
+            follow,
+            since,
+        } => runtime()?.block_on(async {
+            let ctx = Context::new(spec, &cli.global, &conn, false, true).await?;
+            if let Some(w) = worker
+                && !ctx.spec.workers.iter().any(|x| &x.name == w)
+            {
+                return Err(miette!(
+                    "no worker \"{w}\" in {} (workers: {})",
+                    spec.display(),
+                    ctx.spec
+                        .workers
+                        .iter()
+                        .map(|w| w.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as i64;
+            let mut start = now_ms - since.as_millis() as i64;
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let events = ctx
+                    .aws
+                    .worker_log_events(&ctx.spec.logs.group, worker.as_deref(), start)
+                    .await?;
+                for (stream, ts, message, id) in events {
+                    if seen.insert(id) {
+                        println!(
+                            "{} {stream} {message}",
+                            humantime::format_rfc3339_millis(
+                                std::time::UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64)
+                            )
+                        );
+                        start = start.max(ts);
+                    }
+                }
+                if !*follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -151,6 +218,158 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `verify`: every check one line, pass or fail, with the fix; exit 1 when any failed.
+async fn verify(path: &Path, g: &Global, conn: &Connection) -> Result<ExitCode> {
+    use crate::verify::{Check, image_reference, worker_permissions};
+    let spec = load(path, g)?;
+    let mut checks: Vec<Check> = Vec::new();
+    let region = match (&spec.region, &g.region) {
+        (Some(s), _) => Some(s.clone()),
+        (None, _) => resolve_region(conn).await,
+    };
+    let Some(region) = region else {
+        println!("FAIL  AWS region: none set; set [stack] region, --region or AWS_REGION");
+        return Ok(ExitCode::FAILURE);
+    };
+    let settings = Settings {
+        stack: spec.name.clone(),
+        wait: false,
+        recovery_window_days: None,
+        deadline: g.timeout,
+        log_group: None,
+        pools: Default::default(),
+    };
+    let aws = Aws::connect(conn, &region, settings).await;
+    match aws.available_zones().await {
+        Ok(zones) => {
+            checks.push((
+                format!("AWS answers in {region}"),
+                Ok(format!("{} zones available", zones.len())),
+            ));
+            let missing: Vec<&str> = spec
+                .network
+                .zones
+                .iter()
+                .map(|z| z.az.as_str())
+                .filter(|az| !zones.iter().any(|z| z == az))
+                .collect();
+            checks.push((
+                "availability zones".into(),
+                if missing.is_empty() {
+                    Ok(format!("{} used, all available", spec.network.zones.len()))
+                } else {
+                    Err(format!(
+                        "{} not available in {region}; pick others with [network] availability_zones",
+                        missing.join(", ")
+                    ))
+                },
+            ));
+        }
+        Err(e) => checks.push((
+            format!("AWS answers in {region}"),
+            Err(format!(
+                "{e}; check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and region"
+            )),
+        )),
+    }
+    let nats = match spec.network.nat {
+        spec::NatMode::None => 0,
+        spec::NatMode::Single => 1,
+        spec::NatMode::PerAz => spec.network.zones.len(),
+    };
+    match aws.elastic_ips().await {
+        Ok((Some(limit), used)) => checks.push((
+            "Elastic IPs for the NAT gateways".into(),
+            if used as i64 + nats as i64 <= limit {
+                Ok(format!("{nats} needed, {used} of {limit} in use"))
+            } else {
+                Err(format!(
+                    "{nats} needed but {used} of {limit} are in use: release unused addresses or ask AWS for a higher quota"
+                ))
+            },
+        )),
+        Ok((None, used)) => checks.push((
+            "Elastic IPs for the NAT gateways".into(),
+            Ok(format!("{nats} needed, {used} in use (the account limit is not reported)")),
+        )),
+        Err(e) => checks.push(("Elastic IPs for the NAT gateways".into(), Err(e.to_string()))),
+    }
+    let credential = credential(&spec, path);
+    let prefect = credential
+        .as_ref()
+        .ok()
+        .map(|c| prefect_api(&spec, c.clone()));
+    let mut template = None;
+    match (credential, prefect) {
+        (Err(e), _) => checks.push(("Prefect credential".into(), Err(e.to_string()))),
+        (Ok(_), Some(Ok(api))) => {
+            checks.push((
+                format!("Prefect API at {} with the credential", api.url()),
+                api.check_access()
+                    .await
+                    .map(|_| "reachable, credential accepted".to_owned())
+                    .map_err(|e| e.to_string()),
+            ));
+            match api.ecs_template().await {
+                Ok(t) => {
+                    template = Some(t);
+                    let mut kinds = Vec::new();
+                    for pool in &spec.work_pools {
+                        if let Ok(Some(p)) = api.pool_status(&pool.name).await
+                            && p.kind != "ecs"
+                        {
+                            kinds.push(format!("{} is of type {}", pool.name, p.kind));
+                        }
+                    }
+                    checks.push((
+                        "work pool type ecs".into(),
+                        if kinds.is_empty() {
+                            Ok("the server offers ecs pools".into())
+                        } else {
+                            Err(format!(
+                                "{}: a pool's type cannot change; rename the worker's work_pool",
+                                kinds.join(", ")
+                            ))
+                        },
+                    ));
+                }
+                Err(e) => checks.push(("work pool type ecs".into(), Err(e.to_string()))),
+            }
+        }
+        (Ok(_), Some(Err(e))) => checks.push(("Prefect API".into(), Err(e.to_string()))),
+        (Ok(_), None) => {}
+    }
+    for w in &spec.workers {
+        checks.push((
+            format!("image of worker {}", w.name),
+            image_reference(&w.image)
+                .map(|_| w.image.clone())
+                .map_err(|e| format!("{e}; fix [[worker]] image")),
+        ));
+    }
+    let graph = graph::build(&spec, &region, None, template.as_ref())?;
+    checks.push((
+        "worker permissions in the IAM policies".into(),
+        worker_permissions(&graph),
+    ));
+    let mut failed = 0;
+    for (name, result) in &checks {
+        match result {
+            Ok(detail) => println!("ok    {name}: {detail}"),
+            Err(fix) => {
+                failed += 1;
+                println!("FAIL  {name}: {fix}");
+            }
+        }
+    }
+    println!("\n{} check(s), {failed} failed.", checks.len());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Colour only for a terminal, and never when asked not to (`--no-color`, `NO_COLOR`).
@@ -290,6 +509,7 @@ async fn apply_saved_locked(
     let flags = RunFlags {
         auto_approve: true,
         no_wait: flags.no_wait,
+        worker_timeout: flags.worker_timeout,
         json: flags.json,
     };
     let progress = progress(&flags, style, "apply")?;
@@ -315,12 +535,17 @@ fn load(path: &Path, g: &Global) -> Result<Spec> {
     Ok(spec::load(path, &env, hint_region(g).as_deref())?)
 }
 
-/// The API key, from where the spec says; never from the spec itself.
-fn api_key(spec: &Spec, path: &Path) -> Result<SecretValue> {
-    let value = match &spec.prefect.api_key_source {
+/// The API key or auth string, from where the spec says; never from the spec itself. `None`
+/// for a server without auth.
+fn credential(spec: &Spec, path: &Path) -> Result<Option<SecretValue>> {
+    let Some(credential) = &spec.prefect.credential else {
+        return Ok(None);
+    };
+    let what = credential.kind.describe();
+    let value = match &credential.source {
         ApiKeySource::Env(var) => std::env::var(var).map_err(|_| {
             miette!(
-                "secret \"{}\": {var} is not set (needed to create and compare the secret)",
+                "secret \"{}\": {var} is not set (the {what}, needed to create and compare the secret)",
                 spec.secret.name
             )
         })?,
@@ -329,7 +554,7 @@ fn api_key(spec: &Spec, path: &Path) -> Result<SecretValue> {
             std::fs::read_to_string(&f)
                 .map_err(|e| {
                     miette!(
-                        "secret \"{}\": cannot read the API key file {}: {e}",
+                        "secret \"{}\": cannot read the {what} file {}: {e}",
                         spec.secret.name,
                         f.display()
                     )
@@ -340,17 +565,32 @@ fn api_key(spec: &Spec, path: &Path) -> Result<SecretValue> {
     };
     if value.is_empty() {
         return Err(miette!(
-            "secret \"{}\": the Prefect API key is empty",
+            "secret \"{}\": the {what} is empty",
             spec.secret.name
         ));
     }
-    Ok(SecretValue::new(value))
+    Ok(Some(SecretValue::new(value)))
+}
+
+/// The client of the stack's Prefect API, authenticated with the credential's value.
+fn prefect_api(
+    spec: &Spec,
+    value: Option<SecretValue>,
+) -> std::result::Result<PrefectApi, crate::apply::ProviderError> {
+    let auth = spec.prefect.credential.as_ref().zip(value);
+    PrefectApi::new(
+        &spec.prefect.api_url,
+        auth.map(|(c, v)| (c.kind, v)),
+        spec.prefect.cloud.is_some(),
+    )
 }
 
 struct Context {
     spec: Spec,
     region: String,
     graph: Option<StackGraph>,
+    /// The Prefect server's default `ecs` base job template (for apply and plan).
+    pool_template: Option<serde_json::Value>,
     aws: Aws,
 }
 
@@ -375,24 +615,45 @@ impl Context {
                 miette!("no AWS region: set [stack] region in the spec, --region, or AWS_REGION")
             })?,
         };
-        let graph = if desired {
-            Some(graph::build(&spec, &region, Some(api_key(&spec, path)?))?)
+        let credential = credential(&spec, path)?;
+        let prefect = prefect_api(&spec, credential.clone())?;
+        let (graph, pool_template) = if desired {
+            let template = prefect.ecs_template().await?;
+            let graph = graph::build(&spec, &region, credential, Some(&template))?;
+            (Some(graph), Some(template))
         } else {
-            None
+            (None, None)
         };
         let settings = Settings {
             stack: spec.name.clone(),
             wait,
             recovery_window_days: spec.secret.recovery_window_days,
             deadline: g.timeout,
+            log_group: Some(spec.logs.group.clone()),
+            pools: spec
+                .workers
+                .iter()
+                .map(|w| (w.name.clone(), w.work_pool.clone()))
+                .collect(),
         };
-        let aws = Aws::connect(conn, &region, settings).await;
+        let mut aws = Aws::connect(conn, &region, settings).await;
+        aws.prefect = Some(prefect);
         Ok(Context {
             spec,
             region,
             graph,
+            pool_template,
             aws,
         })
+    }
+
+    fn worker_ref(&self, w: &spec::Worker) -> WorkerRef {
+        WorkerRef {
+            cluster: self.spec.cluster.name.clone(),
+            service: w.name.clone(),
+            pool: w.work_pool.clone(),
+            log_group: self.spec.logs.group.clone(),
+        }
     }
 
     /// Run `work` holding the stack's lock; the lock is given back however `work` ends.
@@ -429,6 +690,87 @@ impl Context {
         &self,
         plan: Plan,
         flags: &RunFlags,
+        progress: Progress,
+        parallelism: u16,
+    ) -> Result<ExitCode> {
+        let applying = self.graph.is_some();
+        let code = self.execute(plan, flags, progress, parallelism).await?;
+        // Apply is done when the workers are online, not when ECS says "steady state".
+        if code == ExitCode::SUCCESS && applying && !flags.no_wait {
+            self.wait_online(flags.worker_timeout).await?;
+        }
+        Ok(code)
+    }
+
+    /// Wait for a heartbeat from every worker that should run; at the deadline, say why not.
+    async fn wait_online(&self, timeout: Duration) -> Result<()> {
+        let Some(prefect) = &self.aws.prefect else {
+            return Ok(());
+        };
+        let mut pending: Vec<&spec::Worker> = self
+            .spec
+            .workers
+            .iter()
+            .filter(|w| w.desired_count > 0)
+            .collect();
+        let start = std::time::Instant::now();
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let mut still = Vec::new();
+            for w in pending {
+                let online = prefect
+                    .workers(&w.work_pool)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|ws| ws.iter().any(|x| x.name == w.name && x.status == "ONLINE"));
+                if online {
+                    eprintln!("worker {} is online in work pool {}", w.name, w.work_pool);
+                } else {
+                    still.push(w);
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                break;
+            }
+            let names: Vec<&str> = pending.iter().map(|w| w.name.as_str()).collect();
+            tracing::info!(
+                target: "prefect_ecs::wait",
+                "waiting for {} to send a heartbeat to its work pool ({:.0?} of {})",
+                names.join(", "),
+                start.elapsed(),
+                humantime::format_duration(timeout)
+            );
+            tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        let facts = futures::future::join_all(
+            pending
+                .iter()
+                .map(|w| async { self.aws.worker_facts(&self.worker_ref(w), 30).await }),
+        )
+        .await;
+        let diagnosis: Vec<String> = facts.iter().map(crate::diagnose::render).collect();
+        Err(miette!(
+            "{} did not come online within {} (the infrastructure is applied; apply again, or `prefect-ecs status`, once fixed):\n\n{}",
+            pending
+                .iter()
+                .map(|w| format!("worker {}", w.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            humantime::format_duration(timeout),
+            diagnosis.join("\n").trim_end()
+        ))
+    }
+
+    async fn execute(
+        &self,
+        plan: Plan,
+        flags: &RunFlags,
         mut progress: Progress,
         parallelism: u16,
     ) -> Result<ExitCode> {
@@ -438,6 +780,9 @@ impl Context {
         }
         if !flags.auto_approve {
             confirm(progress.verb(), &self.spec.name)?;
+        }
+        if let (Some(prefect), Some(template)) = (&self.aws.prefect, &self.pool_template) {
+            prefect.reserve_pools(&plan, template).await?;
         }
         progress.start(schedule(&plan).0.len());
         let stop = Arc::new(AtomicBool::new(false));

@@ -19,10 +19,16 @@ use crate::secret::SecretValue;
 use crate::spec::{self, Spec};
 
 fn load(name: &str) -> Spec {
-    let env = |k: &str| match k {
+    let env = |k: &str| {
+        match k {
         "PREFECT_ACCOUNT_ID" => Some("9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f".to_string()),
         "PREFECT_WORKSPACE_ID" => Some("3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99".to_string()),
+        "PREFECT_API_URL" => Some(
+            "https://api.prefect.cloud/api/accounts/9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f/workspaces/3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99"
+                .to_string(),
+        ),
         _ => None,
+    }
     };
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("stacks")
@@ -35,8 +41,13 @@ fn key() -> Option<SecretValue> {
     Some(SecretValue::new("pnu_unit_test_key".into()))
 }
 
+/// The default `ecs` base job template as a Prefect 3.8 server serves it.
+fn template() -> serde_json::Value {
+    serde_json::from_str(include_str!("testdata/ecs-base-job-template.json")).unwrap()
+}
+
 fn dev() -> StackGraph {
-    build(&load("dev.toml"), "us-east-1", key()).unwrap()
+    build(&load("dev.toml"), "us-east-1", key(), Some(&template())).unwrap()
 }
 
 fn a(s: &str) -> Address {
@@ -94,7 +105,7 @@ fn the_orderings_aws_needs_are_edges() {
 #[test]
 fn order_respects_every_edge_and_is_stable() {
     for stack in ["dev.toml", "minimal.toml", "prod.toml"] {
-        let g = build(&load(stack), "us-east-1", key()).unwrap();
+        let g = build(&load(stack), "us-east-1", key(), Some(&template())).unwrap();
         let order = g.order().unwrap();
         assert_eq!(order.len(), g.graph.node_count());
         let pos: BTreeMap<&Address, usize> =
@@ -110,7 +121,7 @@ fn order_respects_every_edge_and_is_stable() {
         }
         assert_eq!(
             order,
-            build(&load(stack), "us-east-1", key())
+            build(&load(stack), "us-east-1", key(), Some(&template()))
                 .unwrap()
                 .order()
                 .unwrap()
@@ -120,7 +131,7 @@ fn order_respects_every_edge_and_is_stable() {
 
 #[test]
 fn nat_modes_shape_the_network() {
-    let prod = build(&load("prod.toml"), "us-east-1", key()).unwrap();
+    let prod = build(&load("prod.toml"), "us-east-1", key(), Some(&template())).unwrap();
     let nats: Vec<_> = prod
         .resources()
         .filter(|d| d.address.kind == Kind::NatGateway)
@@ -137,7 +148,7 @@ fn nat_modes_shape_the_network() {
     );
     let mut spec = load("dev.toml");
     spec.network.nat = spec::NatMode::None;
-    let g = build(&spec, "us-east-1", key()).unwrap();
+    let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
     assert_eq!(
         g.resources()
             .filter(|d| d.address.kind == Kind::NatGateway)
@@ -481,7 +492,9 @@ fn a_failure_skips_only_its_dependents() {
         skipped,
         BTreeSet::from([
             "ecs_task_definition.dev-worker".into(),
-            "ecs_service.dev-worker".into()
+            "ecs_service.dev-worker".into(),
+            // The pool's flow runs log to the group.
+            "prefect_work_pool.ecs-work-pool".into(),
         ])
     );
     assert!(
@@ -490,7 +503,7 @@ fn a_failure_skips_only_its_dependents() {
             .iter()
             .any(|(s, _)| s.address == a("nat_gateway.nat[0]") && s.op == Op::Create)
     );
-    assert_eq!(report.done.len(), g.graph.node_count() - 3);
+    assert_eq!(report.done.len(), g.graph.node_count() - 4);
 }
 
 #[test]
@@ -546,7 +559,7 @@ fn snapshot_plan(name: &str, p: &Plan) {
 fn every_stack_snapshot() {
     insta::glob!("../stacks", "*.toml", |path| {
         let spec = load(path.file_name().unwrap().to_str().unwrap());
-        let g = build(&spec, "us-east-1", key()).unwrap();
+        let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
         insta::assert_snapshot!("graph", g.to_dot());
         insta::assert_snapshot!(
             "plan_from_empty",
@@ -744,6 +757,7 @@ fn a_saved_plan_goes_stale_naming_what_changed_and_never_holds_the_key() {
         &load("dev.toml"),
         "us-east-1",
         Some(SecretValue::new("pnu_rotated".into())),
+        Some(&template()),
     )
     .unwrap();
     let new_key = Basis {
@@ -786,7 +800,7 @@ fn drift_is_told_apart_from_a_spec_change() {
     // The same difference, because the spec asks for another value: no drift.
     let mut spec = load("dev.toml");
     spec.logs.retention_days = 90;
-    let changed = build(&spec, "us-east-1", key()).unwrap();
+    let changed = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
     let p = compute("dev", Some(&changed), &converged(&g)).unwrap();
     let c = p
         .changes

@@ -7,13 +7,42 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Value, json};
 
-use crate::model::{Address, Attrs, Desired, Kind, TAG_SPEC, ownership_tags, reference};
+use crate::model::{
+    Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
+};
 use crate::secret::SecretValue;
-use crate::spec::{NatMode, Spec, Worker};
+use crate::spec::{NatMode, Spec, WorkPool, Worker};
 
 pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
 const CONTAINER_NAME: &str = "worker";
+const HEALTH_PORT: u16 = 8080;
+
+/// What the worker's task role may do: run and watch flow-run tasks, and pass exactly the
+/// roles those tasks use (`iam:PassRole` on `*` would let a worker escalate to any role).
+pub fn worker_permissions(pass_roles: Vec<Value>) -> Vec<(Vec<&'static str>, Vec<Value>)> {
+    vec![
+        (
+            vec![
+                "ecs:DeregisterTaskDefinition",
+                "ecs:DescribeTaskDefinition",
+                "ecs:DescribeTasks",
+                "ecs:ListTaskDefinitions",
+                "ecs:RegisterTaskDefinition",
+                "ecs:RunTask",
+                "ecs:StopTask",
+                "ecs:TagResource",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+                "logs:CreateLogStream",
+                "logs:GetLogEvents",
+                "logs:PutLogEvents",
+            ],
+            vec![json!("*")],
+        ),
+        (vec!["iam:PassRole"], pass_roles),
+    ]
+}
 
 /// The desired resources of a stack, in a graph whose edges point from a dependency to its
 /// dependent.
@@ -152,18 +181,58 @@ impl StackGraph {
     }
 }
 
-/// Expand a validated spec into its desired resources.
+/// Expand a validated spec into its desired resources. `credential` is the secret's value
+/// (`None` when it is not needed, as for `graph`); `pool_template` is the Prefect server's
+/// default base job template for `ecs` work pools, which the pools are filled from (`None`:
+/// an empty one, for commands that only show the graph's shape).
 pub fn build(
     spec: &Spec,
     region: &str,
-    api_key: Option<SecretValue>,
+    credential: Option<SecretValue>,
+    pool_template: Option<&Value>,
 ) -> Result<StackGraph, GraphError> {
-    StackGraph::from_resources(Expander { spec, region }.resources(api_key))
+    let empty = json!({"job_configuration": {}, "variables": {"type": "object", "properties": {}}});
+    let expander = Expander {
+        spec,
+        region,
+        pool_template: pool_template.unwrap_or(&empty),
+    };
+    StackGraph::from_resources(expander.resources(credential))
 }
 
 struct Expander<'a> {
     spec: &'a Spec,
     region: &'a str,
+    pool_template: &'a Value,
+}
+
+/// The images Prefect publishes without prefect-aws: an `ecs` worker in them needs
+/// `EXTRA_PIP_PACKAGES=prefect-aws`, which their entrypoint installs at start.
+fn is_plain_prefect_image(image: &str) -> bool {
+    let repo = image.split(['@']).next().unwrap_or(image);
+    let repo = match repo.rsplit_once(':') {
+        Some((r, tag)) if !tag.contains('/') => r,
+        _ => repo,
+    };
+    let repo = repo
+        .strip_prefix("docker.io/")
+        .or_else(|| repo.strip_prefix("index.docker.io/"))
+        .unwrap_or(repo);
+    repo == "prefecthq/prefect"
+}
+
+/// The worker's `EXTRA_PIP_PACKAGES`: the user's, plus prefect-aws for a plain Prefect image.
+fn extra_pip_packages(image: &str, user: Option<&String>) -> Option<String> {
+    let mut packages: Vec<&str> = user
+        .map(|u| u.split_whitespace().collect())
+        .unwrap_or_default();
+    let has_aws = packages
+        .iter()
+        .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"));
+    if is_plain_prefect_image(image) && !has_aws {
+        packages.push("prefect-aws");
+    }
+    (!packages.is_empty()).then(|| packages.join(" "))
 }
 
 fn addr(kind: Kind, name: &str) -> Address {
@@ -307,20 +376,25 @@ impl Expander<'_> {
         ));
 
         let secret = addr(Kind::Secret, "api_key");
-        let mut sec = self.res(
-            secret.clone(),
-            attrs([
-                ("name", json!(s.secret.name)),
-                (
-                    "description",
-                    json!("Prefect API key for the prefect-ecs workers"),
-                ),
-                ("scheduled_for_deletion", json!(false)),
-            ]),
-            None,
-        );
-        sec.sensitive = api_key;
-        out.push(sec);
+        if let Some(credential) = &s.prefect.credential {
+            let mut sec = self.res(
+                secret.clone(),
+                attrs([
+                    ("name", json!(s.secret.name)),
+                    (
+                        "description",
+                        json!(format!(
+                            "{} for the prefect-ecs workers",
+                            credential.kind.describe()
+                        )),
+                    ),
+                    ("scheduled_for_deletion", json!(false)),
+                ]),
+                None,
+            );
+            sec.sensitive = api_key;
+            out.push(sec);
+        }
 
         let trust = json!({
             "Version": "2012-10-17",
@@ -341,55 +415,47 @@ impl Expander<'_> {
             task_role.clone(),
             attrs([
                 ("name", json!(s.iam.task_role_name)),
-                ("assume_role_policy", trust),
+                ("assume_role_policy", trust.clone()),
                 ("managed_policy_arns", json!([])),
             ]),
             None,
         ));
-        out.push(Desired::new(
-            addr(Kind::IamRolePolicy, "execution"),
-            attrs([
-                ("role", reference(&exec_role, "name")),
-                ("name", json!("read-prefect-api-key")),
-                (
-                    "document",
-                    policy(vec![(
-                        vec!["secretsmanager:GetSecretValue"],
-                        vec![reference(&secret, "arn")],
-                    )]),
-                ),
-            ]),
-        ));
+        let mut pass: Vec<Value> = vec![reference(&exec_role, "arn")];
+        if let Some(name) = &s.iam.flow_run_role_name {
+            let flow_run = addr(Kind::IamRole, "flow_run");
+            out.push(self.res(
+                flow_run.clone(),
+                attrs([
+                    ("name", json!(name)),
+                    ("assume_role_policy", trust.clone()),
+                    ("managed_policy_arns", json!([])),
+                ]),
+                None,
+            ));
+            pass.push(reference(&flow_run, "arn"));
+        }
+        if s.prefect.credential.is_some() {
+            out.push(Desired::new(
+                addr(Kind::IamRolePolicy, "execution"),
+                attrs([
+                    ("role", reference(&exec_role, "name")),
+                    ("name", json!("read-prefect-api-key")),
+                    (
+                        "document",
+                        policy(vec![(
+                            vec!["secretsmanager:GetSecretValue"],
+                            vec![reference(&secret, "arn")],
+                        )]),
+                    ),
+                ]),
+            ));
+        }
         out.push(Desired::new(
             addr(Kind::IamRolePolicy, "task"),
             attrs([
                 ("role", reference(&task_role, "name")),
                 ("name", json!("prefect-ecs-worker")),
-                (
-                    "document",
-                    policy(vec![
-                        (
-                            vec![
-                                "ecs:DeregisterTaskDefinition",
-                                "ecs:DescribeTaskDefinition",
-                                "ecs:DescribeTasks",
-                                "ecs:RegisterTaskDefinition",
-                                "ecs:RunTask",
-                                "ecs:StopTask",
-                                "ecs:TagResource",
-                                "ec2:DescribeSubnets",
-                                "ec2:DescribeVpcs",
-                                "logs:GetLogEvents",
-                                "logs:PutLogEvents",
-                            ],
-                            vec![json!("*")],
-                        ),
-                        (
-                            vec!["iam:PassRole"],
-                            vec![reference(&exec_role, "arn"), reference(&task_role, "arn")],
-                        ),
-                    ]),
-                ),
+                ("document", policy(worker_permissions(pass))),
             ]),
         ));
 
@@ -430,7 +496,108 @@ impl Expander<'_> {
         for w in &s.workers {
             out.extend(self.worker(w, tables));
         }
+        for pool in &s.work_pools {
+            out.push(self.work_pool(pool, tables));
+        }
         out
+    }
+
+    /// Where the workers' tasks (and the flow runs they launch) run: public subnets with a
+    /// public IP without NAT, private subnets behind the NAT otherwise.
+    fn task_network(&self) -> (Vec<Value>, &'static str) {
+        let public = self.spec.network.nat == NatMode::None;
+        let tier = if public { "public" } else { "private" };
+        let subnets = (0..self.spec.network.zones.len())
+            .map(|i| reference(&idx(Kind::Subnet, tier, i), "id"))
+            .collect();
+        (subnets, if public { "ENABLED" } else { "DISABLED" })
+    }
+
+    /// The route tables a task needs before it can reach the internet.
+    fn task_routes(&self, private_tables: usize) -> Vec<Address> {
+        if self.spec.network.nat == NatMode::None {
+            vec![addr(Kind::RouteTable, "public")]
+        } else {
+            (0..private_tables)
+                .map(|t| idx(Kind::RouteTable, "private", t))
+                .collect()
+        }
+    }
+
+    /// A Prefect work pool of type `ecs`: the server's default base job template with its
+    /// variables' defaults set to the live stack, so deployments need no AWS ids of their own.
+    fn work_pool(&self, pool: &WorkPool, private_tables: usize) -> Desired {
+        let s = self.spec;
+        let (subnets, assign_public_ip) = self.task_network();
+        let mut defaults = vec![
+            ("cluster", reference(&addr(Kind::EcsCluster, "main"), "arn")),
+            ("vpc_id", reference(&addr(Kind::Vpc, "main"), "id")),
+            (
+                "network_configuration",
+                json!({
+                    "subnets": subnets,
+                    "securityGroups": [reference(&addr(Kind::SecurityGroup, "worker"), "id")],
+                    "assignPublicIp": assign_public_ip,
+                }),
+            ),
+            (
+                "execution_role_arn",
+                reference(&addr(Kind::IamRole, "execution"), "arn"),
+            ),
+            ("launch_type", json!("FARGATE")),
+            ("configure_cloudwatch_logs", json!(true)),
+            (
+                "cloudwatch_logs_options",
+                json!({
+                    "awslogs-group": reference(&addr(Kind::LogGroup, "workers"), "name"),
+                    "awslogs-region": self.region,
+                    "awslogs-stream-prefix": "flow-run",
+                }),
+            ),
+        ];
+        if s.iam.flow_run_role_name.is_some() {
+            defaults.push((
+                "task_role_arn",
+                reference(&addr(Kind::IamRole, "flow_run"), "arn"),
+            ));
+        }
+        let mut template = self.pool_template.clone();
+        if let Some(props) = template
+            .pointer_mut("/variables/properties")
+            .and_then(Value::as_object_mut)
+        {
+            for (key, value) in defaults {
+                // Only variables this Prefect's template knows: an unknown one is a 422.
+                if let Some(Value::Object(var)) = props.get_mut(key) {
+                    var.insert("default".into(), value);
+                }
+            }
+        }
+        let address = addr(Kind::WorkPool, &pool.name);
+        let mut tags = crate::model::ownership_tags(&s.name, &address, &BTreeMap::new());
+        if pool.adopt {
+            tags[TAG_ADOPTED] = json!("true");
+        }
+        let mut attrs = attrs([
+            ("name", json!(pool.name)),
+            ("type", json!("ecs")),
+            (
+                "description",
+                json!(format!(
+                    "ECS workers of prefect-ecs stack \"{}\". Managed by prefect-ecs: \
+                     `prefect-ecs apply` puts back any edit to the base job template.",
+                    s.name
+                )),
+            ),
+            ("base_job_template", template),
+            ("tags", tags),
+        ]);
+        let digest = spec_digest(&attrs);
+        attrs.get_mut("tags").expect("just inserted")[TAG_SPEC] = json!(digest);
+        let mut d = Desired::new(address, attrs);
+        // Flow runs launched before their network can reach the internet fail to start.
+        d.extra_deps.extend(self.task_routes(private_tables));
+        d
     }
 
     fn worker(&self, w: &Worker, private_tables: usize) -> Vec<Desired> {
@@ -458,11 +625,25 @@ impl Expander<'_> {
         );
         let mut env: BTreeMap<String, String> = w.env.clone();
         env.insert("PREFECT_API_URL".into(), s.prefect.api_url.clone());
-        env.insert("PREFECT_ACCOUNT_ID".into(), s.prefect.account_id.clone());
+        if let Some(cloud) = &s.prefect.cloud {
+            env.insert("PREFECT_ACCOUNT_ID".into(), cloud.account_id.clone());
+            env.insert("PREFECT_WORKSPACE_ID".into(), cloud.workspace_id.clone());
+        }
+        match extra_pip_packages(&w.image, w.env.get("EXTRA_PIP_PACKAGES")) {
+            Some(p) => env.insert("EXTRA_PIP_PACKAGES".into(), p),
+            None => env.remove("EXTRA_PIP_PACKAGES"),
+        };
+        // The health endpoint `--with-healthcheck` serves (Prefect's default port, made explicit).
         env.insert(
-            "PREFECT_WORKSPACE_ID".into(),
-            s.prefect.workspace_id.clone(),
+            "PREFECT_WORKER_WEBSERVER_PORT".into(),
+            HEALTH_PORT.to_string(),
         );
+        let secrets: Vec<Value> = s
+            .prefect
+            .credential
+            .iter()
+            .map(|c| json!({"name": c.kind.env_var(), "value_from": reference(secret, "arn")}))
+            .collect();
         let environment: Vec<Value> = env
             .iter()
             .map(|(k, v)| json!({"name": k, "value": v}))
@@ -483,15 +664,26 @@ impl Expander<'_> {
                         "name": CONTAINER_NAME,
                         "image": w.image,
                         "essential": true,
-                        "command": ["prefect", "worker", "start", "--pool", w.work_pool, "--type", "ecs", "--name", w.name],
+                        "command": ["prefect", "worker", "start", "--pool", w.work_pool, "--type", "ecs", "--name", w.name, "--with-healthcheck"],
                         "environment": environment,
-                        "secrets": [{"name": "PREFECT_API_KEY", "value_from": reference(secret, "arn")}],
+                        "secrets": secrets,
+                        "health_check": {
+                            "command": ["CMD-SHELL", format!("python -c \"import urllib.request; urllib.request.urlopen('http://localhost:{HEALTH_PORT}/health', timeout=5)\" || exit 1")],
+                            "interval": 30,
+                            "timeout": 10,
+                            "retries": 3,
+                            // pip installs EXTRA_PIP_PACKAGES before the worker starts.
+                            "start_period": 120,
+                        },
+                        // Fargate's maximum: a worker stopped by a deployment finishes submitting.
+                        "stop_timeout": 120,
                         "log_configuration": {
                             "driver": "awslogs",
                             "options": {
                                 "awslogs-group": reference(logs, "name"),
                                 "awslogs-region": self.region,
-                                "awslogs-stream-prefix": CONTAINER_NAME,
+                                // `<worker>/worker/<task id>`: each worker's streams apart.
+                                "awslogs-stream-prefix": w.name,
                             }
                         }
                     }),
@@ -499,11 +691,7 @@ impl Expander<'_> {
             ]),
             None,
         );
-        let public = s.network.nat == NatMode::None;
-        let tier = if public { "public" } else { "private" };
-        let subnets: Vec<Value> = (0..s.network.zones.len())
-            .map(|i| reference(&idx(Kind::Subnet, tier, i), "id"))
-            .collect();
+        let (subnets, assign_public_ip) = self.task_network();
         let mut svc_res = self.res(
             svc,
             attrs([
@@ -517,7 +705,7 @@ impl Expander<'_> {
                     json!({
                         "subnets": subnets,
                         "security_groups": [reference(sg, "id")],
-                        "assign_public_ip": if public { "ENABLED" } else { "DISABLED" },
+                        "assign_public_ip": assign_public_ip,
                     }),
                 ),
                 ("service_registries", json!([reference(&sd, "arn")])),
@@ -530,18 +718,13 @@ impl Expander<'_> {
         );
         // A task without a route to the internet cannot pull its image or reach Prefect; a
         // task whose roles lack their policies fails at start. Neither is a reference.
-        svc_res
-            .extra_deps
-            .push(addr(Kind::IamRolePolicy, "execution"));
+        if s.prefect.credential.is_some() {
+            svc_res
+                .extra_deps
+                .push(addr(Kind::IamRolePolicy, "execution"));
+        }
         svc_res.extra_deps.push(addr(Kind::IamRolePolicy, "task"));
-        let route_tables = if public {
-            vec![addr(Kind::RouteTable, "public")]
-        } else {
-            (0..private_tables)
-                .map(|t| idx(Kind::RouteTable, "private", t))
-                .collect()
-        };
-        svc_res.extra_deps.extend(route_tables);
+        svc_res.extra_deps.extend(self.task_routes(private_tables));
         vec![sd_res, td_res, svc_res]
     }
 }
@@ -566,7 +749,7 @@ fn attrs<const N: usize>(pairs: [(&str, Value); N]) -> Attrs {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-fn policy(statements: Vec<(Vec<&str>, Vec<Value>)>) -> Value {
+pub fn policy(statements: Vec<(Vec<&str>, Vec<Value>)>) -> Value {
     let statements: Vec<Value> = statements
         .into_iter()
         .map(|(actions, resources)| json!({"Effect": "Allow", "Action": actions, "Resource": resources}))

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod diagnose;
 pub mod diff;
 pub mod graph;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod provider;
 pub mod render;
 pub mod secret;
 pub mod spec;
+pub mod verify;
 
 #[cfg(test)]
 mod core_tests;

@@ -14,6 +14,8 @@ pub const TAG_ADDRESS: &str = "prefect-ecs:address";
 /// A digest of the desired attributes a resource was last applied from. Equal to the digest
 /// of the spec now, any difference was made outside prefect-ecs: drift, not a spec change.
 pub const TAG_SPEC: &str = "prefect-ecs:spec";
+/// On a work pool that existed before prefect-ecs managed it: destroy leaves it in place.
+pub const TAG_ADOPTED: &str = "prefect-ecs:adopted";
 
 macro_rules! kinds {
     ($($variant:ident => $name:literal),* $(,)?) => {
@@ -47,6 +49,7 @@ kinds! {
     EcsCluster => "ecs_cluster",
     TaskDefinition => "ecs_task_definition",
     EcsService => "ecs_service",
+    WorkPool => "prefect_work_pool",
 }
 
 impl Kind {
@@ -98,6 +101,8 @@ impl Kind {
                 &["deployment_circuit_breaker", "enable_execute_command"],
                 false,
             ),
+            // Prefect cannot change a pool's type in place.
+            WorkPool => (&["name", "type"], &[], false),
         };
         Schema {
             replace,
@@ -280,6 +285,17 @@ pub struct Observed {
     pub sensitive: Option<SecretValue>,
     /// Already on its way out (a secret in its recovery window): deleting it again is a no-op.
     pub deleting: bool,
+}
+
+impl Observed {
+    /// Adopted (a work pool that existed before the stack): never deleted by prefect-ecs.
+    pub fn adopted(&self) -> bool {
+        self.attrs
+            .get("tags")
+            .and_then(|t| t.get(TAG_ADOPTED))
+            .and_then(Value::as_str)
+            == Some("true")
+    }
 }
 
 /// A same-named resource that is not this stack's: plan refuses to touch it.

@@ -130,7 +130,8 @@ pub fn compute(
     }
     let mut orphans: Vec<&Observed> = by_address
         .values()
-        .filter(|o| !desired_addrs.contains(&o.address) && !o.deleting)
+        // An adopted work pool was there before the stack: it outlives it.
+        .filter(|o| !desired_addrs.contains(&o.address) && !o.deleting && !o.adopted())
         .copied()
         .collect();
     orphans.sort_by(|a, b| a.address.cmp(&b.address));

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
     Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode,
-    Secret, ServiceField, ServiceRegistry, Tag, TaskDefinitionField,
+    HealthCheck, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
+    NetworkMode, Secret, ServiceField, ServiceRegistry, Tag, TaskDefinitionField,
 };
 use serde_json::{Value, json};
 
@@ -342,6 +342,8 @@ impl Aws {
                     .filter_map(|(k, v)| Secret::builder().name(k).value_from(v).build().ok())
                     .collect(),
             ))
+            .set_health_check(health_check(&c["health_check"])?)
+            .set_stop_timeout(c["stop_timeout"].as_i64().map(|t| t as i32))
             .log_configuration(
                 LogConfiguration::builder()
                     .log_driver(LogDriver::from(
@@ -387,7 +389,7 @@ impl Aws {
         if !self.settings.wait {
             return Ok(());
         }
-        wait_until(
+        let waited = wait_until(
             self.settings.deadline,
             &format!("ECS service {name} to reach its desired count"),
             || async {
@@ -396,6 +398,9 @@ impl Aws {
                     .describe_services()
                     .cluster(cluster)
                     .services(service)
+                    // Every DescribeServices asks for tags: moto applies include/exclude
+                    // to all concurrent answers, and one without would strip discovery's tags.
+                    .include(ServiceField::Tags)
                     .send()
                     .await
                     .map_err(|e| aws_err("DescribeServices", e))?;
@@ -431,7 +436,20 @@ impl Aws {
                 })
             },
         )
-        .await
+        .await;
+        let Err(e) = waited else { return Ok(()) };
+        // Not "timed out" alone: what the service, its stopped tasks and the worker's log say.
+        let worker = super::WorkerRef {
+            cluster: cluster.to_owned(),
+            service: name.to_owned(),
+            pool: self.settings.pools.get(name).cloned().unwrap_or_default(),
+            log_group: self.settings.log_group.clone().unwrap_or_default(),
+        };
+        let facts = self.worker_facts(&worker, 30).await;
+        Err(ProviderError(format!(
+            "{e}\n{}",
+            crate::diagnose::render(&facts).trim_end()
+        )))
     }
 
     pub(super) async fn update_ecs(
@@ -564,6 +582,7 @@ impl Aws {
                             .describe_services()
                             .cluster(cluster)
                             .services(&o.id)
+                            .include(ServiceField::Tags)
                             .send()
                             .await
                             .map_err(|e| aws_err("DescribeServices", e))?;
@@ -730,6 +749,23 @@ fn service_observed(
     )
 }
 
+/// The container health check as ECS takes it; `None` when the spec has none.
+fn health_check(v: &Value) -> Result<Option<HealthCheck>, ProviderError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let n = |k: &str| v[k].as_i64().map(|x| x as i32);
+    HealthCheck::builder()
+        .set_command(Some(attr_strings(v.get("command"))))
+        .set_interval(n("interval"))
+        .set_timeout(n("timeout"))
+        .set_retries(n("retries"))
+        .set_start_period(n("start_period"))
+        .build()
+        .map(Some)
+        .map_err(|e| ProviderError(e.to_string()))
+}
+
 fn task_definition_observed(
     address: Address,
     d: &aws_sdk_ecs::types::TaskDefinition,
@@ -769,6 +805,19 @@ fn task_definition_observed(
         "secrets": secrets,
         "log_configuration": {"driver": log.map(|l| l.log_driver().as_str()), "options": options},
     });
+    let mut container = container;
+    if let Some(h) = c.and_then(|c| c.health_check()) {
+        container["health_check"] = json!({
+            "command": h.command(),
+            "interval": h.interval(),
+            "timeout": h.timeout(),
+            "retries": h.retries(),
+            "start_period": h.start_period(),
+        });
+    }
+    if let Some(t) = c.and_then(|c| c.stop_timeout()) {
+        container["stop_timeout"] = json!(t);
+    }
     let exec = d.execution_role_arn().unwrap_or_default();
     let task = d.task_role_arn().unwrap_or_default();
     let attrs = Attrs::from([

@@ -33,6 +33,12 @@ fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 
 impl Aws {
     pub(super) async fn discover_iam(&self, spec: &Spec) -> Result<Found, ProviderError> {
+        // Looked for under its default name when the spec turned it off, so it is deleted.
+        let flow_run = spec
+            .iam
+            .flow_run_role_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-flow-run-role", spec.name));
         let roles = [
             (
                 Address::new(Kind::IamRole, "execution"),
@@ -45,6 +51,13 @@ impl Aws {
                 &spec.iam.task_role_name,
                 Address::new(Kind::IamRolePolicy, "task"),
                 "prefect-ecs-worker",
+            ),
+            (
+                Address::new(Kind::IamRole, "flow_run"),
+                &flow_run,
+                // The flow-run role has no inline policy of prefect-ecs.
+                Address::new(Kind::IamRolePolicy, "flow_run"),
+                "",
             ),
         ];
         let reads = futures::future::join_all(
@@ -93,16 +106,24 @@ impl Aws {
         let Some(role) = role.role() else {
             return Ok(None);
         };
+        let inline = async {
+            if policy.is_empty() {
+                return Ok(None);
+            }
+            self.iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await
+                .map(Some)
+        };
         let (attached, inline) = tokio::join!(
             self.iam
                 .list_attached_role_policies()
                 .role_name(name)
                 .send(),
-            self.iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy)
-                .send(),
+            inline,
         );
         let mut managed: Vec<String> = attached
             .map_err(|e| aws_err("ListAttachedRolePolicies", e))?
@@ -135,7 +156,8 @@ impl Aws {
             vec![],
         );
         let p = match inline {
-            Ok(p) => Some(observed(
+            Ok(None) => None,
+            Ok(Some(p)) => Some(observed(
                 Address::new(Kind::IamRolePolicy, name),
                 format!("{name}:{policy}"),
                 &[],

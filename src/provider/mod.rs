@@ -3,10 +3,15 @@
 
 mod ec2;
 mod ecs;
+mod facts;
 mod iam;
 mod lock;
+mod prefect;
 mod services;
 
+pub use prefect::{PoolStatus, PrefectApi, WorkerStatus, is_tier_refusal};
+
+pub use facts::{WorkerRef, worker_stream_prefix};
 pub use lock::{LOCK_GROUP, LockInfo};
 
 use std::collections::BTreeMap;
@@ -44,6 +49,10 @@ pub struct Settings {
     pub recovery_window_days: Option<u32>,
     /// How long destroy retries dependency errors and waits for deletions.
     pub deadline: Duration,
+    /// Where a service that does not stabilize is diagnosed from: the workers' log group and
+    /// each worker's work pool (by worker name).
+    pub log_group: Option<String>,
+    pub pools: BTreeMap<String, String>,
 }
 
 pub struct Aws {
@@ -53,6 +62,8 @@ pub struct Aws {
     secrets: aws_sdk_secretsmanager::Client,
     sd: aws_sdk_servicediscovery::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    /// The Prefect API the work pools live in; `None` for commands that touch only AWS.
+    pub prefect: Option<PrefectApi>,
     settings: Settings,
     pub region: String,
 }
@@ -103,6 +114,7 @@ impl Aws {
             secrets: aws_sdk_secretsmanager::Client::new(&cfg),
             sd: aws_sdk_servicediscovery::Client::new(&cfg),
             logs: aws_sdk_cloudwatchlogs::Client::new(&cfg),
+            prefect: None,
             settings,
             region: region.to_string(),
         }
@@ -111,21 +123,34 @@ impl Aws {
     /// Everything of this stack that exists, read with independent calls in parallel.
     pub async fn discover(&self, spec: &Spec) -> Result<ObservedState, ProviderError> {
         let mut state = Found::default();
-        let (ec2, iam, secret, logs, ecs, sd) = tokio::join!(
+        let pools = async {
+            match &self.prefect {
+                Some(p) => p.discover(spec).await,
+                None => Ok(Found::default()),
+            }
+        };
+        let (ec2, iam, secret, logs, ecs, sd, pools) = tokio::join!(
             self.discover_ec2(),
             self.discover_iam(spec),
             self.discover_secret(spec),
             self.discover_log_group(spec),
             self.discover_ecs(spec),
             self.discover_cloud_map(spec),
+            pools,
         );
-        for part in [ec2, iam, secret, logs, ecs, sd] {
+        for part in [ec2, iam, secret, logs, ecs, sd, pools] {
             state.merge(part?);
         }
         Ok(ObservedState {
             resources: state.resources,
             conflicts: state.conflicts,
         })
+    }
+
+    fn prefect(&self) -> Result<&PrefectApi, ProviderError> {
+        self.prefect
+            .as_ref()
+            .ok_or_else(|| ProviderError("no Prefect API configured for work pools".into()))
     }
 
     fn ownership(&self, tags: &BTreeMap<String, String>) -> Ownership {
@@ -459,6 +484,7 @@ impl Provider for Aws {
             Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
                 self.create_ecs(address, attrs, &tags).await
             }
+            Kind::WorkPool => self.prefect()?.create_pool(attrs).await,
         }
     }
 
@@ -486,6 +512,7 @@ impl Provider for Aws {
             Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
                 self.update_ecs(attrs, observed).await?
             }
+            Kind::WorkPool => self.prefect()?.update_pool(attrs).await?,
         }
         Ok(observed.outputs.clone())
     }
@@ -507,6 +534,7 @@ impl Provider for Aws {
             Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
                 self.delete_ecs(observed).await
             }
+            Kind::WorkPool => self.prefect()?.delete_pool(observed).await,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The plan as people read it at a terminal or in a CI log: one block per change, then the
 //! summary line. Colour only when the caller says so (a terminal, no `NO_COLOR`).
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Action, ChangeDoc, PlanDoc, ReplaceOrder, attr_line, attr_symbol, show, symbol};
+use super::{
+    Action, ChangeDoc, PlanDoc, ReplaceOrder, attr_line, attr_symbol, created_lines, symbol,
+};
 
 /// How output may look. Decided once, in `commands`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,12 +85,8 @@ fn change(s: &mut String, c: &ChangeDoc, style: Style) {
     s.push('\n');
     match c.action {
         Action::Create => {
-            let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
-            for (k, v) in c.after.iter().flatten() {
-                let _ = writeln!(s, "      {k} = {}", show(v, k, &unknown));
-            }
-            for p in &c.sensitive_paths {
-                let _ = writeln!(s, "      {p} = (sensitive)");
+            for (k, v) in created_lines(c) {
+                let _ = writeln!(s, "      {k} = {v}");
             }
         }
         Action::Update | Action::Replace => {

@@ -1,11 +1,10 @@
 //! The plan as a pull-request comment: a heading, the summary, one table row per change and a
 //! collapsed `diff` block per change. Plain text only: no ANSI codes, whatever the terminal.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::human::{NO_CHANGES, summary_line};
-use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, show, symbol};
+use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, created_lines, symbol};
 
 pub fn render(doc: &PlanDoc) -> String {
     let mut s = format!("### prefect-ecs plan: stack `{}`\n\n", doc.stack);
@@ -72,19 +71,10 @@ fn cell(s: &str) -> String {
 /// Lines in `diff` syntax, so GitHub colours additions and removals.
 fn body(c: &ChangeDoc) -> Vec<String> {
     match c.action {
-        Action::Create => {
-            let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
-            c.after
-                .iter()
-                .flatten()
-                .map(|(k, v)| format!("+ {k} = {}", show(v, k, &unknown)))
-                .chain(
-                    c.sensitive_paths
-                        .iter()
-                        .map(|p| format!("+ {p} = (sensitive)")),
-                )
-                .collect()
-        }
+        Action::Create => created_lines(c)
+            .into_iter()
+            .map(|(k, v)| format!("+ {k} = {v}"))
+            .collect(),
         Action::Update | Action::Replace => c
             .attributes
             .iter()

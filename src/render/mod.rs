@@ -423,6 +423,42 @@ pub fn show(v: &Value, path: &str, unknown: &BTreeSet<&str>) -> String {
 }
 
 /// One attribute change as a line's text, without its marker: `path: before → after`.
+/// The `key = value` lines of a resource to be created. A work pool's base job template is
+/// a long document mostly as Prefect ships it: only its variables' defaults are shown (the
+/// JSON plan has all of it).
+pub fn created_lines(c: &ChangeDoc) -> Vec<(String, String)> {
+    let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for (k, v) in c.after.iter().flatten() {
+        let props = v
+            .pointer("/variables/properties")
+            .and_then(Value::as_object);
+        match props {
+            Some(props) if k == "base_job_template" => {
+                out.push((
+                    k.clone(),
+                    "(the Prefect server's default for this pool type, with these defaults)".into(),
+                ));
+                let base = key_path(&key_path(k, "variables"), "properties");
+                for (name, var) in props {
+                    if let Some(d) = var.get("default") {
+                        let path = key_path(&key_path(&base, name), "default");
+                        let shown = show(d, &path, &unknown);
+                        out.push((format!("{k}.variables.{name}.default"), shown));
+                    }
+                }
+            }
+            _ => out.push((k.clone(), show(v, k, &unknown))),
+        }
+    }
+    out.extend(
+        c.sensitive_paths
+            .iter()
+            .map(|p| (p.clone(), "(sensitive)".to_owned())),
+    );
+    out
+}
+
 pub fn attr_line(a: &AttrChange) -> String {
     if a.sensitive {
         return format!("{}: (sensitive value changed)", a.path);

@@ -22,16 +22,57 @@ pub struct Spec {
     pub logs: Logs,
     pub cluster: Cluster,
     pub workers: Vec<Worker>,
+    /// Every work pool the workers name, sorted by name, each once.
+    pub work_pools: Vec<WorkPool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefect {
-    /// `PREFECT_API_URL` given to the workers (built from account + workspace for Prefect Cloud).
+    /// `PREFECT_API_URL` given to the workers, and the API prefect-ecs manages the work pools
+    /// through (built from account + workspace for Prefect Cloud). No trailing slash.
     pub api_url: String,
+    /// Set for Prefect Cloud (given, or read from a Cloud `api_url`).
+    pub cloud: Option<CloudWorkspace>,
+    /// How the workers (and prefect-ecs) authenticate; `None` for a server without auth.
+    pub credential: Option<Credential>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudWorkspace {
     pub account_id: String,
     pub workspace_id: String,
-    /// Where the API key comes from (never the key itself).
-    pub api_key_source: ApiKeySource,
+}
+
+/// What the secret holds, and where prefect-ecs reads it from (never the value itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub kind: CredentialKind,
+    pub source: ApiKeySource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// A Prefect API key, sent as `Authorization: Bearer` (Prefect Cloud).
+    ApiKey,
+    /// `user:password` for a self-hosted server's basic auth (`PREFECT_API_AUTH_STRING`).
+    AuthString,
+}
+
+impl CredentialKind {
+    /// The worker's environment variable that receives the secret.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "PREFECT_API_KEY",
+            CredentialKind::AuthString => "PREFECT_API_AUTH_STRING",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "Prefect API key",
+            CredentialKind::AuthString => "Prefect API auth string",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +117,8 @@ pub struct Secret {
 pub struct Iam {
     pub execution_role_name: String,
     pub task_role_name: String,
+    /// The role the flow-run tasks the workers launch run as (`None`: they get no task role).
+    pub flow_run_role_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,4 +143,12 @@ pub struct Worker {
     pub memory: u32,
     pub desired_count: u32,
     pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkPool {
+    pub name: String,
+    /// Manage a pool that exists already (made by hand or by another tool) instead of refusing
+    /// it; destroy then leaves it in Prefect.
+    pub adopt: bool,
 }

@@ -26,6 +26,7 @@ pub struct RawSpec {
     #[serde(default)]
     pub cluster: RawCluster,
     pub worker: Option<Spanned<Vec<Spanned<RawWorker>>>>,
+    pub work_pool: Option<Spanned<Vec<Spanned<RawWorkPool>>>>,
 }
 
 #[derive(Deserialize)]
@@ -40,8 +41,11 @@ pub struct RawStack {
 pub struct RawPrefect {
     pub account_id: Text,
     pub workspace_id: Text,
+    pub api_url: Text,
     pub api_key_env: Text,
     pub api_key_file: Text,
+    pub auth_string_env: Text,
+    pub auth_string_file: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,6 +69,8 @@ pub struct RawSecret {
 pub struct RawIam {
     pub execution_role_name: Text,
     pub task_role_name: Text,
+    pub flow_run_role: Option<bool>,
+    pub flow_run_role_name: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -96,24 +102,33 @@ pub struct RawWorker {
     pub env: BTreeMap<String, Spanned<String>>,
 }
 
+#[derive(Deserialize)]
+pub struct RawWorkPool {
+    pub name: Text,
+    pub adopt: Option<bool>,
+}
+
 /// The keys each table accepts, for "unknown key" messages. Kept next to the structs above so
 /// the two are edited together; a unit test checks that every listed key is accepted.
 pub const KEYS: &[(&str, &str)] = &[
     (
         "",
-        "stack, prefect, network, secret, iam, service_discovery, logs, cluster, worker",
+        "stack, prefect, network, secret, iam, service_discovery, logs, cluster, worker, work_pool",
     ),
     ("stack", "name, region, tags"),
     (
         "prefect",
-        "account_id, workspace_id, api_key_env, api_key_file",
+        "account_id, workspace_id, api_url, api_key_env, api_key_file, auth_string_env, auth_string_file",
     ),
     (
         "network",
         "vpc_name, cidr, availability_zones, az_count, nat, public_subnets, private_subnets",
     ),
     ("secret", "name, recovery_window_days"),
-    ("iam", "execution_role_name, task_role_name"),
+    (
+        "iam",
+        "execution_role_name, task_role_name, flow_run_role, flow_run_role_name",
+    ),
     ("service_discovery", "namespace"),
     ("logs", "group, retention_days"),
     ("cluster", "name, container_insights"),
@@ -121,4 +136,5 @@ pub const KEYS: &[(&str, &str)] = &[
         "worker",
         "name, work_pool, image, cpu, memory, desired_count, env",
     ),
+    ("work_pool", "name, adopt"),
 ];

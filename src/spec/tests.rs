@@ -11,6 +11,10 @@ fn env() -> HashMap<&'static str, String> {
     HashMap::from([
         ("PREFECT_ACCOUNT_ID", ACCOUNT.to_owned()),
         ("PREFECT_WORKSPACE_ID", WORKSPACE.to_owned()),
+        (
+            "PREFECT_API_URL",
+            format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}"),
+        ),
     ])
 }
 
@@ -171,7 +175,7 @@ fn env_values_are_substituted_everywhere() {
     let spec = parse_str(&source).unwrap();
     assert_eq!(spec.cluster.name, WORKSPACE);
     assert_eq!(spec.workers[0].env["A"], "${HOME}");
-    assert_eq!(spec.prefect.account_id, ACCOUNT);
+    assert_eq!(spec.prefect.cloud.unwrap().account_id, ACCOUNT);
 }
 
 #[test]
@@ -189,7 +193,7 @@ fn api_key_file_is_relative_to_the_spec() {
     )
     .unwrap();
     assert_eq!(
-        spec.prefect.api_key_source,
+        spec.prefect.credential.unwrap().source,
         ApiKeySource::File("stacks/secrets/key.txt".into())
     );
 }
@@ -232,9 +236,9 @@ fn every_key_listed_in_hints_is_accepted() {
         for key in keys.split(", ") {
             let (source, path) = match *table {
                 "" => (format!("{key} = [[1]]\n"), key.to_string()),
-                "worker" => (
-                    format!("[[worker]]\n{key} = [[1]]\n"),
-                    format!("worker[0].{key}"),
+                "worker" | "work_pool" => (
+                    format!("[[{table}]]\n{key} = [[1]]\n"),
+                    format!("{table}[0].{key}"),
                 ),
                 _ => (
                     format!("[{table}]\n{key} = [[1]]\n"),

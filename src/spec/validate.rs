@@ -15,8 +15,9 @@ use super::paths::{self, KeyPath};
 use super::raw::*;
 
 /// Set on the worker by prefect-ecs itself; a user value would fight with ours.
-const RESERVED_ENV: [&str; 4] = [
+const RESERVED_ENV: [&str; 5] = [
     "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
     "PREFECT_API_URL",
     "PREFECT_ACCOUNT_ID",
     "PREFECT_WORKSPACE_ID",
@@ -108,7 +109,10 @@ pub(super) fn validate(
     let mut c = Checker {
         doc,
         env,
-        forbidden: vec!["PREFECT_API_KEY".to_owned()],
+        forbidden: vec![
+            "PREFECT_API_KEY".to_owned(),
+            "PREFECT_API_AUTH_STRING".to_owned(),
+        ],
         problems,
     };
     let root = KeyPath::default();
@@ -147,6 +151,14 @@ pub(super) fn validate(
             format!("{name}-worker-task-role"),
             role_name,
         ),
+        flow_run_role_name: raw.iam.flow_run_role.unwrap_or(true).then(|| {
+            c.string(
+                raw.iam.flow_run_role_name.as_ref(),
+                &ip.key("flow_run_role_name"),
+                format!("{name}-flow-run-role"),
+                role_name,
+            )
+        }),
     };
     let namespace = c.string(
         raw.service_discovery.namespace.as_ref(),
@@ -174,6 +186,7 @@ pub(super) fn validate(
         container_insights: raw.cluster.container_insights.unwrap_or(false),
     };
     let workers = c.workers(raw.worker.as_ref());
+    let work_pools = c.work_pools(raw.work_pool.as_ref(), &workers);
     Spec {
         name,
         region: spec_region,
@@ -186,6 +199,7 @@ pub(super) fn validate(
         logs,
         cluster,
         workers,
+        work_pools,
     }
 }
 
@@ -298,61 +312,144 @@ impl Checker<'_> {
             self.report(
                 None,
                 &p,
-                "missing [prefect] table; add one with account_id and workspace_id",
+                "missing [prefect] table; add one with account_id and workspace_id (Prefect \
+                 Cloud) or api_url (a self-hosted Prefect server)",
             );
             return Prefect {
                 api_url: String::new(),
-                account_id: String::new(),
-                workspace_id: String::new(),
-                api_key_source: ApiKeySource::Env("PREFECT_API_KEY".to_owned()),
+                cloud: None,
+                credential: None,
             };
         };
         let table = raw.span();
         let raw = raw.get_ref();
-        let key_env = self.string(
-            raw.api_key_env.as_ref(),
-            &p.key("api_key_env"),
-            "PREFECT_API_KEY".to_owned(),
-            |name| {
-                ensure(is_env_name(name), || {
-                    format!("api_key_env \"{name}\" is not an environment variable name")
-                })
-            },
+        let dir = spec_path.parent().unwrap_or(Path::new(""));
+        // Both variables hold secrets: `${...}` on them anywhere would leak them in plain text.
+        let key = self.credential_source(
+            &raw.api_key_env,
+            &raw.api_key_file,
+            &p,
+            ("api_key_env", "api_key_file"),
+            dir,
         );
-        if !self.forbidden.contains(&key_env) {
-            self.forbidden.push(key_env.clone());
-        }
-        let api_key_source = match (&raw.api_key_env, &raw.api_key_file) {
-            (_, None) => ApiKeySource::Env(key_env),
-            (env, Some(file)) => {
-                if env.is_some() {
+        let auth = self.credential_source(
+            &raw.auth_string_env,
+            &raw.auth_string_file,
+            &p,
+            ("auth_string_env", "auth_string_file"),
+            dir,
+        );
+        let ids_given = raw.account_id.is_some() || raw.workspace_id.is_some();
+        let (api_url, cloud) = match &raw.api_url {
+            Some(url) if ids_given => {
+                self.report(
+                    Some(url.span()),
+                    &p.key("api_url"),
+                    "api_url and account_id/workspace_id are exclusive: give account_id and \
+                     workspace_id for Prefect Cloud, or api_url for a self-hosted server",
+                );
+                (String::new(), None)
+            }
+            Some(url) => {
+                let url = self.string(Some(url), &p.key("api_url"), String::new(), api_url);
+                let url = url.trim_end_matches('/').to_owned();
+                let cloud = cloud_workspace(&url);
+                (url, cloud)
+            }
+            None => {
+                if !ids_given {
                     self.report(
-                        Some(file.span()),
-                        &p.key("api_key_file"),
-                        "api_key_env and api_key_file are exclusive; keep one of them",
+                        Some(table.clone()),
+                        &p,
+                        "[prefect] needs account_id and workspace_id (Prefect Cloud) or api_url \
+                         (a self-hosted Prefect server)",
                     );
                 }
-                let file =
-                    self.string(
-                        Some(file),
-                        &p.key("api_key_file"),
-                        String::new(),
-                        |_| Ok(()),
-                    );
-                let dir = spec_path.parent().unwrap_or(Path::new(""));
-                ApiKeySource::File(dir.join(file))
+                let account_id =
+                    self.required(&raw.account_id, &p.key("account_id"), table.clone(), uuid);
+                let workspace_id =
+                    self.required(&raw.workspace_id, &p.key("workspace_id"), table, uuid);
+                let cloud = CloudWorkspace {
+                    account_id,
+                    workspace_id,
+                };
+                (cloud_url(&cloud), Some(cloud))
             }
         };
-        let account_id = self.required(&raw.account_id, &p.key("account_id"), table.clone(), uuid);
-        let workspace_id = self.required(&raw.workspace_id, &p.key("workspace_id"), table, uuid);
+        let auth_key = p.key(if raw.auth_string_env.is_some() {
+            "auth_string_env"
+        } else {
+            "auth_string_file"
+        });
+        let credential = match (key, auth) {
+            (Some(_), Some((auth_span, _))) => {
+                self.report(
+                    Some(auth_span),
+                    &auth_key,
+                    "set either an API key (api_key_env/api_key_file) or an auth string \
+                     (auth_string_env/auth_string_file), not both: Prefect answers 401 to a \
+                     client that sends both",
+                );
+                None
+            }
+            (None, Some((span, source))) => {
+                if cloud.is_some() {
+                    self.report(
+                        Some(span),
+                        &auth_key,
+                        "Prefect Cloud authenticates with an API key, not an auth string; use \
+                         api_key_env or api_key_file (auth strings are for a self-hosted server)",
+                    );
+                }
+                Some(Credential {
+                    kind: CredentialKind::AuthString,
+                    source,
+                })
+            }
+            (Some((_, source)), None) => Some(Credential {
+                kind: CredentialKind::ApiKey,
+                source,
+            }),
+            // Prefect Cloud always needs a key; a self-hosted server may have no auth at all.
+            (None, None) => cloud.as_ref().map(|_| Credential {
+                kind: CredentialKind::ApiKey,
+                source: ApiKeySource::Env("PREFECT_API_KEY".to_owned()),
+            }),
+        };
         Prefect {
-            api_url: format!(
-                "https://api.prefect.cloud/api/accounts/{account_id}/workspaces/{workspace_id}"
-            ),
-            account_id,
-            workspace_id,
-            api_key_source,
+            api_url,
+            cloud,
+            credential,
         }
+    }
+
+    /// One credential's source from its `*_env` / `*_file` pair, with the span that set it.
+    fn credential_source(
+        &mut self,
+        env: &Option<Spanned<String>>,
+        file: &Option<Spanned<String>>,
+        p: &KeyPath,
+        (env_key, file_key): (&str, &str),
+        dir: &Path,
+    ) -> Option<(Range<usize>, ApiKeySource)> {
+        if let Some(var) = env {
+            let name = self.string(Some(var), &p.key(env_key), String::new(), |name| {
+                ensure(is_env_name(name), || {
+                    format!("{env_key} \"{name}\" is not an environment variable name")
+                })
+            });
+            if !self.forbidden.contains(&name) {
+                self.forbidden.push(name.clone());
+            }
+            if let Some(file) = file {
+                let message = format!("{env_key} and {file_key} are exclusive; keep one of them");
+                self.report(Some(file.span()), &p.key(file_key), message);
+            }
+            return Some((var.span(), ApiKeySource::Env(name)));
+        }
+        let file = file.as_ref()?;
+        let path = self.string(Some(file), &p.key(file_key), String::new(), |_| Ok(()));
+        Some((file.span(), ApiKeySource::File(dir.join(path))))
     }
 
     fn stack(
@@ -712,6 +809,66 @@ impl Checker<'_> {
         workers
     }
 
+    /// One entry per pool the workers name; `[[work_pool]]` tables only add settings to those.
+    fn work_pools(
+        &mut self,
+        raw: Option<&Spanned<Vec<Spanned<RawWorkPool>>>>,
+        workers: &[Worker],
+    ) -> Vec<WorkPool> {
+        let mut pools: BTreeMap<String, WorkPool> = workers
+            .iter()
+            .map(|w| {
+                let pool = WorkPool {
+                    name: w.work_pool.clone(),
+                    adopt: false,
+                };
+                (w.work_pool.clone(), pool)
+            })
+            .collect();
+        let p = KeyPath::default().key("work_pool");
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, entry) in raw
+            .map(|l| l.get_ref().as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let p = p.index(i);
+            let table = entry.span();
+            let entry = entry.get_ref();
+            let name = self.required(&entry.name, &p.key("name"), table.clone(), |_| Ok(()));
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(first) = seen.insert(name.clone(), i) {
+                let message = format!(
+                    "work pool \"{name}\" is configured twice (also work_pool[{first}]); merge the two tables"
+                );
+                self.report(
+                    entry.name.as_ref().map(|n| n.span()),
+                    &p.key("name"),
+                    message,
+                );
+                continue;
+            }
+            match pools.get_mut(&name) {
+                Some(pool) => pool.adopt = entry.adopt.unwrap_or(false),
+                None if !workers.is_empty() => {
+                    let message = format!(
+                        "work_pool[{i}] configures pool \"{name}\", which no worker uses; set it as a worker's work_pool or remove the table"
+                    );
+                    self.report(
+                        entry.name.as_ref().map(|n| n.span()),
+                        &p.key("name"),
+                        message,
+                    );
+                }
+                None => {}
+            }
+        }
+        pools.into_values().collect()
+    }
+
     fn size(&mut self, raw: &RawWorker, p: &KeyPath, table: Range<usize>) -> (u32, u32) {
         let cpu = raw.cpu.as_ref().map_or(512, |c| *c.get_ref());
         let memory = raw.memory.as_ref().map_or(1024, |m| *m.get_ref());
@@ -782,6 +939,45 @@ fn is_dns_label(label: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
+}
+
+/// The Prefect Cloud API URL of a workspace.
+pub fn cloud_url(w: &CloudWorkspace) -> String {
+    format!(
+        "https://api.prefect.cloud/api/accounts/{}/workspaces/{}",
+        w.account_id, w.workspace_id
+    )
+}
+
+/// The workspace a Prefect Cloud API URL names.
+fn cloud_workspace(url: &str) -> Option<CloudWorkspace> {
+    let rest = url.strip_prefix("https://api.prefect.cloud/api/accounts/")?;
+    let (account_id, rest) = rest.split_once('/')?;
+    let workspace_id = rest.strip_prefix("workspaces/")?;
+    (uuid(account_id).is_ok() && uuid(workspace_id).is_ok()).then(|| CloudWorkspace {
+        account_id: account_id.to_owned(),
+        workspace_id: workspace_id.to_owned(),
+    })
+}
+
+fn api_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("api_url \"{url}\" must start with https:// or http://"))?;
+    ensure(
+        !rest.is_empty() && !rest.contains(char::is_whitespace),
+        || format!("api_url \"{url}\" is not a URL"),
+    )?;
+    ensure(
+        rest.trim_end_matches('/').ends_with("/api") || rest.contains("/api/"),
+        || {
+            format!(
+                "api_url \"{url}\" does not look like a Prefect API URL, which ends in /api \
+                 (e.g. http://prefect.internal:4200/api)"
+            )
+        },
+    )
 }
 
 fn stack_name(name: &str) -> Result<(), String> {

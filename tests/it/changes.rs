@@ -9,6 +9,7 @@ use crate::support::aws::{
     Aws, active_revisions, discovery_services_named, ecs_service, leftovers, task_definition,
 };
 use crate::support::plan::{self, Action};
+use crate::support::prefect::prefect;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpu_change_registers_new_revision() {
@@ -88,6 +89,11 @@ async fn removed_worker_is_deleted() {
         "w2 was not deployed"
     );
 
+    let pool2 = stack.workers[1].work_pool.clone();
+    assert!(
+        prefect().pool(&pool2).is_some(),
+        "w2's pool was not created"
+    );
     stack.workers.retain(|w| w.name != w2);
     let out = stack.plan().assert_ok();
     assert_eq!(
@@ -96,10 +102,12 @@ async fn removed_worker_is_deleted() {
             (format!("ecs_service.{w2}"), Action::Delete),
             (format!("ecs_task_definition.{w2}"), Action::Delete),
             (format!("service_discovery_service.{w2}"), Action::Delete),
+            // No worker uses it any more.
+            (format!("prefect_work_pool.{pool2}"), Action::Delete),
         ]),
         "{out}"
     );
-    assert_eq!(plan::summary(&out.stdout), Some((0, 0, 3)), "{out}");
+    assert_eq!(plan::summary(&out.stdout), Some((0, 0, 4)), "{out}");
 
     stack.apply().assert_ok();
     assert!(
@@ -110,6 +118,7 @@ async fn removed_worker_is_deleted() {
     );
     assert_eq!(active_revisions(&aws, &w2).await, Vec::<String>::new());
     assert_eq!(discovery_services_named(&aws, &w2).await.len(), 0);
+    assert!(prefect().pool(&pool2).is_none(), "w2's pool is still there");
 
     let service = ecs_service(&aws, &stack.cluster(), &w1)
         .await

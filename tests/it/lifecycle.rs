@@ -14,9 +14,9 @@ use crate::support::aws::{
     namespaces_named, role, secret_value, task_definition, trusts_service,
 };
 use crate::support::plan::{self, Action};
-use crate::support::{
-    ACCOUNT_ID, AZS, EXECUTION_MANAGED_POLICY, IMAGE, REGION, TestStack, WORKSPACE_ID,
-};
+use crate::support::prefect::{default_of, prefect};
+use crate::support::{AZS, EXECUTION_MANAGED_POLICY, IMAGE, REGION, TestStack};
+use serde_json::json;
 
 const TASK_ROLE_ACTIONS: [&str; 11] = [
     "ecs:RunTask",
@@ -283,6 +283,12 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
 
     let (exec_arn, exec_trust, exec_tags) = role(aws, &stack.execution_role()).await;
     let (task_arn, task_trust, task_tags) = role(aws, &stack.task_role()).await;
+    let (flow_arn, flow_trust, flow_tags) = role(aws, &stack.flow_run_role()).await;
+    assert_owned(&flow_tags, &stack.name, "iam_role.flow_run");
+    assert!(
+        trusts_service(&flow_trust, "ecs-tasks.amazonaws.com"),
+        "{flow_trust}"
+    );
     assert_owned(&exec_tags, &stack.name, "iam_role.execution");
     assert_owned(&task_tags, &stack.name, "iam_role.task");
     for trust in [&exec_trust, &task_trust] {
@@ -314,9 +320,10 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
         .filter(|(a, _)| a == "iam:PassRole")
         .map(|(_, r)| r.as_str())
         .collect();
+    // Exactly the roles of the flow-run tasks the worker launches: not its own, not `*`.
     assert_eq!(
         pass_role,
-        BTreeSet::from([exec_arn.as_str(), task_arn.as_str()]),
+        BTreeSet::from([exec_arn.as_str(), flow_arn.as_str()]),
         "iam:PassRole resources"
     );
 
@@ -337,6 +344,48 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
     let (ecs_cluster, cluster_tags) = cluster(aws, &stack.cluster()).await.expect("cluster");
     assert_eq!(ecs_cluster.status(), Some("ACTIVE"));
     assert_owned(&cluster_tags, &stack.name, "ecs_cluster.main");
+
+    // The work pool, read back through Prefect's API: its template points at this stack.
+    for w in &stack.workers {
+        let pool = prefect()
+            .pool(&w.work_pool)
+            .expect("the work pool exists in Prefect");
+        assert_eq!(pool["type"], "ecs", "{pool}");
+        let d = |v: &str| default_of(&pool, v).clone();
+        assert_eq!(d("cluster"), json!(ecs_cluster.cluster_arn().expect("ARN")));
+        assert_eq!(d("vpc_id"), json!(vpc_id));
+        let network = d("network_configuration");
+        let subnets: BTreeSet<String> = network["subnets"]
+            .as_array()
+            .expect("subnets")
+            .iter()
+            .map(|s| s.as_str().expect("subnet id").to_owned())
+            .collect();
+        assert_eq!(subnets, private_ids, "pool subnets: {network}");
+        assert_eq!(network["securityGroups"], json!([sg_id]));
+        assert_eq!(network["assignPublicIp"], "DISABLED");
+        assert_eq!(d("execution_role_arn"), json!(exec_arn));
+        assert_eq!(d("task_role_arn"), json!(flow_arn));
+        assert_eq!(d("launch_type"), "FARGATE");
+        assert_eq!(d("configure_cloudwatch_logs"), true);
+        assert_eq!(
+            d("cloudwatch_logs_options")["awslogs-group"],
+            json!(stack.log_group())
+        );
+        assert_eq!(d("cloudwatch_logs_options")["awslogs-region"], REGION);
+        // The rest is the server's own default template, untouched.
+        let served = prefect().ecs_template();
+        assert_eq!(
+            pool["base_job_template"]["job_configuration"], served["job_configuration"],
+            "job_configuration"
+        );
+        assert!(
+            pool["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("\"prefect-ecs:stack\":\"{}\"", stack.name))),
+            "ownership marker: {pool}"
+        );
+    }
 
     for w in &stack.workers {
         let registries = discovery_services_named(aws, &w.name).await;
@@ -416,10 +465,19 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
                 "--type",
                 "ecs",
                 "--name",
-                &w.name
+                &w.name,
+                "--with-healthcheck"
             ]
             .map(String::from)
         );
+        // The worker's /health endpoint, checked by ECS after the start period.
+        let health = c.health_check().expect("a container health check");
+        assert!(
+            health.command().join(" ").contains("localhost:8080/health"),
+            "{health:?}"
+        );
+        assert!(health.start_period().is_some_and(|p| p > 0), "{health:?}");
+        assert_eq!(c.stop_timeout(), Some(120));
         let env: BTreeMap<&str, &str> = c
             .environment()
             .iter()
@@ -430,12 +488,12 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
                 )
             })
             .collect();
-        let api_url = format!(
-            "https://api.prefect.cloud/api/accounts/{ACCOUNT_ID}/workspaces/{WORKSPACE_ID}"
+        assert_eq!(
+            env.get("PREFECT_API_URL"),
+            Some(&prefect().api_url.as_str())
         );
-        assert_eq!(env.get("PREFECT_API_URL"), Some(&api_url.as_str()));
-        assert_eq!(env.get("PREFECT_ACCOUNT_ID"), Some(&ACCOUNT_ID));
-        assert_eq!(env.get("PREFECT_WORKSPACE_ID"), Some(&WORKSPACE_ID));
+        // A plain Prefect image gets prefect-aws installed at start, or `--type ecs` fails.
+        assert_eq!(env.get("EXTRA_PIP_PACKAGES"), Some(&"prefect-aws"));
         assert!(
             !env.contains_key("PREFECT_API_KEY") && !env.values().any(|v| *v == stack.canary()),
             "the API key is in the plain environment"

@@ -4,11 +4,14 @@
 
 mod changes;
 mod ci;
+mod commands;
 mod drift;
 mod lifecycle;
 mod lock;
+mod online;
 mod proxy;
 mod realism;
 mod realism_more;
 mod safety;
 mod support;
+mod work_pool;

@@ -489,7 +489,24 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
         .map(|a| format!("ec2 {a}"))
         .collect();
 
-    for role in [stack.execution_role(), stack.task_role()] {
+    for w in &stack.workers {
+        let pool = super::prefect::prefect().pool(&w.work_pool);
+        if pool.is_some_and(|p| {
+            // An adopted pool outlives the stack by design.
+            p["description"].as_str().is_some_and(|d| {
+                d.contains(&format!("\"prefect-ecs:stack\":\"{}\"", stack.name))
+                    && !d.contains("\"prefect-ecs:adopted\":\"true\"")
+            })
+        }) {
+            left.push(format!("prefect_work_pool {}", w.work_pool));
+        }
+    }
+
+    for role in [
+        stack.execution_role(),
+        stack.task_role(),
+        stack.flow_run_role(),
+    ] {
         match aws.iam.get_role().role_name(&role).send().await {
             Ok(_) => left.push(format!("iam_role {role}")),
             Err(e)
@@ -542,4 +559,38 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
         left.push(format!("ecs_cluster {} {:?}", stack.cluster(), c.status()));
     }
     left
+}
+
+/// Writes `lines` to a new stream of `group`, timestamped now, as a container would.
+pub async fn put_log_lines(aws: &Aws, group: &str, stream: &str, lines: &[&str]) {
+    aws.logs
+        .create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .expect("CreateLogStream");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let events = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now + i as i64)
+                .message(*l)
+                .build()
+                .expect("event")
+        })
+        .collect();
+    aws.logs
+        .put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .expect("PutLogEvents");
 }

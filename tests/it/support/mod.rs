@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod plan;
+pub mod prefect;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -37,7 +38,7 @@ pub fn moto() -> &'static Moto {
 }
 
 fn start_moto() -> Moto {
-    let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| setup_moto());
+    let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| setup("setup-moto"));
     let port = free_port();
     let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
     let mut wrapper = Command::new("sh")
@@ -74,9 +75,12 @@ fn start_moto() -> Moto {
     }
 }
 
-/// Runs `scripts/setup-moto`, which installs the pinned moto if needed and prints its path.
-fn setup_moto() -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-moto");
+/// Runs `scripts/<name>` (`setup-moto`, `setup-prefect`), which installs the pinned program
+/// if needed and prints its path.
+pub fn setup(name: &str) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
     let out = Command::new(&script)
         .stderr(Stdio::inherit())
         .output()
@@ -193,6 +197,12 @@ pub struct TestStack {
     pub workers: Vec<WorkerSpec>,
     /// More TOML tables appended to the spec as written (e.g. `[secret]`).
     pub extra: String,
+    /// Replaces the `[prefect]` table the spec is written with (a test of another server or
+    /// credential).
+    pub prefect_table: Option<String>,
+    /// The workers heartbeat to their pools (the test plays the running worker, see
+    /// [`prefect::keep_online`]); off for tests of a worker that never comes online.
+    pub workers_online: bool,
     canary: String,
     /// Other values that must never appear in any output (e.g. a drifted secret value).
     forbidden: Vec<String>,
@@ -215,6 +225,8 @@ impl TestStack {
             nat: "single",
             workers: Vec::new(),
             extra: String::new(),
+            workers_online: true,
+            prefect_table: None,
             canary: canary(),
             forbidden: Vec::new(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -224,13 +236,14 @@ impl TestStack {
         stack
     }
 
-    /// Adds worker `<stack>-w<n>` (pool `pool-<n>`, 512 CPU units, 1024 MiB) and returns its name.
+    /// Adds worker `<stack>-w<n>` (pool `<stack>-pool-<n>`, 512 CPU units, 1024 MiB) and
+    /// returns its name. Pool names are unique per test: every test shares one Prefect server.
     pub fn add_worker(&mut self) -> String {
         let n = self.workers.len() + 1;
         let name = format!("{}-w{n}", self.name);
         self.workers.push(WorkerSpec {
             name: name.clone(),
-            work_pool: format!("pool-{n}"),
+            work_pool: format!("{}-pool-{n}", self.name),
             cpu: 512,
             memory: 1024,
         });
@@ -251,10 +264,14 @@ impl TestStack {
     }
 
     pub fn spec_toml(&self) -> String {
+        let prefect = self.prefect_table.clone().unwrap_or_else(|| {
+            format!(
+                "[prefect]\napi_url = \"{}\"\napi_key_env = \"PREFECT_API_KEY\"\n",
+                prefect::prefect().api_url
+            )
+        });
         let mut toml = format!(
-            "[stack]\nname = \"{}\"\nregion = \"{REGION}\"\n\n\
-             [prefect]\naccount_id = \"${{PREFECT_ACCOUNT_ID}}\"\n\
-             workspace_id = \"${{PREFECT_WORKSPACE_ID}}\"\n\n\
+            "[stack]\nname = \"{}\"\nregion = \"{REGION}\"\n\n{prefect}\n\
              [network]\ncidr = \"{}\"\nnat = \"{}\"\n",
             self.name, self.cidr, self.nat
         );
@@ -319,6 +336,11 @@ impl TestStack {
 
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         self.write();
+        if self.workers_online {
+            for w in &self.workers {
+                prefect::keep_online(&w.work_pool, &w.name);
+            }
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"));
         cmd.args(args)
             // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
@@ -394,6 +416,10 @@ impl TestStack {
         format!("{}-worker-task-role", self.name)
     }
 
+    pub fn flow_run_role(&self) -> String {
+        format!("{}-flow-run-role", self.name)
+    }
+
     pub fn namespace(&self) -> String {
         format!("{}.prefect.local", self.name)
     }
@@ -429,6 +455,7 @@ impl TestStack {
             "service_discovery_namespace.main",
             "log_group.workers",
             "ecs_cluster.main",
+            "iam_role.flow_run",
         ]
         .map(String::from)
         .into();
@@ -443,6 +470,9 @@ impl TestStack {
         for i in 0..nats.max(1) {
             all.push(format!("route_table.private[{i}]"));
         }
+        let pools: std::collections::BTreeSet<&str> =
+            self.workers.iter().map(|w| w.work_pool.as_str()).collect();
+        all.extend(pools.iter().map(|p| format!("prefect_work_pool.{p}")));
         for w in &self.workers {
             for kind in [
                 "service_discovery_service",

@@ -1,0 +1,314 @@
+//! The facts behind a diagnosis (`crate::diagnose`) and `status`: an ECS service's state and
+//! events, its stopped tasks' reasons, the worker's last log lines, Prefect's view of it.
+
+use aws_sdk_ecs::types::DesiredStatus;
+
+use super::{Aws, aws_err};
+use crate::apply::ProviderError;
+use crate::diagnose::{ServiceState, StoppedTask, WorkerFacts};
+
+/// Where a worker lives, by name.
+#[derive(Debug, Clone)]
+pub struct WorkerRef {
+    pub cluster: String,
+    pub service: String,
+    pub pool: String,
+    pub log_group: String,
+}
+
+/// The log stream prefix of a worker's tasks: `<awslogs-stream-prefix>/<container name>/`.
+pub fn worker_stream_prefix(worker: &str) -> String {
+    format!("{worker}/worker/")
+}
+
+impl Aws {
+    /// Everything that tells why a worker is not online. Best effort: a read that fails
+    /// leaves its part empty rather than hiding the others.
+    pub async fn worker_facts(&self, w: &WorkerRef, lines: i32) -> WorkerFacts {
+        let (service, stopped, logs, prefect) = tokio::join!(
+            self.service_state(w),
+            self.stopped_tasks(w),
+            self.last_log_lines(&w.log_group, &w.service, lines),
+            self.prefect_view(w),
+        );
+        let (service, events) = service.unwrap_or_default();
+        let (log_stream, log_lines) = logs.unwrap_or_default();
+        let (heartbeat, pool) = prefect;
+        WorkerFacts {
+            worker: w.service.clone(),
+            pool: w.pool.clone(),
+            service,
+            events,
+            stopped: stopped.unwrap_or_default(),
+            log_stream,
+            log_lines,
+            heartbeat,
+            pool_type: pool.as_ref().map(|p| p.kind.clone()),
+            pool_status: pool.map(|p| if p.paused { "PAUSED".into() } else { p.status }),
+        }
+    }
+
+    async fn service_state(
+        &self,
+        w: &WorkerRef,
+    ) -> Result<(Option<ServiceState>, Vec<String>), ProviderError> {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(&w.cluster)
+            .services(&w.service)
+            // As everywhere: tags asked for, so no concurrent discovery loses them (moto).
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeServices", e))?;
+        let Some(s) = out.services().first() else {
+            return Ok((None, Vec::new()));
+        };
+        let rollout = s
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"))
+            .and_then(|d| d.rollout_state())
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
+        let events = s
+            .events()
+            .iter()
+            .take(5)
+            .filter_map(|e| e.message().map(str::to_owned))
+            .collect();
+        Ok((
+            Some(ServiceState {
+                desired: s.desired_count(),
+                running: s.running_count(),
+                pending: s.pending_count(),
+                rollout,
+            }),
+            events,
+        ))
+    }
+
+    /// The service's recently stopped tasks (ECS keeps them about an hour), newest first.
+    async fn stopped_tasks(&self, w: &WorkerRef) -> Result<Vec<StoppedTask>, ProviderError> {
+        let arns = self
+            .ecs
+            .list_tasks()
+            .cluster(&w.cluster)
+            .desired_status(DesiredStatus::Stopped)
+            .send()
+            .await
+            .map_err(|e| aws_err("ListTasks", e))?
+            .task_arns()
+            .to_vec();
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let group = format!("service:{}", w.service);
+        let mut tasks: Vec<_> = self
+            .ecs
+            .describe_tasks()
+            .cluster(&w.cluster)
+            .set_tasks(Some(arns.into_iter().take(100).collect()))
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeTasks", e))?
+            .tasks()
+            .iter()
+            .filter(|t| t.group() == Some(group.as_str()))
+            .cloned()
+            .collect();
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.stopped_at().map(|d| d.secs())));
+        Ok(tasks
+            .iter()
+            .take(3)
+            .map(|t| StoppedTask {
+                id: t
+                    .task_arn()
+                    .and_then(|a| a.rsplit('/').next())
+                    .unwrap_or_default()
+                    .to_owned(),
+                stopped_reason: t.stopped_reason().unwrap_or("no reason given").to_owned(),
+                containers: t
+                    .containers()
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name().unwrap_or_default().to_owned(),
+                            c.reason().map(str::to_owned),
+                            c.exit_code(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The newest worker log stream and its last `lines` lines, oldest first.
+    pub async fn last_log_lines(
+        &self,
+        group: &str,
+        worker: &str,
+        lines: i32,
+    ) -> Result<(Option<String>, Vec<String>), ProviderError> {
+        let Some(stream) = self.newest_worker_stream(group, worker).await? else {
+            return Ok((None, Vec::new()));
+        };
+        let out = self
+            .logs
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(&stream)
+            .start_from_head(false)
+            .limit(lines)
+            .send()
+            .await
+            .map_err(|e| aws_err("GetLogEvents", e))?;
+        let lines = out
+            .events()
+            .iter()
+            .filter_map(|e| e.message().map(|m| m.trim_end().to_owned()))
+            .collect();
+        Ok((Some(stream), lines))
+    }
+
+    pub async fn newest_worker_stream(
+        &self,
+        group: &str,
+        worker: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        // Streams are named after their task: the newest event across them is the latest task.
+        let out = self
+            .logs
+            .describe_log_streams()
+            .log_group_name(group)
+            .log_stream_name_prefix(worker_stream_prefix(worker))
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let e = aws_err("DescribeLogStreams", e);
+                return if e.is(&["ResourceNotFoundException"]) {
+                    Ok(None)
+                } else {
+                    Err(e.into())
+                };
+            }
+        };
+        Ok(out
+            .log_streams()
+            .iter()
+            .max_by_key(|s| {
+                (
+                    s.last_event_timestamp().or(s.creation_time()),
+                    s.log_stream_name().map(str::to_owned),
+                )
+            })
+            .and_then(|s| s.log_stream_name().map(str::to_owned)))
+    }
+
+    /// Prefect's word on the worker (`ONLINE, last heartbeat …`) and on the pool.
+    async fn prefect_view(&self, w: &WorkerRef) -> (Option<String>, Option<super::PoolStatus>) {
+        let Some(p) = &self.prefect else {
+            return (None, None);
+        };
+        let (workers, pool) = tokio::join!(p.workers(&w.pool), p.pool_status(&w.pool));
+        let heartbeat = match workers {
+            Ok(Some(ws)) => ws.iter().find(|x| x.name == w.service).map(|x| {
+                format!(
+                    "{}, last heartbeat {}",
+                    x.status,
+                    x.last_heartbeat.as_deref().unwrap_or("never")
+                )
+            }),
+            Ok(None) => Some(format!("work pool {} does not exist", w.pool)),
+            Err(e) => Some(format!("cannot ask Prefect: {e}")),
+        };
+        (heartbeat, pool.ok().flatten())
+    }
+
+    /// Worker log events since `start_ms` (all workers, or one), oldest first:
+    /// (stream, timestamp ms, message, event id).
+    pub async fn worker_log_events(
+        &self,
+        group: &str,
+        worker: Option<&str>,
+        start_ms: i64,
+    ) -> Result<Vec<(String, i64, String, String)>, ProviderError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .logs
+                .filter_log_events()
+                .log_group_name(group)
+                .set_log_stream_name_prefix(worker.map(worker_stream_prefix))
+                .start_time(start_ms)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_err("FilterLogEvents", e))?;
+            out.extend(page.events().iter().map(|e| {
+                (
+                    e.log_stream_name().unwrap_or_default().to_owned(),
+                    e.timestamp().unwrap_or_default(),
+                    e.message().unwrap_or_default().trim_end().to_owned(),
+                    e.event_id().unwrap_or_default().to_owned(),
+                )
+            }));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() || page.events().is_empty() {
+                break;
+            }
+        }
+        // The prefix is also applied here: not every CloudWatch Logs implementation honours it.
+        if let Some(w) = worker {
+            let prefix = worker_stream_prefix(w);
+            out.retain(|e| e.0.starts_with(&prefix));
+        }
+        out.sort_by_key(|e| e.1);
+        Ok(out)
+    }
+
+    /// The region's available zones (also proves credentials and region answer).
+    pub async fn available_zones(&self) -> Result<Vec<String>, ProviderError> {
+        let out = self
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeAvailabilityZones", e))?;
+        Ok(out
+            .availability_zones()
+            .iter()
+            .filter(|z| z.state().map(|s| s.as_str()) == Some("available"))
+            .filter_map(|z| z.zone_name().map(str::to_owned))
+            .collect())
+    }
+
+    /// Elastic IPs: the account's limit and how many are allocated.
+    pub async fn elastic_ips(&self) -> Result<(Option<i64>, usize), ProviderError> {
+        let (attrs, addresses) = tokio::join!(
+            self.ec2
+                .describe_account_attributes()
+                .attribute_names(aws_sdk_ec2::types::AccountAttributeName::from(
+                    "vpc-max-elastic-ips"
+                ))
+                .send(),
+            self.ec2.describe_addresses().send(),
+        );
+        let limit = attrs.ok().and_then(|a| {
+            a.account_attributes()
+                .iter()
+                .flat_map(|x| x.attribute_values())
+                .filter_map(|v| v.attribute_value()?.parse().ok())
+                .next()
+        });
+        let used = addresses
+            .map_err(|e| aws_err("DescribeAddresses", e))?
+            .addresses()
+            .len();
+        Ok((limit, used))
+    }
+}

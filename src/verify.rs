@@ -1,0 +1,176 @@
+//! The pure checks of `prefect-ecs verify`: what can be told from the spec and the graph
+//! alone. The checks that ask AWS or Prefect live in `commands`, through the provider.
+
+use serde_json::Value;
+
+use crate::graph::StackGraph;
+use crate::model::{Address, Kind, as_reference};
+
+/// One check's outcome: its name, and `Err(fix)` when it failed.
+pub type Check = (String, Result<String, String>);
+
+/// A container image reference as Docker parses it: `[registry[:port]/]path[:tag][@digest]`.
+pub fn image_reference(image: &str) -> Result<(), String> {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+            !alg.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !ok {
+            return Err(format!("digest \"{d}\" is not algorithm:hex"));
+        }
+    }
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, Some(t)),
+        _ => (rest, None),
+    };
+    if let Some(t) = tag {
+        let ok = !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(format!("tag \"{t}\" is not a valid image tag"));
+        }
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    // A first part with a dot, a colon or "localhost" is a registry host.
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    for p in &parts {
+        let ok = !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!(
+                "\"{p}\" in \"{image}\" is not a valid repository name (lower-case letters, digits, . _ -)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn statements(graph: &StackGraph, address: &Address) -> Vec<(Vec<String>, Vec<Value>)> {
+    let Some(d) = graph.get(address) else {
+        return Vec::new();
+    };
+    d.attrs["document"]["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let actions = s["Action"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            let resources = s["Resource"].as_array().cloned().unwrap_or_default();
+            (actions, resources)
+        })
+        .collect()
+}
+
+/// Does the policy prefect-ecs will create grant `action` on what `resources` name?
+fn grants(
+    statements: &[(Vec<String>, Vec<Value>)],
+    action: &str,
+    resource: Option<&Address>,
+) -> bool {
+    statements.iter().any(|(actions, resources)| {
+        actions.iter().any(|a| a == action)
+            && match resource {
+                None => resources.iter().any(|r| r == "*"),
+                Some(want) => resources
+                    .iter()
+                    .any(|r| as_reference(r).is_some_and(|(a, out)| &a == want && out == "arn")),
+            }
+    })
+}
+
+/// The permissions without which the worker cannot run flows, or its task cannot start.
+pub fn worker_permissions(graph: &StackGraph) -> Result<String, String> {
+    let task = statements(graph, &Address::new(Kind::IamRolePolicy, "task"));
+    let mut missing = Vec::new();
+    for action in [
+        "ecs:RunTask",
+        "ecs:RegisterTaskDefinition",
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+    ] {
+        if !grants(&task, action, None) {
+            missing.push(format!("worker task role: {action}"));
+        }
+    }
+    let mut pass = vec![Address::new(Kind::IamRole, "execution")];
+    if graph
+        .get(&Address::new(Kind::IamRole, "flow_run"))
+        .is_some()
+    {
+        pass.push(Address::new(Kind::IamRole, "flow_run"));
+    }
+    for role in &pass {
+        if !grants(&task, "iam:PassRole", Some(role)) {
+            missing.push(format!("worker task role: iam:PassRole on {role}"));
+        }
+    }
+    let secret = Address::new(Kind::Secret, "api_key");
+    if graph.get(&secret).is_some() {
+        let exec = statements(graph, &Address::new(Kind::IamRolePolicy, "execution"));
+        if !grants(&exec, "secretsmanager:GetSecretValue", Some(&secret)) {
+            missing.push("execution role: secretsmanager:GetSecretValue on the secret".into());
+        }
+    }
+    if missing.is_empty() {
+        Ok(format!(
+            "ecs:RunTask and friends, iam:PassRole on exactly {}{}",
+            pass.iter()
+                .map(Address::to_string)
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if graph.get(&secret).is_some() {
+                "; the execution role reads the secret"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        Err(format!("missing {}", missing.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "prefecthq/prefect:3-latest",
+            "prefecthq/prefect:3-python3.12",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/flows/worker:1.2.3",
+            "localhost:5000/worker",
+            "ubuntu",
+            "prefecthq/prefect@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_reference(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "Prefecthq/prefect:3",
+            "prefecthq/prefect:",
+            "prefecthq//prefect",
+            "a b",
+            "x:-tag",
+        ] {
+            assert!(image_reference(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `verify`, `status` and `logs` against moto and the real Prefect server. Every run goes
+//! through the harness's canary check: the API key never appears in their output.
+
+use crate::support::aws::{Aws, put_log_lines};
+use crate::support::{TestStack, free_port};
+
+#[test]
+fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
+    let mut stack = TestStack::new("verify");
+    let out = stack.run(&["verify"], &[]).assert_ok();
+    for line in [
+        "ok    AWS answers in us-east-1",
+        "ok    availability zones: 3 used, all available",
+        "ok    Elastic IPs for the NAT gateways: 1 needed",
+        "credential accepted",
+        "ok    work pool type ecs",
+        "ok    image of worker",
+        "ok    worker permissions in the IAM policies: ecs:RunTask and friends, iam:PassRole on exactly iam_role.execution and iam_role.flow_run",
+        "0 failed.",
+    ] {
+        assert!(out.stdout.contains(line), "missing {line:?}\n{out}");
+    }
+
+    // A bad image reference and a Prefect that does not answer: one FAIL line each, exit 1.
+    stack.workers[0].name = format!("{}-w1", stack.name);
+    let spec = stack.spec_toml().replace(
+        "image = \"prefecthq/prefect:3-python3.12\"",
+        "image = \"Prefecthq/Prefect:3\"",
+    );
+    let dead = format!("http://127.0.0.1:{}/api", free_port());
+    let spec = spec.replace(&crate::support::prefect::prefect().api_url, &dead);
+    stack.extra = String::new();
+    let path = stack.path("bad.toml");
+    std::fs::write(&path, spec).expect("write spec");
+    let out = stack
+        .run_bare(&["verify", path.to_str().unwrap()], &[])
+        .assert_failed();
+    assert!(
+        out.stdout.contains("FAIL  image of worker")
+            && out.stdout.contains("is not a valid repository name"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("FAIL  Prefect API at {dead}"))
+            && out.stdout.contains("cannot reach Prefect"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_service_the_heartbeat_and_the_pool() {
+    let stack = TestStack::new("status");
+    stack.apply().assert_ok();
+    let w = &stack.workers[0];
+    // The harness heartbeats as the worker every 2 s.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = stack.run(&["status"], &[]).assert_ok();
+    for line in [
+        format!("worker {} (work pool {})", w.name, w.work_pool),
+        "  service:   1 desired, ".to_owned(),
+        "  heartbeat: ONLINE, last heartbeat 20".to_owned(),
+        "  pool:      type ecs, READY".to_owned(),
+    ] {
+        assert!(out.stdout.contains(&line), "missing {line:?}\n{out}");
+    }
+    stack.destroy().assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_prints_the_workers_lines_and_only_the_named_workers() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("logs");
+    let w2 = stack.add_worker();
+    let w1 = stack.worker(0).to_owned();
+    stack.apply().assert_ok();
+    for (worker, line) in [(&w1, "hello from one"), (&w2, "hello from two")] {
+        let stream = format!("{worker}/worker/0123abcd");
+        put_log_lines(&aws, &stack.log_group(), &stream, &[line]).await;
+    }
+    let out = stack.run(&["logs", "--since", "1h"], &[]).assert_ok();
+    assert!(
+        out.stdout.contains("hello from one") && out.stdout.contains("hello from two"),
+        "{out}"
+    );
+    let out = stack
+        .run(&["logs", "--since", "1h", "--worker", &w2], &[])
+        .assert_ok();
+    assert!(
+        out.stdout
+            .contains(&format!("{w2}/worker/0123abcd hello from two"))
+            && !out.stdout.contains("hello from one"),
+        "{out}"
+    );
+    let out = stack
+        .run(&["logs", "--worker", "nobody"], &[])
+        .assert_failed();
+    assert!(out.stderr.contains("no worker \"nobody\""), "{out}");
+    stack.destroy().assert_ok();
+}
