@@ -8,6 +8,8 @@ mod drift;
 mod lifecycle;
 mod lock;
 mod proxy;
+#[path = "proxy/tests.rs"]
+mod proxy_tests;
 mod realism;
 mod realism_more;
 mod safety;

@@ -18,8 +18,6 @@ pub mod model;
 mod wire;
 mod world;
 
-mod tests;
-
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

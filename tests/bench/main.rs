@@ -1,0 +1,440 @@
+//! The benchmark harness (issue 6): the real binary against moto behind the realism proxy, with
+//! a fixed latency on every call and the time-scaled model of AWS's operation durations. For
+//! each scenario it prints the wall time, the API calls by operation, the round-trip depth and,
+//! for apply and destroy, the critical-path bound (`bound.rs`) with measured / bound.
+//!
+//! `scripts/bench` runs it in full on the release binary; `cargo test` (and so CI) runs it in
+//! quick mode on whatever profile was built, to prove it still works. It asserts only that every
+//! run succeeds and never prints the API key: timing figures are reported, never asserted.
+//! See BENCHMARKS.md for the method and the latest figures.
+
+#[allow(dead_code)]
+#[path = "../it/proxy/mod.rs"]
+mod proxy;
+
+#[path = "../it/support/moto_server.rs"]
+mod moto_server;
+
+mod bound;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use prefect_ecs::model::ObservedState;
+use prefect_ecs::provider::{Aws, Connection, Settings};
+use prefect_ecs::secret::SecretValue;
+
+use proxy::model::{self, Span, Timings};
+use proxy::{Call, Config, Proxy, round_trip_depth};
+
+const REGION: &str = "us-east-1";
+const API_KEY: &str = "pnu_benchmarkCanaryNeverPrinted0123456789";
+
+struct Mode {
+    name: &'static str,
+    /// Operation durations are AWS's times this (0.1: a 100 s rollout takes 10 s).
+    time_scale: f64,
+    latency: Duration,
+    worker_counts: &'static [usize],
+    baseline: bool,
+    validate_runs: usize,
+}
+
+const FULL: Mode = Mode {
+    name: "full",
+    time_scale: 0.1,
+    latency: Duration::from_millis(100),
+    worker_counts: &[1, 5, 10],
+    baseline: true,
+    validate_runs: 30,
+};
+
+const QUICK: Mode = Mode {
+    name: "quick",
+    time_scale: 0.01,
+    latency: Duration::from_millis(100),
+    worker_counts: &[],
+    baseline: false,
+    validate_runs: 3,
+};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test FILTER` hands its filter to every test target: run only when named or asked.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "bench".contains(f.as_str())) {
+        return ExitCode::SUCCESS;
+    }
+    let mode: &'static Mode = if args.iter().any(|a| a == "--full") {
+        &FULL
+    } else {
+        &QUICK
+    };
+    // SAFETY: no other thread exists yet; the SDK used for the bound reads these.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    match run(mode) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// AWS's model with every span fixed at its midpoint: the same durations in every run, so the
+/// bound is exact and runs compare.
+fn timings(mode: &Mode) -> Timings {
+    let mid = |s: Span| Span::fixed((s.min + s.max) / 2);
+    let t = model::AWS.scaled(mode.time_scale);
+    Timings {
+        call: Span::fixed(mode.latency),
+        nat_create: mid(t.nat_create),
+        nat_delete: mid(t.nat_delete),
+        namespace_operation: mid(t.namespace_operation),
+        discovery_service_operation: mid(t.discovery_service_operation),
+        service_rollout: mid(t.service_rollout),
+        service_drain: mid(t.service_drain),
+        eni_linger: mid(t.eni_linger),
+        secret_name_release: mid(t.secret_name_release),
+    }
+}
+
+struct Bench {
+    mode: &'static Mode,
+    timings: Timings,
+    moto: moto_server::Moto,
+    dir: tempfile::TempDir,
+    rows: Vec<Row>,
+}
+
+struct Row {
+    scenario: String,
+    wall: Duration,
+    calls: Vec<Call>,
+    bound: Option<bound::Bound>,
+}
+
+fn run(mode: &'static Mode) -> Result<(), String> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let moto = moto_server::Moto::start(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let mut bench = Bench {
+        mode,
+        timings: timings(mode),
+        moto,
+        dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+        rows: Vec::new(),
+    };
+    println!(
+        "prefect-ecs benchmark, {} mode: binary {}, {} ms per call, AWS durations x{}",
+        mode.name,
+        env!("CARGO_BIN_EXE_prefect-ecs"),
+        mode.latency.as_millis(),
+        mode.time_scale
+    );
+    bench.validate(&manifest.join("stacks/dev.toml"))?;
+    // moto loads EC2 lazily and the lock group is made by the first run ever: neither is part
+    // of a scenario.
+    bench.warm_up()?;
+
+    let dev = manifest.join("stacks/dev.toml");
+    bench.lifecycle("dev", &dev, &[])?;
+    for &n in mode.worker_counts {
+        let spec = bench.workers_spec(n)?;
+        bench.lifecycle(&format!("{n} worker(s)"), &spec, &[])?;
+    }
+    if mode.baseline {
+        let spec = bench.workers_spec(1)?;
+        bench.lifecycle("1 worker, --parallelism 1", &spec, &["--parallelism", "1"])?;
+    }
+    bench.report();
+    Ok(())
+}
+
+impl Bench {
+    fn command(&self, args: &[&str], endpoint: &str) -> Command {
+        let mut cmd = moto_server::cli(self.dir.path(), endpoint);
+        cmd.args(args)
+            .env("PREFECT_API_KEY", API_KEY)
+            .env("PREFECT_ACCOUNT_ID", "0b1e2c3d-4f56-4a78-9abc-def012345678")
+            .env(
+                "PREFECT_WORKSPACE_ID",
+                "7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
+            )
+            .env("NO_COLOR", "1")
+            .env("PREFECT_ECS_TIMEOUT", "5m")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs the binary to the end; its wall time, or an error with its output.
+    fn exec(&self, args: &[&str], endpoint: &str) -> Result<Duration, String> {
+        let start = Instant::now();
+        let out = self
+            .command(args, endpoint)
+            .output()
+            .map_err(|e| format!("cannot run prefect-ecs: {e}"))?;
+        let wall = start.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stdout.contains(API_KEY) || stderr.contains(API_KEY) {
+            return Err(format!(
+                "`prefect-ecs {}` printed the API key",
+                args.join(" ")
+            ));
+        }
+        if !out.status.success() {
+            return Err(format!(
+                "`prefect-ecs {}` failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                args.join(" "),
+                out.status
+            ));
+        }
+        Ok(wall)
+    }
+
+    fn proxy(&self) -> Proxy {
+        let mut config = Config::realistic(0x6e6e_6368, self.mode.time_scale);
+        config.timings = self.timings;
+        Proxy::start(&self.moto.endpoint, config)
+    }
+
+    fn warm_up(&self) -> Result<(), String> {
+        let spec = self.workers_spec(1)?;
+        let spec = spec.to_str().expect("utf-8 path");
+        let p = self.proxy();
+        self.exec(&["plan", spec], p.endpoint())?;
+        // Takes the lock, which makes the lock group; nothing to apply for an empty stack.
+        self.exec(&["destroy", "--auto-approve", spec], p.endpoint())?;
+        Ok(())
+    }
+
+    /// `validate`: the whole process, wall time and peak RSS, median of several runs.
+    fn validate(&mut self, spec: &Path) -> Result<(), String> {
+        let spec = spec.to_str().expect("utf-8 path");
+        let mut walls = Vec::new();
+        let mut rss = Vec::new();
+        for _ in 0..self.mode.validate_runs {
+            let (wall, max_rss_kb) = self.exec_with_rusage(&["validate", spec])?;
+            walls.push(wall);
+            rss.push(max_rss_kb);
+        }
+        walls.sort();
+        rss.sort();
+        println!(
+            "validate stacks/dev.toml: median {:.1} ms (min {:.1} ms), peak RSS median {:.1} MB (max {:.1} MB), {} runs",
+            ms(walls[walls.len() / 2]),
+            ms(walls[0]),
+            rss[rss.len() / 2] as f64 / 1024.0,
+            rss[rss.len() - 1] as f64 / 1024.0,
+            walls.len()
+        );
+        Ok(())
+    }
+
+    /// Wall time and peak RSS (KiB) of one run, read from the kernel by `wait4`.
+    fn exec_with_rusage(&self, args: &[&str]) -> Result<(Duration, i64), String> {
+        let start = Instant::now();
+        let mut child = self
+            .command(args, &self.moto.endpoint)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run prefect-ecs: {e}"))?;
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 reaps our own child, once.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let wall = start.elapsed();
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        if reaped != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            return Err(format!("`prefect-ecs {}` failed: {stderr}", args.join(" ")));
+        }
+        Ok((wall, usage.ru_maxrss))
+    }
+
+    /// A spec shaped like stacks/dev.toml with `n` workers, under its own stack name and CIDR.
+    fn workers_spec(&self, n: usize) -> Result<PathBuf, String> {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut toml = format!(
+            "[stack]\nname = \"bench{k}\"\nregion = \"{REGION}\"\n\n\
+             [prefect]\naccount_id = \"${{PREFECT_ACCOUNT_ID}}\"\n\
+             workspace_id = \"${{PREFECT_WORKSPACE_ID}}\"\n\n\
+             [network]\ncidr = \"10.{}.0.0/16\"\naz_count = 3\nnat = \"single\"\n\n\
+             [logs]\nretention_days = 30\n",
+            100 + k
+        );
+        for w in 1..=n {
+            toml += &format!(
+                "\n[[worker]]\nname = \"bench{k}-worker-{w}\"\nwork_pool = \"pool-{w}\"\n\
+                 image = \"prefecthq/prefect:2-latest\"\ncpu = 512\nmemory = 1024\n"
+            );
+        }
+        let path = self.dir.path().join(format!("bench{k}.toml"));
+        std::fs::write(&path, toml).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// Apply from empty, no-op plan (three runs, the median kept), destroy: each measured.
+    fn lifecycle(&mut self, label: &str, spec: &Path, flags: &[&str]) -> Result<(), String> {
+        let path = spec.to_str().expect("utf-8 path");
+        let run_args = |verb: &'static str| -> Vec<&str> {
+            [verb, "--auto-approve"]
+                .into_iter()
+                .chain(flags.iter().copied())
+                .chain([path])
+                .collect()
+        };
+        let spec_model = load(spec)?;
+        let t = self.timings;
+
+        let empty = ObservedState::default();
+        let graph =
+            prefect_ecs::graph::build(&spec_model, REGION, Some(SecretValue::new(API_KEY.into())))
+                .map_err(|e| e.to_string())?;
+        let plan = prefect_ecs::plan::compute(&spec_model.name, Some(&graph), &empty)
+            .map_err(|e| e.to_string())?;
+        // Lock, discovery of an empty stack in one wave, unlock.
+        let apply_bound = bound::critical_path(&plan, &t, true, 3);
+        let p = self.proxy();
+        let wall = self.exec(&run_args("apply"), p.endpoint())?;
+        self.rows.push(Row {
+            scenario: format!("apply from empty, {label}"),
+            wall,
+            calls: p.calls(),
+            bound: Some(apply_bound),
+        });
+
+        if flags.is_empty() {
+            let mut plans = Vec::new();
+            for _ in 0..3 {
+                let p = self.proxy();
+                let wall = self.exec(&["plan", path], p.endpoint())?;
+                plans.push((wall, p.calls()));
+            }
+            plans.sort_by_key(|(w, _)| *w);
+            let (wall, calls) = plans.swap_remove(1);
+            self.rows.push(Row {
+                scenario: format!("no-op plan, {label}"),
+                wall,
+                calls,
+                bound: None,
+            });
+        }
+
+        let observed = self.discover(&spec_model)?;
+        let plan = prefect_ecs::plan::compute(&spec_model.name, None, &observed)
+            .map_err(|e| e.to_string())?;
+        // Lock, discovery (reads that need an id from a first read: two waves), unlock.
+        let destroy_bound = bound::critical_path(&plan, &t, true, 4);
+        let p = self.proxy();
+        let wall = self.exec(&run_args("destroy"), p.endpoint())?;
+        self.rows.push(Row {
+            scenario: format!("destroy, {label}"),
+            wall,
+            calls: p.calls(),
+            bound: Some(destroy_bound),
+        });
+        Ok(())
+    }
+
+    /// What the stack holds now, read straight from moto (not through the proxy, not logged).
+    fn discover(&self, spec: &prefect_ecs::spec::Spec) -> Result<ObservedState, String> {
+        let conn = Connection {
+            region: Some(REGION.into()),
+            profile: None,
+            endpoint_url: Some(self.moto.endpoint.clone()),
+        };
+        let settings = Settings {
+            stack: spec.name.clone(),
+            wait: false,
+            recovery_window_days: None,
+            deadline: Duration::from_secs(60),
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(async {
+                let aws = Aws::connect(&conn, REGION, settings).await;
+                aws.discover(spec).await.map_err(|e| e.to_string())
+            })
+    }
+
+    fn report(&self) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "\n| scenario | wall | API calls | round-trip depth | critical-path bound | measured / bound |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for r in &self.rows {
+            let (b, ratio) = match &r.bound {
+                Some(b) => (
+                    format!("{:.2} s", b.total.as_secs_f64()),
+                    format!("{:.3}", r.wall.as_secs_f64() / b.total.as_secs_f64()),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {:.3} s | {} | {} | {b} | {ratio} |",
+                r.scenario,
+                r.wall.as_secs_f64(),
+                r.calls.len(),
+                round_trip_depth(&r.calls)
+            );
+        }
+        for r in &self.rows {
+            let _ = writeln!(out, "\n{}: calls by operation", r.scenario);
+            let mut by_op: BTreeMap<String, usize> = BTreeMap::new();
+            for c in &r.calls {
+                *by_op
+                    .entry(format!("{}:{}", c.service, c.operation))
+                    .or_default() += 1;
+            }
+            let line: Vec<String> = by_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
+            let _ = writeln!(out, "  {}", line.join(", "));
+            if let Some(b) = &r.bound {
+                let path: Vec<String> = b
+                    .path
+                    .iter()
+                    .map(|(a, c)| {
+                        if c.wait.is_zero() {
+                            format!("{a} ({} rt)", c.round_trips)
+                        } else {
+                            format!("{a} ({} rt + {:.2} s)", c.round_trips, c.wait.as_secs_f64())
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(out, "  critical path: {}", path.join(" → "));
+            }
+        }
+    }
+}
+
+fn load(spec: &Path) -> Result<prefect_ecs::spec::Spec, String> {
+    let env = |k: &str| match k {
+        "PREFECT_API_KEY" => Some(API_KEY.to_owned()),
+        "PREFECT_ACCOUNT_ID" => Some("0b1e2c3d-4f56-4a78-9abc-def012345678".to_owned()),
+        "PREFECT_WORKSPACE_ID" => Some("7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910".to_owned()),
+        _ => None,
+    };
+    prefect_ecs::spec::load(spec, &env, Some(REGION)).map_err(|e| e.to_string())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
