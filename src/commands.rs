@@ -401,10 +401,16 @@ impl Context {
         verb: &str,
         work: impl std::future::Future<Output = Result<ExitCode>>,
     ) -> Result<ExitCode> {
-        self.aws.acquire_lock(&self.spec.name, verb).await?;
-        let result = work.await;
+        self.aws.acquire_lock(&self.spec.name).await?;
+        // Who holds the lock matters only to another run: written while this one works.
+        let (recorded, result) =
+            tokio::join!(self.aws.record_lock_holder(&self.spec.name, verb), work);
         let released = self.aws.release_lock(&self.spec.name).await;
         let code = result?;
+        if let Err(e) = recorded {
+            // The lock itself was held: only a second run's message is poorer for it.
+            tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+        }
         released.map_err(|e| {
             miette!(
                 "{e}; the lock may still be held: prefect-ecs force-unlock {}",

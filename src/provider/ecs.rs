@@ -206,17 +206,19 @@ impl Aws {
                     .cloned(),
             );
         }
-        let mut out = Vec::new();
-        for chunk in arns.chunks(10) {
-            let r = self
-                .ecs
+        // Ten services per call (AWS's limit), the calls all at once.
+        let described = futures::future::join_all(arns.chunks(10).map(|chunk| {
+            self.ecs
                 .describe_services()
                 .cluster(cluster)
                 .set_services(Some(chunk.to_vec()))
                 .include(ServiceField::Tags)
                 .send()
-                .await
-                .map_err(|e| aws_err("DescribeServices", e))?;
+        }))
+        .await;
+        let mut out = Vec::new();
+        for r in described {
+            let r = r.map_err(|e| aws_err("DescribeServices", e))?;
             // A draining service is on its way out; an inactive one is gone.
             out.extend(
                 r.services()

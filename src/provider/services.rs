@@ -359,14 +359,12 @@ impl Aws {
             return Ok(None);
         };
         let gone = |e: &super::AwsError| e.is(&["ServiceNotFound", "ResourceNotFoundException"]);
-        let detail = match self
-            .sd
-            .get_service()
-            .id(id)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetService", e))
-        {
+        // The listing gave both the id and the ARN: details and tags in one round trip.
+        let (detail, tags) = tokio::join!(
+            self.sd.get_service().id(id).send(),
+            self.sd.list_tags_for_resource().resource_arn(arn).send(),
+        );
+        let detail = match detail.map_err(|e| aws_err("GetService", e)) {
             Ok(d) => d,
             Err(e) if gone(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -374,14 +372,7 @@ impl Aws {
         let Some(detail) = detail.service().cloned() else {
             return Ok(None);
         };
-        match self
-            .sd
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| aws_err("ListTagsForResource", e))
-        {
+        match tags.map_err(|e| aws_err("ListTagsForResource", e)) {
             Ok(t) => Ok(Some((
                 detail,
                 t.tags()

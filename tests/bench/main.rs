@@ -397,6 +397,30 @@ impl Bench {
                 round_trip_depth(&r.calls)
             );
         }
+        // BENCH_CALLS=DIR: every scenario's calls as a timeline (TSV), for a closer look.
+        if let Some(dir) = std::env::var_os("BENCH_CALLS") {
+            for (i, r) in self.rows.iter().enumerate() {
+                let Some(t0) = r.calls.first().map(|c| c.start) else {
+                    continue;
+                };
+                let lines: String = r
+                    .calls
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{:.3}\t{:.3}\t{}:{}\t{:?}\n",
+                            (c.start - t0).as_secs_f64(),
+                            (c.end - t0).as_secs_f64(),
+                            c.service,
+                            c.operation,
+                            c.status
+                        )
+                    })
+                    .collect();
+                let path = Path::new(&dir).join(format!("{i:02}.tsv"));
+                let _ = std::fs::write(path, format!("# {}\n{lines}", r.scenario));
+            }
+        }
         for r in &self.rows {
             let _ = writeln!(out, "\n{}: calls by operation", r.scenario);
             let mut by_op: BTreeMap<String, usize> = BTreeMap::new();
@@ -407,6 +431,11 @@ impl Bench {
             }
             let line: Vec<String> = by_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
             let _ = writeln!(out, "  {}", line.join(", "));
+            let chain: Vec<String> = deepest_chain(&r.calls)
+                .iter()
+                .map(|c| format!("{}:{}", c.service, c.operation))
+                .collect();
+            let _ = writeln!(out, "  deepest chain of calls: {}", chain.join(" → "));
             if let Some(b) = &r.bound {
                 let path: Vec<String> = b
                     .path
@@ -433,6 +462,28 @@ fn load(spec: &Path) -> Result<prefect_ecs::spec::Spec, String> {
         _ => None,
     };
     prefect_ecs::spec::load(spec, &env, Some(REGION)).map_err(|e| e.to_string())
+}
+
+/// One longest chain of calls each starting after the previous ended (what
+/// `round_trip_depth` counts), to show which reads wait on which.
+fn deepest_chain(calls: &[Call]) -> Vec<&Call> {
+    let mut by_end: Vec<&Call> = calls.iter().collect();
+    by_end.sort_by_key(|c| c.end);
+    let mut best: Vec<(usize, Option<usize>)> = Vec::with_capacity(by_end.len());
+    for (i, call) in by_end.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| by_end[j].end <= call.start)
+            .max_by_key(|&j| best[j].0);
+        best.push((before.map_or(0, |j| best[j].0) + 1, before));
+    }
+    let mut at = (0..by_end.len()).max_by_key(|&i| best[i].0);
+    let mut chain = Vec::new();
+    while let Some(i) = at {
+        chain.push(by_end[i]);
+        at = best[i].1;
+    }
+    chain.reverse();
+    chain
 }
 
 fn ms(d: Duration) -> f64 {
