@@ -39,8 +39,10 @@ struct Mode {
     time_scale: f64,
     latency: Duration,
     worker_counts: &'static [usize],
+    dev: bool,
     baseline: bool,
     validate_runs: usize,
+    plan_runs: usize,
 }
 
 const FULL: Mode = Mode {
@@ -48,8 +50,10 @@ const FULL: Mode = Mode {
     time_scale: 0.1,
     latency: Duration::from_millis(100),
     worker_counts: &[1, 5, 10],
+    dev: true,
     baseline: true,
     validate_runs: 30,
+    plan_runs: 7,
 };
 
 const QUICK: Mode = Mode {
@@ -57,22 +61,41 @@ const QUICK: Mode = Mode {
     time_scale: 0.01,
     latency: Duration::from_millis(100),
     worker_counts: &[],
+    dev: true,
     baseline: false,
     validate_runs: 3,
+    plan_runs: 3,
 };
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo test FILTER` hands its filter to every test target: run only when named or asked.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--workers"))
+        .map(|(_, a)| a)
+        .collect();
     if !filters.is_empty() && !filters.iter().any(|f| "bench".contains(f.as_str())) {
         return ExitCode::SUCCESS;
     }
-    let mode: &'static Mode = if args.iter().any(|a| a == "--full") {
-        &FULL
+    let mut mode = if args.iter().any(|a| a == "--full") {
+        FULL
     } else {
-        &QUICK
+        QUICK
     };
+    // `--workers 1,10`: only these worker counts (and no dev stack, no baseline), for a closer look.
+    if let Some(list) = args
+        .iter()
+        .position(|a| a == "--workers")
+        .and_then(|i| args.get(i + 1))
+    {
+        let counts: Vec<usize> = list.split(',').filter_map(|n| n.parse().ok()).collect();
+        mode.worker_counts = counts.leak();
+        mode.dev = false;
+        mode.baseline = false;
+    }
+    let mode: &'static Mode = Box::leak(Box::new(mode));
     // SAFETY: no other thread exists yet; the SDK used for the bound reads these.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
@@ -117,6 +140,8 @@ struct Bench {
 struct Row {
     scenario: String,
     wall: Duration,
+    /// The tool's own CPU time (user + system).
+    cpu: Duration,
     calls: Vec<Call>,
     bound: Option<bound::Bound>,
 }
@@ -143,13 +168,21 @@ fn run(mode: &'static Mode) -> Result<(), String> {
     // of a scenario.
     bench.warm_up()?;
 
-    let dev = manifest.join("stacks/dev.toml");
-    bench.lifecycle("dev", &dev, &[])?;
+    if mode.dev {
+        bench.lifecycle("dev", &manifest.join("stacks/dev.toml"), &[])?;
+    }
     for &n in mode.worker_counts {
         let spec = bench.workers_spec(n)?;
         bench.lifecycle(&format!("{n} worker(s)"), &spec, &[])?;
     }
     if mode.baseline {
+        // Ten draining services hold all ten default slots: the same stack with room to spare.
+        let spec = bench.workers_spec(10)?;
+        bench.lifecycle(
+            "10 workers, --parallelism 20",
+            &spec,
+            &["--parallelism", "20"],
+        )?;
         let spec = bench.workers_spec(1)?;
         bench.lifecycle("1 worker, --parallelism 1", &spec, &["--parallelism", "1"])?;
     }
@@ -175,14 +208,17 @@ impl Bench {
         cmd
     }
 
-    /// Runs the binary to the end; its wall time, or an error with its output.
-    fn exec(&self, args: &[&str], endpoint: &str) -> Result<Duration, String> {
+    /// Runs the binary to the end; its wall time and CPU time (user + system), or an error
+    /// with its output.
+    fn exec(&self, args: &[&str], endpoint: &str) -> Result<(Duration, Duration), String> {
+        let cpu_before = children_cpu();
         let start = Instant::now();
         let out = self
             .command(args, endpoint)
             .output()
             .map_err(|e| format!("cannot run prefect-ecs: {e}"))?;
         let wall = start.elapsed();
+        let cpu = children_cpu().saturating_sub(cpu_before);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stdout.contains(API_KEY) || stderr.contains(API_KEY) {
@@ -198,7 +234,7 @@ impl Bench {
                 out.status
             ));
         }
-        Ok(wall)
+        Ok((wall, cpu))
     }
 
     fn proxy(&self) -> Proxy {
@@ -288,7 +324,7 @@ impl Bench {
         Ok(path)
     }
 
-    /// Apply from empty, no-op plan (three runs, the median kept), destroy: each measured.
+    /// Apply from empty, no-op plan (the median of several runs), destroy: each measured.
     fn lifecycle(&mut self, label: &str, spec: &Path, flags: &[&str]) -> Result<(), String> {
         let path = spec.to_str().expect("utf-8 path");
         let run_args = |verb: &'static str| -> Vec<&str> {
@@ -310,26 +346,28 @@ impl Bench {
         // Lock, discovery of an empty stack in one wave, unlock.
         let apply_bound = bound::critical_path(&plan, &t, true, 3);
         let p = self.proxy();
-        let wall = self.exec(&run_args("apply"), p.endpoint())?;
+        let (wall, cpu) = self.exec(&run_args("apply"), p.endpoint())?;
         self.rows.push(Row {
             scenario: format!("apply from empty, {label}"),
             wall,
+            cpu,
             calls: p.calls(),
             bound: Some(apply_bound),
         });
 
         if flags.is_empty() {
             let mut plans = Vec::new();
-            for _ in 0..3 {
+            for _ in 0..self.mode.plan_runs {
                 let p = self.proxy();
-                let wall = self.exec(&["plan", path], p.endpoint())?;
-                plans.push((wall, p.calls()));
+                let (wall, cpu) = self.exec(&["plan", path], p.endpoint())?;
+                plans.push((wall, cpu, p.calls()));
             }
-            plans.sort_by_key(|(w, _)| *w);
-            let (wall, calls) = plans.swap_remove(1);
+            plans.sort_by_key(|(w, _, _)| *w);
+            let (wall, cpu, calls) = plans.swap_remove(plans.len() / 2);
             self.rows.push(Row {
                 scenario: format!("no-op plan, {label}"),
                 wall,
+                cpu,
                 calls,
                 bound: None,
             });
@@ -338,13 +376,16 @@ impl Bench {
         let observed = self.discover(&spec_model)?;
         let plan = prefect_ecs::plan::compute(&spec_model.name, None, &observed)
             .map_err(|e| e.to_string())?;
-        // Lock, discovery (reads that need an id from a first read: two waves), unlock.
-        let destroy_bound = bound::critical_path(&plan, &t, true, 4);
+        // Lock, discovery, unlock. Discovering a whole stack takes three waves of reads that
+        // depend on each other: a Cloud Map namespace's id, then its services (AWS filters them
+        // by that id), then each service's details and tags (by the id and ARN just listed).
+        let destroy_bound = bound::critical_path(&plan, &t, true, 5);
         let p = self.proxy();
-        let wall = self.exec(&run_args("destroy"), p.endpoint())?;
+        let (wall, cpu) = self.exec(&run_args("destroy"), p.endpoint())?;
         self.rows.push(Row {
             scenario: format!("destroy, {label}"),
             wall,
+            cpu,
             calls: p.calls(),
             bound: Some(destroy_bound),
         });
@@ -378,7 +419,7 @@ impl Bench {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "\n| scenario | wall | API calls | round-trip depth | critical-path bound | measured / bound |\n|---|---:|---:|---:|---:|---:|"
+            "\n| scenario | wall | CPU | API calls | round-trip depth | critical-path bound | measured / bound |\n|---|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.rows {
             let (b, ratio) = match &r.bound {
@@ -390,9 +431,10 @@ impl Bench {
             };
             let _ = writeln!(
                 out,
-                "| {} | {:.3} s | {} | {} | {b} | {ratio} |",
+                "| {} | {:.3} s | {:.0} ms | {} | {} | {b} | {ratio} |",
                 r.scenario,
                 r.wall.as_secs_f64(),
+                ms(r.cpu),
                 r.calls.len(),
                 round_trip_depth(&r.calls)
             );
@@ -431,9 +473,18 @@ impl Bench {
             }
             let line: Vec<String> = by_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
             let _ = writeln!(out, "  {}", line.join(", "));
-            let chain: Vec<String> = deepest_chain(&r.calls)
-                .iter()
-                .map(|c| format!("{}:{}", c.service, c.operation))
+            // Polls of one wait in a row read as one link: `ecs:DescribeServices ×38`.
+            let mut chain: Vec<(String, usize)> = Vec::new();
+            for c in deepest_chain(&r.calls) {
+                let op = format!("{}:{}", c.service, c.operation);
+                match chain.last_mut() {
+                    Some((last, n)) if *last == op => *n += 1,
+                    _ => chain.push((op, 1)),
+                }
+            }
+            let chain: Vec<String> = chain
+                .into_iter()
+                .map(|(op, n)| if n == 1 { op } else { format!("{op} ×{n}") })
                 .collect();
             let _ = writeln!(out, "  deepest chain of calls: {}", chain.join(" → "));
             if let Some(b) = &r.bound {
@@ -484,6 +535,15 @@ fn deepest_chain(calls: &[Call]) -> Vec<&Call> {
     }
     chain.reverse();
     chain
+}
+
+/// User + system CPU time of every child waited for so far (`getrusage(RUSAGE_CHILDREN)`).
+fn children_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is valid and getrusage only writes it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn ms(d: Duration) -> f64 {
