@@ -432,7 +432,7 @@ fn save_plan(
     let basis = Basis {
         spec_bytes: &spec_bytes,
         region: &ctx.region,
-        graph: ctx.graph.as_ref().expect("plan builds the desired graph"),
+        graph: ctx.graph.get().expect("plan builds the desired graph"),
         observed,
     };
     let file = PlanFile::new(&spec.to_string_lossy(), &basis, doc.clone());
@@ -492,7 +492,7 @@ async fn apply_saved_locked(
     let basis = Basis {
         spec_bytes: &spec_bytes,
         region: &ctx.region,
-        graph: ctx.graph.as_ref().expect("apply builds the desired graph"),
+        graph: ctx.graph.get().expect("apply builds the desired graph"),
         observed: &observed,
     };
     let stale = saved.stale(&basis, &PlanDoc::new(&plan));
@@ -588,9 +588,13 @@ fn prefect_api(
 struct Context {
     spec: Spec,
     region: String,
-    graph: Option<StackGraph>,
-    /// The Prefect server's default `ecs` base job template (for apply and plan).
-    pool_template: Option<serde_json::Value>,
+    /// Plan and apply compare with the desired stack; destroy, `status`… do not.
+    desired: bool,
+    credential: Option<SecretValue>,
+    /// Built by the first plan, from the spec and the Prefect server's default `ecs` base job
+    /// template (read alongside discovery).
+    graph: std::sync::OnceLock<StackGraph>,
+    pool_template: std::sync::OnceLock<serde_json::Value>,
     aws: Aws,
 }
 
@@ -617,13 +621,6 @@ impl Context {
         };
         let credential = credential(&spec, path)?;
         let prefect = prefect_api(&spec, credential.clone())?;
-        let (graph, pool_template) = if desired {
-            let template = prefect.ecs_template().await?;
-            let graph = graph::build(&spec, &region, credential, Some(&template))?;
-            (Some(graph), Some(template))
-        } else {
-            (None, None)
-        };
         let settings = Settings {
             stack: spec.name.clone(),
             wait,
@@ -641,8 +638,10 @@ impl Context {
         Ok(Context {
             spec,
             region,
-            graph,
-            pool_template,
+            desired,
+            credential,
+            graph: Default::default(),
+            pool_template: Default::default(),
             aws,
         })
     }
@@ -662,10 +661,16 @@ impl Context {
         verb: &str,
         work: impl std::future::Future<Output = Result<ExitCode>>,
     ) -> Result<ExitCode> {
-        self.aws.acquire_lock(&self.spec.name, verb).await?;
-        let result = work.await;
+        self.aws.acquire_lock(&self.spec.name).await?;
+        // Who holds the lock matters only to another run: written while this one works.
+        let (recorded, result) =
+            tokio::join!(self.aws.record_lock_holder(&self.spec.name, verb), work);
         let released = self.aws.release_lock(&self.spec.name).await;
         let code = result?;
+        if let Err(e) = recorded {
+            // The lock itself was held: only a second run's message is poorer for it.
+            tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+        }
         released.map_err(|e| {
             miette!(
                 "{e}; the lock may still be held: prefect-ecs force-unlock {}",
@@ -681,8 +686,27 @@ impl Context {
 
     /// The plan and what it was computed from (a saved plan fingerprints it).
     async fn observe_and_plan(&self) -> Result<(ObservedState, Plan)> {
-        let observed = self.aws.discover(&self.spec).await?;
-        let plan = plan::compute(&self.spec.name, self.graph.as_ref(), &observed)?;
+        if !self.desired {
+            let observed = self.aws.discover(&self.spec).await?;
+            let plan = plan::compute(&self.spec.name, None, &observed)?;
+            return Ok((observed, plan));
+        }
+        let prefect = self.aws.prefect.as_ref().expect("connected with Prefect");
+        // Independent reads: the template and the live stack in one wave, not two.
+        let (template, observed) =
+            tokio::join!(prefect.ecs_template(), self.aws.discover(&self.spec));
+        let (template, observed) = (template?, observed?);
+        if self.graph.get().is_none() {
+            let graph = graph::build(
+                &self.spec,
+                &self.region,
+                self.credential.clone(),
+                Some(&template),
+            )?;
+            let _ = self.graph.set(graph);
+            let _ = self.pool_template.set(template);
+        }
+        let plan = plan::compute(&self.spec.name, self.graph.get(), &observed)?;
         Ok((observed, plan))
     }
 
@@ -693,7 +717,7 @@ impl Context {
         progress: Progress,
         parallelism: u16,
     ) -> Result<ExitCode> {
-        let applying = self.graph.is_some();
+        let applying = self.desired;
         let code = self.execute(plan, flags, progress, parallelism).await?;
         // Apply is done when the workers are online, not when ECS says "steady state".
         if code == ExitCode::SUCCESS && applying && !flags.no_wait {
@@ -781,7 +805,7 @@ impl Context {
         if !flags.auto_approve {
             confirm(progress.verb(), &self.spec.name)?;
         }
-        if let (Some(prefect), Some(template)) = (&self.aws.prefect, &self.pool_template) {
+        if let (Some(prefect), Some(template)) = (&self.aws.prefect, self.pool_template.get()) {
             prefect.reserve_pools(&plan, template).await?;
         }
         progress.start(schedule(&plan).0.len());

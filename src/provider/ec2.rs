@@ -356,27 +356,70 @@ impl Aws {
         ))
     }
 
-    async fn set_vpc_dns(&self, id: &str, attrs: &Attrs) -> Result<(), ProviderError> {
-        // AWS takes one attribute per call.
-        let on = |k: &str| {
-            AttributeBooleanValue::builder()
-                .value(attrs.get(k).and_then(Value::as_bool).unwrap_or(false))
-                .build()
+    async fn wait_vpc_available(&self, id: &str) -> Result<(), ProviderError> {
+        wait_until(
+            self.settings.deadline,
+            &format!("VPC {id} available"),
+            || async {
+                let r = self
+                    .ec2
+                    .describe_vpcs()
+                    .vpc_ids(id)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("DescribeVpcs", e))?;
+                let state = r
+                    .vpcs()
+                    .first()
+                    .and_then(|v| v.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default();
+                Ok(if state == "available" {
+                    Poll::Done
+                } else {
+                    Poll::Pending(state)
+                })
+            },
+        )
+        .await
+    }
+
+    /// Sets both DNS attributes; on a `fresh` VPC only those that differ from AWS's defaults for
+    /// a new VPC (DNS support on, DNS hostnames off).
+    async fn set_vpc_dns(&self, id: &str, attrs: &Attrs, fresh: bool) -> Result<(), ProviderError> {
+        let want = |k: &str| attrs.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let on = |v: bool| AttributeBooleanValue::builder().value(v).build();
+        let (support, hostnames) = (want("enable_dns_support"), want("enable_dns_hostnames"));
+        // AWS takes one attribute per call; the two calls can overlap.
+        let set_support = async {
+            if fresh && support {
+                return Ok(());
+            }
+            self.ec2
+                .modify_vpc_attribute()
+                .vpc_id(id)
+                .enable_dns_support(on(support))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_err("ModifyVpcAttribute", e))
         };
-        self.ec2
-            .modify_vpc_attribute()
-            .vpc_id(id)
-            .enable_dns_support(on("enable_dns_support"))
-            .send()
-            .await
-            .map_err(|e| aws_err("ModifyVpcAttribute", e))?;
-        self.ec2
-            .modify_vpc_attribute()
-            .vpc_id(id)
-            .enable_dns_hostnames(on("enable_dns_hostnames"))
-            .send()
-            .await
-            .map_err(|e| aws_err("ModifyVpcAttribute", e))?;
+        let set_hostnames = async {
+            if fresh && !hostnames {
+                return Ok(());
+            }
+            self.ec2
+                .modify_vpc_attribute()
+                .vpc_id(id)
+                .enable_dns_hostnames(on(hostnames))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_err("ModifyVpcAttribute", e))
+        };
+        let (a, b) = tokio::join!(set_support, set_hostnames);
+        a?;
+        b?;
         Ok(())
     }
 
@@ -396,37 +439,16 @@ impl Aws {
                     .send()
                     .await
                     .map_err(|e| aws_err("CreateVpc", e))?;
-                let id = out
-                    .vpc()
-                    .and_then(|v| v.vpc_id())
-                    .unwrap_or_default()
-                    .to_string();
-                wait_until(
-                    self.settings.deadline,
-                    &format!("VPC {id} available"),
-                    || async {
-                        let r = self
-                            .ec2
-                            .describe_vpcs()
-                            .vpc_ids(&id)
-                            .send()
-                            .await
-                            .map_err(|e| aws_err("DescribeVpcs", e))?;
-                        let state = r
-                            .vpcs()
-                            .first()
-                            .and_then(|v| v.state())
-                            .map(|s| s.as_str().to_string())
-                            .unwrap_or_default();
-                        Ok(if state == "available" {
-                            Poll::Done
-                        } else {
-                            Poll::Pending(state)
-                        })
-                    },
-                )
-                .await?;
-                self.set_vpc_dns(&id, attrs).await?;
+                let vpc = out.vpc();
+                let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+                // The create's own answer says whether the VPC is usable yet: no describe
+                // when it already is.
+                let available =
+                    vpc.and_then(|v| v.state()).map(|s| s.as_str()) == Some("available");
+                if !available {
+                    self.wait_vpc_available(&id).await?;
+                }
+                self.set_vpc_dns(&id, attrs, true).await?;
                 id
             }
             Kind::Subnet => {
@@ -498,17 +520,21 @@ impl Aws {
                     .and_then(|r| r.route_table_id())
                     .unwrap_or_default()
                     .to_string();
-                for r in attrs
+                // Routes and associations need only the table: all at once.
+                let routes = attrs
                     .get("routes")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                {
-                    self.put_route(&id, r, false).await?;
-                }
-                for s in attr_strings(attrs.get("subnet_ids")) {
-                    self.associate(&id, &s).await?;
-                }
+                    .map(|r| self.put_route(&id, r, false));
+                let subnets = attr_strings(attrs.get("subnet_ids"));
+                let associations = subnets.iter().map(|s| self.associate(&id, s));
+                let (routes, associations) = tokio::join!(
+                    futures::future::try_join_all(routes),
+                    futures::future::try_join_all(associations),
+                );
+                routes?;
+                associations?;
                 id
             }
             Kind::SecurityGroup => {
@@ -786,7 +812,7 @@ impl Aws {
                 if changed(attrs, o, "enable_dns_support")
                     || changed(attrs, o, "enable_dns_hostnames") =>
             {
-                self.set_vpc_dns(&o.id, attrs).await?
+                self.set_vpc_dns(&o.id, attrs, false).await?
             }
             Kind::Subnet if changed(attrs, o, "map_public_ip_on_launch") => {
                 self.set_map_public_ip(
@@ -952,22 +978,23 @@ impl Aws {
                 .await
             }
             Kind::RouteTable => {
-                for (k, assoc) in &o.outputs {
-                    if k.starts_with("association:") {
+                let disassociations = o
+                    .outputs
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("association:"))
+                    .map(|(_, assoc)| async move {
                         let r = self
                             .ec2
                             .disassociate_route_table()
                             .association_id(assoc)
                             .send()
                             .await;
-                        if let Err(e) = r {
-                            let e = aws_err("DisassociateRouteTable", e);
-                            if !e.is(&["InvalidAssociationID.NotFound"]) {
-                                return Err(e.into());
-                            }
+                        match r.map_err(|e| aws_err("DisassociateRouteTable", e)) {
+                            Err(e) if !e.is(&["InvalidAssociationID.NotFound"]) => Err(e),
+                            _ => Ok(()),
                         }
-                    }
-                }
+                    });
+                futures::future::try_join_all(disassociations).await?;
                 retry_codes(deadline, IN_USE, &what, || async {
                     self.ec2
                         .delete_route_table()

@@ -35,19 +35,31 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+type TaskDefinitionRead = Result<
+    aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput,
+    aws_sdk_ecs::error::SdkError<
+        aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError,
+    >,
+>;
+
 impl Aws {
     pub(super) async fn discover_ecs(&self, spec: &Spec) -> Result<Found, ProviderError> {
         let mut found = Found::default();
         let name = &spec.cluster.name;
-        let r = self
-            .ecs
-            .describe_clusters()
-            .clusters(name)
-            .include(ClusterField::Tags)
-            .include(ClusterField::Settings)
-            .send()
-            .await
-            .map_err(|e| aws_err("DescribeClusters", e))?;
+        let families: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
+        // One wave: the cluster, its services (by cluster name) and the latest revision of every
+        // desired family, which is what a service normally runs.
+        let (clusters, services, latest) = tokio::join!(
+            self.ecs
+                .describe_clusters()
+                .clusters(name)
+                .include(ClusterField::Tags)
+                .include(ClusterField::Settings)
+                .send(),
+            self.list_services(name),
+            futures::future::join_all(families.iter().map(|f| self.describe_task_definition(f))),
+        );
+        let r = clusters.map_err(|e| aws_err("DescribeClusters", e))?;
         let cluster = r.clusters().iter().find(|c| c.status() == Some("ACTIVE"));
         let mut cluster_arn = None;
         if let Some(c) = cluster {
@@ -77,17 +89,16 @@ impl Aws {
             }
         }
         // Task definitions the services run, and the latest revision of every desired family.
-        let mut task_defs: Vec<String> = spec.workers.iter().map(|w| w.name.clone()).collect();
+        let mut task_defs: Vec<String> = families.iter().map(|f| f.to_string()).collect();
         let mut running: BTreeMap<String, String> = BTreeMap::new();
+        // The services of a cluster that is not this stack's (or not there) are none of ours.
         if let Some(arn) = &cluster_arn {
-            let services = self.list_services(arn).await?;
-            let workers: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
-            for s in services {
+            for s in services? {
                 let sname = s.service_name().unwrap_or_default();
                 let tags = tag_map(s.tags());
                 let address = match self.ownership(&tags) {
                     Ownership::Ours(a) => a,
-                    Ownership::Foreign(_) if workers.contains(&sname) => {
+                    Ownership::Foreign(_) if families.contains(&sname) => {
                         found.named(
                             self,
                             Address::new(Kind::EcsService, sname),
@@ -113,16 +124,23 @@ impl Aws {
             .map(|td| running.get(&td).cloned().unwrap_or(td))
             .filter(|td| seen.insert(td.clone()))
             .collect();
-        let described = futures::future::join_all(reads.iter().map(|td| {
-            self.ecs
-                .describe_task_definition()
-                .task_definition(td)
-                .include(TaskDefinitionField::Tags)
-                .send()
-        }))
-        .await;
-        for (td, r) in reads.iter().zip(described) {
-            let r = match r {
+        let mut have: BTreeMap<String, TaskDefinitionRead> = BTreeMap::new();
+        for (family, read) in families.iter().zip(latest) {
+            if let Ok(r) = &read
+                && let Some(arn) = r.task_definition().and_then(|d| d.task_definition_arn())
+            {
+                have.insert(arn.to_string(), Ok(r.clone()));
+            }
+            have.insert(family.to_string(), read);
+        }
+        // Only a service on another revision than its family's latest needs one more read.
+        let missing: Vec<&String> = reads.iter().filter(|td| !have.contains_key(*td)).collect();
+        let more =
+            futures::future::join_all(missing.iter().map(|td| self.describe_task_definition(td)))
+                .await;
+        have.extend(missing.into_iter().cloned().zip(more));
+        for td in &reads {
+            let r = match have.remove(td).expect("every revision was read") {
                 Ok(r) => r,
                 Err(e) => {
                     let e = aws_err("DescribeTaskDefinition", e);
@@ -160,6 +178,15 @@ impl Aws {
         Ok(found)
     }
 
+    async fn describe_task_definition(&self, td: &str) -> TaskDefinitionRead {
+        self.ecs
+            .describe_task_definition()
+            .task_definition(td)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+    }
+
     async fn list_services(
         &self,
         cluster: &str,
@@ -179,17 +206,19 @@ impl Aws {
                     .cloned(),
             );
         }
-        let mut out = Vec::new();
-        for chunk in arns.chunks(10) {
-            let r = self
-                .ecs
+        // Ten services per call (AWS's limit), the calls all at once.
+        let described = futures::future::join_all(arns.chunks(10).map(|chunk| {
+            self.ecs
                 .describe_services()
                 .cluster(cluster)
                 .set_services(Some(chunk.to_vec()))
                 .include(ServiceField::Tags)
                 .send()
-                .await
-                .map_err(|e| aws_err("DescribeServices", e))?;
+        }))
+        .await;
+        let mut out = Vec::new();
+        for r in described {
+            let r = r.map_err(|e| aws_err("DescribeServices", e))?;
             // A draining service is on its way out; an inactive one is gone.
             out.extend(
                 r.services()
@@ -554,17 +583,7 @@ impl Aws {
             }
             Kind::EcsService => {
                 let cluster = attr(&o.attrs, "cluster")?;
-                // Scale to zero first so the tasks stop; force covers a service whose update fails.
-                if o.attrs.get("desired_count") != Some(&json!(0)) {
-                    self.ecs
-                        .update_service()
-                        .cluster(cluster)
-                        .service(&o.id)
-                        .desired_count(0)
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("UpdateService", e))?;
-                }
+                // A forced delete scales the service down itself: no UpdateService to zero first.
                 self.ecs
                     .delete_service()
                     .cluster(cluster)

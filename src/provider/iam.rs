@@ -92,7 +92,28 @@ impl Aws {
         name: &str,
         policy: &str,
     ) -> Result<Option<(Observed, Option<Observed>)>, ProviderError> {
-        let role = match self.iam.get_role().role_name(name).send().await {
+        // The name is all three reads need: one round trip, not two.
+        let inline = async {
+            if policy.is_empty() {
+                return Ok(None);
+            }
+            self.iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await
+                .map(Some)
+        };
+        let (role, attached, inline) = tokio::join!(
+            self.iam.get_role().role_name(name).send(),
+            self.iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send(),
+            inline,
+        );
+        let role = match role {
             Ok(r) => r,
             Err(e) => {
                 let e = aws_err("GetRole", e);
@@ -106,25 +127,6 @@ impl Aws {
         let Some(role) = role.role() else {
             return Ok(None);
         };
-        let inline = async {
-            if policy.is_empty() {
-                return Ok(None);
-            }
-            self.iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy)
-                .send()
-                .await
-                .map(Some)
-        };
-        let (attached, inline) = tokio::join!(
-            self.iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .send(),
-            inline,
-        );
         let mut managed: Vec<String> = attached
             .map_err(|e| aws_err("ListAttachedRolePolicies", e))?
             .attached_policies()
@@ -304,41 +306,47 @@ impl Aws {
             };
         }
         let name = o.id.as_str();
-        // A role cannot be deleted while policies are attached to it, including ones added by hand.
-        let attached = self
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| aws_err("ListAttachedRolePolicies", e))?;
-        for p in attached.attached_policies() {
-            if let Some(arn) = p.policy_arn() {
+        // A role cannot be deleted while policies are attached to it, including ones added by
+        // hand: list both kinds, then detach and delete them all at once.
+        let (attached, inline) = tokio::join!(
+            self.iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send(),
+            self.iam.list_role_policies().role_name(name).send(),
+        );
+        let attached = attached.map_err(|e| aws_err("ListAttachedRolePolicies", e))?;
+        let inline = inline.map_err(|e| aws_err("ListRolePolicies", e))?;
+        let detach = attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .map(|arn| async move {
                 self.iam
                     .detach_role_policy()
                     .role_name(name)
                     .policy_arn(arn)
                     .send()
                     .await
-                    .map_err(|e| aws_err("DetachRolePolicy", e))?;
-            }
-        }
-        let inline = self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| aws_err("ListRolePolicies", e))?;
-        for p in inline.policy_names() {
+                    .map(|_| ())
+                    .map_err(|e| aws_err("DetachRolePolicy", e))
+            });
+        let delete = inline.policy_names().iter().map(|p| async move {
             self.iam
                 .delete_role_policy()
                 .role_name(name)
                 .policy_name(p)
                 .send()
                 .await
-                .map_err(|e| aws_err("DeleteRolePolicy", e))?;
-        }
+                .map(|_| ())
+                .map_err(|e| aws_err("DeleteRolePolicy", e))
+        });
+        let (detached, deleted) = tokio::join!(
+            futures::future::try_join_all(detach),
+            futures::future::try_join_all(delete),
+        );
+        detached?;
+        deleted?;
         retry_codes(
             self.settings.deadline,
             &["DeleteConflict"],

@@ -72,8 +72,9 @@ pub fn this_holder() -> String {
 }
 
 impl Aws {
-    /// Take the stack's lock, or fail at once naming who holds it.
-    pub async fn acquire_lock(&self, stack: &str, operation: &str) -> Result<(), ProviderError> {
+    /// Take the stack's lock, or fail at once naming who holds it. The lock is held from here
+    /// on; [`Aws::record_lock_holder`] then says by whom, while the run gets on with its work.
+    pub async fn acquire_lock(&self, stack: &str) -> Result<(), ProviderError> {
         for _ in 0..2 {
             match self
                 .logs
@@ -83,23 +84,7 @@ impl Aws {
                 .send()
                 .await
             {
-                Ok(_) => {
-                    let message = json!({"holder": this_holder(), "operation": operation, "started_ms": now_ms()});
-                    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                        .timestamp(now_ms())
-                        .message(message.to_string())
-                        .build()
-                        .map_err(|e| ProviderError(e.to_string()))?;
-                    self.logs
-                        .put_log_events()
-                        .log_group_name(LOCK_GROUP)
-                        .log_stream_name(stack)
-                        .log_events(event)
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("PutLogEvents", e))?;
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(e) => {
                     let e = aws_err("CreateLogStream", e);
                     if e.is(&["ResourceAlreadyExistsException"]) {
@@ -121,6 +106,31 @@ impl Aws {
         Err(ProviderError(format!(
             "could not create the lock stream for stack \"{stack}\" in {LOCK_GROUP}"
         )))
+    }
+
+    /// Write who holds the stack's lock, for a second run to name (`operation`: apply, destroy).
+    /// Until it is written that run says "an unknown run".
+    pub async fn record_lock_holder(
+        &self,
+        stack: &str,
+        operation: &str,
+    ) -> Result<(), ProviderError> {
+        let message =
+            json!({"holder": this_holder(), "operation": operation, "started_ms": now_ms()});
+        let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now_ms())
+            .message(message.to_string())
+            .build()
+            .map_err(|e| ProviderError(e.to_string()))?;
+        self.logs
+            .put_log_events()
+            .log_group_name(LOCK_GROUP)
+            .log_stream_name(stack)
+            .log_events(event)
+            .send()
+            .await
+            .map_err(|e| aws_err("PutLogEvents", e))?;
+        Ok(())
     }
 
     async fn create_lock_group(&self) -> Result<(), ProviderError> {

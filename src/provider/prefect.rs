@@ -27,6 +27,9 @@ pub struct PrefectApi {
     base: String,
     auth: Option<(CredentialKind, SecretValue)>,
     cloud: bool,
+    /// Pools this run created ahead of the AWS resources (`reserve_pools`), with their outputs:
+    /// their own step then only fills in the template.
+    reserved: std::sync::Mutex<BTreeMap<String, Outputs>>,
 }
 
 /// One worker as Prefect reports it.
@@ -63,6 +66,7 @@ impl PrefectApi {
             base: api_url.trim_end_matches('/').to_owned(),
             auth,
             cloud,
+            reserved: Default::default(),
         })
     }
 
@@ -281,6 +285,16 @@ impl PrefectApi {
 
     pub(super) async fn create_pool(&self, attrs: &Attrs) -> Result<Outputs, ProviderError> {
         let name = attrs["name"].as_str().unwrap_or_default();
+        let reserved = self
+            .reserved
+            .lock()
+            .expect("reserved pools")
+            .get(name)
+            .cloned();
+        if let Some(outputs) = reserved {
+            self.update_pool(attrs).await?;
+            return Ok(outputs);
+        }
         let body = json!({
             "name": name,
             "type": attrs["type"],
@@ -327,9 +341,14 @@ impl PrefectApi {
             if c.address.kind == Kind::WorkPool && c.action == crate::plan::Action::Create {
                 let mut attrs = c.planned.clone();
                 attrs.insert("base_job_template".into(), template.clone());
-                self.create_pool(&attrs).await.map_err(|e| {
+                let outputs = self.create_pool(&attrs).await.map_err(|e| {
                     ProviderError(format!("{}: {e}; nothing was changed in AWS", c.address))
                 })?;
+                let name = attrs["name"].as_str().unwrap_or_default().to_owned();
+                self.reserved
+                    .lock()
+                    .expect("reserved pools")
+                    .insert(name, outputs);
             }
         }
         Ok(())

@@ -211,12 +211,25 @@ impl Aws {
             );
         }
         let address = Address::new(Kind::Namespace, "main");
-        let mut ours = None;
-        for ns in namespaces {
+        // Each namespace of that name: its tags, its details and its services, in one wave.
+        let reads = futures::future::join_all(namespaces.iter().map(|ns| async move {
             let (Some(id), Some(arn)) = (ns.id(), ns.arn()) else {
+                return None;
+            };
+            let (tags, full, services) = tokio::join!(
+                self.sd_tags(arn),
+                self.sd.get_namespace().id(id).send(),
+                self.namespace_services(id),
+            );
+            Some((id, arn, tags, full, services))
+        }))
+        .await;
+        let mut ours = None;
+        for (ns, read) in namespaces.iter().zip(reads) {
+            let Some((id, arn, tags, full, listed)) = read else {
                 continue;
             };
-            let tags = self.sd_tags(arn).await?;
+            let tags = tags?;
             if !found.named(
                 self,
                 address.clone(),
@@ -225,13 +238,7 @@ impl Aws {
             ) {
                 continue;
             }
-            let full = self
-                .sd
-                .get_namespace()
-                .id(id)
-                .send()
-                .await
-                .map_err(|e| aws_err("GetNamespace", e))?;
+            let full = full.map_err(|e| aws_err("GetNamespace", e))?;
             // Cloud Map does not report a private namespace's VPC; the tool records it in the
             // description at creation.
             let vpc = full
@@ -251,25 +258,11 @@ impl Aws {
                 attrs,
                 vpc.into_iter().collect(),
             ));
-            ours = Some(id.to_string());
+            ours = Some((id.to_string(), listed?));
         }
-        let Some(ns_id) = ours else { return Ok(found) };
-        let mut services = Vec::new();
-        let filter = aws_sdk_servicediscovery::types::ServiceFilter::builder()
-            .name(aws_sdk_servicediscovery::types::ServiceFilterName::NamespaceId)
-            .values(&ns_id)
-            .build()
-            .map_err(|e| ProviderError(e.to_string()))?;
-        let mut pages = self
-            .sd
-            .list_services()
-            .filters(filter)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_err("ListServices", e))?;
-            services.extend(page.services().iter().cloned());
-        }
+        let Some((ns_id, services)) = ours else {
+            return Ok(found);
+        };
         // One read per service, all at once; the namespace is checked again on each answer
         // because not every implementation honours the filter.
         let details = futures::future::join_all(
@@ -325,6 +318,30 @@ impl Aws {
         Ok(found)
     }
 
+    /// The Cloud Map services listed in namespace `ns_id`.
+    async fn namespace_services(
+        &self,
+        ns_id: &str,
+    ) -> Result<Vec<aws_sdk_servicediscovery::types::ServiceSummary>, ProviderError> {
+        let filter = aws_sdk_servicediscovery::types::ServiceFilter::builder()
+            .name(aws_sdk_servicediscovery::types::ServiceFilterName::NamespaceId)
+            .values(ns_id)
+            .build()
+            .map_err(|e| ProviderError(e.to_string()))?;
+        let mut services = Vec::new();
+        let mut pages = self
+            .sd
+            .list_services()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_err("ListServices", e))?;
+            services.extend(page.services().iter().cloned());
+        }
+        Ok(services)
+    }
+
     /// A Cloud Map service and its tags; `None` when it went away since it was listed (another
     /// stack's destroy can run at the same time).
     async fn cloud_map_service(
@@ -342,14 +359,12 @@ impl Aws {
             return Ok(None);
         };
         let gone = |e: &super::AwsError| e.is(&["ServiceNotFound", "ResourceNotFoundException"]);
-        let detail = match self
-            .sd
-            .get_service()
-            .id(id)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetService", e))
-        {
+        // The listing gave both the id and the ARN: details and tags in one round trip.
+        let (detail, tags) = tokio::join!(
+            self.sd.get_service().id(id).send(),
+            self.sd.list_tags_for_resource().resource_arn(arn).send(),
+        );
+        let detail = match detail.map_err(|e| aws_err("GetService", e)) {
             Ok(d) => d,
             Err(e) if gone(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -357,14 +372,7 @@ impl Aws {
         let Some(detail) = detail.service().cloned() else {
             return Ok(None);
         };
-        match self
-            .sd
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| aws_err("ListTagsForResource", e))
-        {
+        match tags.map_err(|e| aws_err("ListTagsForResource", e)) {
             Ok(t) => Ok(Some((
                 detail,
                 t.tags()
@@ -675,14 +683,16 @@ impl Aws {
             .send()
             .await
             .map_err(|e| aws_err("CreateLogGroup", e))?;
-        self.put_retention(name, attrs).await?;
-        let r = self
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(name)
-            .send()
-            .await
-            .map_err(|e| aws_err("DescribeLogGroups", e))?;
+        // The ARN is only in a describe; it does not wait for the retention.
+        let (retention, described) = tokio::join!(
+            self.put_retention(name, attrs),
+            self.logs
+                .describe_log_groups()
+                .log_group_name_prefix(name)
+                .send(),
+        );
+        retention?;
+        let r = described.map_err(|e| aws_err("DescribeLogGroups", e))?;
         let arn = r
             .log_groups()
             .iter()

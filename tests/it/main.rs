@@ -10,6 +10,8 @@ mod lifecycle;
 mod lock;
 mod online;
 mod proxy;
+#[path = "proxy/tests.rs"]
+mod proxy_tests;
 mod realism;
 mod realism_more;
 mod safety;

@@ -18,8 +18,6 @@ pub mod model;
 mod wire;
 mod world;
 
-mod tests;
-
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -68,6 +66,10 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     world: Mutex<World>,
     log: Mutex<Vec<Call>>,
+    /// Held while moto answers an ECS DescribeServices. moto decides whether the answer shows
+    /// tags (`include=TAGS`) by setting a class-wide switch, so two at once, one with and one
+    /// without, can strip the tags from the other's answer; AWS answers each as asked.
+    describe_services: tokio::sync::Mutex<()>,
 }
 
 pub struct Proxy {
@@ -90,6 +92,7 @@ impl Proxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             world: Mutex::new(world),
             log: Mutex::new(Vec::new()),
+            describe_services: tokio::sync::Mutex::new(()),
             config,
         });
         let (stop, stopped) = oneshot::channel();
@@ -373,6 +376,12 @@ async fn handle(
     let world = Arc::clone(&shared);
     let forwarded = op.clone();
     let (status, headers, body) = tokio::spawn(async move {
+        let one_at_a_time = forwarded.service == "ecs" && forwarded.operation == "DescribeServices";
+        let _serialized = if one_at_a_time {
+            Some(world.describe_services.lock().await)
+        } else {
+            None
+        };
         let (status, headers, body) = world.forward(&parts, body).await;
         let body = world.world.lock().expect("proxy state").observe(
             &forwarded,

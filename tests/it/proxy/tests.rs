@@ -1,6 +1,7 @@
 //! The proxy's own tests: real SDK calls through the proxy to the shared moto server. Time is
 //! scaled so every pending state lasts well under a second; only lower bounds on time are
-//! asserted, never upper ones (a loaded CI machine is slow, never fast).
+//! asserted, never upper ones (a loaded CI machine is slow, never fast). Declared in `main.rs`,
+//! not in `proxy/`, so that the benchmark harness can include the proxy without them.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use aws_sdk_ecs::types::{
     DeploymentConfiguration, LaunchType, NetworkConfiguration, NetworkMode,
 };
 
-use super::{Call, Config, Fault, Injected, Proxy, round_trip_depth};
+use crate::proxy::{Call, Config, Fault, Injected, Proxy, round_trip_depth};
 use crate::support::aws::Aws;
 use crate::support::{REGION, TestStack, moto, random_string};
 

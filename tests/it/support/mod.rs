@@ -2,17 +2,18 @@
 //! per-test stack spec, and direct AWS SDK clients that never go through prefect-ecs' own code.
 
 pub mod aws;
+pub mod moto_server;
 pub mod plan;
 pub mod prefect;
 
+pub use moto_server::{Moto, free_port, setup};
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
 pub const AZS: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -23,73 +24,13 @@ pub const EXECUTION_MANAGED_POLICY: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
 
 /// The moto server shared by every test of this binary (tests use disjoint names and CIDRs).
-pub struct Moto {
-    pub endpoint: String,
-    /// Never written to: moto's wrapper shell kills moto when it reads EOF here, which happens
-    /// when this process exits, however it exits (statics are never dropped).
-    _lifeline: ChildStdin,
-    /// Never waited for: it ends with the test process, when the lifeline closes.
-    _wrapper: std::process::Child,
-}
-
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(start_moto)
-}
-
-fn start_moto() -> Moto {
-    let exe = std::env::var("MOTO_SERVER").unwrap_or_else(|_| setup("setup-moto"));
-    let port = free_port();
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("moto-{port}.log"));
-    let mut wrapper = Command::new("sh")
-        .arg("-c")
-        .arg(
-            r#""$0" -H 127.0.0.1 -p "$1" </dev/null >"$2" 2>&1 & moto=$!; read -r _; kill "$moto""#,
-        )
-        .arg(&exe)
-        .arg(port.to_string())
-        .arg(&log)
-        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe} through sh: {e}"));
-    let lifeline = wrapper.stdin.take().expect("piped stdin");
-
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto ({exe}) did not listen on {addr} within 30 s; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    eprintln!("moto on {addr}, log {}", log.display());
-    let endpoint = format!("http://{addr}");
-    warm_up_ec2(&endpoint);
-    Moto {
-        endpoint,
-        _lifeline: lifeline,
-        _wrapper: wrapper,
-    }
-}
-
-/// Runs `scripts/<name>` (`setup-moto`, `setup-prefect`), which installs the pinned program
-/// if needed and prints its path.
-pub fn setup(name: &str) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name);
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed", script.display());
-    String::from_utf8(out.stdout)
-        .expect("utf-8 path")
-        .trim()
-        .to_owned()
+    MOTO.get_or_init(|| {
+        let moto = Moto::start(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+        warm_up_ec2(&moto.endpoint);
+        moto
+    })
 }
 
 /// moto loads EC2 lazily and its first call takes seconds; pay that once, not inside a test's
@@ -112,13 +53,6 @@ fn warm_up_ec2(endpoint: &str) {
     })
     .join()
     .expect("EC2 warm-up");
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
 }
 
 /// `len` characters from `alphabet`, different on every call and in every process.
@@ -341,22 +275,8 @@ impl TestStack {
                 prefect::keep_online(&w.work_pool, &w.name);
             }
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prefect-ecs"));
+        let mut cmd = moto_server::cli(self.dir.path(), &moto().endpoint);
         cmd.args(args)
-            // Nothing from the developer's shell (profiles, RUST_LOG, real credentials).
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", &moto().endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
             .env("PREFECT_API_KEY", &self.canary)
             .env("PREFECT_ACCOUNT_ID", ACCOUNT_ID)
             .env("PREFECT_WORKSPACE_ID", WORKSPACE_ID)
