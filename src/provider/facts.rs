@@ -16,6 +16,21 @@ pub struct WorkerRef {
     pub log_group: String,
 }
 
+/// `12s ago (2026-11-22T08:14:00Z)`; the timestamp alone if it does not parse.
+fn heartbeat_age(timestamp: &str) -> String {
+    let age =
+        humantime::parse_rfc3339_weak(timestamp.trim_end_matches('Z').trim_end_matches("+00:00"))
+            .ok()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+    match age {
+        Some(age) => format!(
+            "{} ago ({timestamp})",
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
+        ),
+        None => timestamp.to_owned(),
+    }
+}
+
 /// The log stream prefix of a worker's tasks: `<awslogs-stream-prefix>/<container name>/`.
 pub fn worker_stream_prefix(worker: &str) -> String {
     format!("{worker}/worker/")
@@ -219,7 +234,9 @@ impl Aws {
                 format!(
                     "{}, last heartbeat {}",
                     x.status,
-                    x.last_heartbeat.as_deref().unwrap_or("never")
+                    x.last_heartbeat
+                        .as_deref()
+                        .map_or("never".into(), heartbeat_age)
                 )
             }),
             Ok(None) => Some(format!("work pool {} does not exist", w.pool)),

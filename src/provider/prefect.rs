@@ -30,6 +30,9 @@ pub struct PrefectApi {
     /// Pools this run created ahead of the AWS resources (`reserve_pools`), with their outputs:
     /// their own step then only fills in the template.
     reserved: std::sync::Mutex<BTreeMap<String, Outputs>>,
+    /// Pool writes one at a time: a self-hosted server on SQLite answers concurrent writes
+    /// with 503 (database locked), and a stack has only a few pools.
+    writes: tokio::sync::Semaphore,
 }
 
 /// One worker as Prefect reports it.
@@ -67,6 +70,7 @@ impl PrefectApi {
             auth,
             cloud,
             reserved: Default::default(),
+            writes: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -154,6 +158,11 @@ impl PrefectApi {
         body: Option<&Value>,
         ok: &[StatusCode],
     ) -> Result<(StatusCode, Value), ProviderError> {
+        let _write = match method {
+            Method::GET => None,
+            Method::POST if path.ends_with("/filter") => None,
+            _ => Some(self.writes.acquire().await.expect("never closed")),
+        };
         let (status, value) = self.call(method.clone(), path, body).await?;
         if ok.contains(&status) {
             return Ok((status, value));

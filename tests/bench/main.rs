@@ -624,7 +624,8 @@ impl PrefectServer {
                         .json(&serde_json::json!({"name": worker, "heartbeat_interval_seconds": 5}))
                         .send();
                 }
-                std::thread::sleep(Duration::from_millis(500));
+                // As often as the gate needs, no more: the server's SQLite has one writer.
+                std::thread::sleep(Duration::from_secs(2));
             }
         });
         Ok(server)

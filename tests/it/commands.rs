@@ -58,7 +58,8 @@ async fn status_shows_the_service_the_heartbeat_and_the_pool() {
     for line in [
         format!("worker {} (work pool {})", w.name, w.work_pool),
         "  service:   1 desired, ".to_owned(),
-        "  heartbeat: ONLINE, last heartbeat 20".to_owned(),
+        "  heartbeat: ONLINE, last heartbeat ".to_owned(),
+        "s ago (20".to_owned(),
         "  pool:      type ecs, READY".to_owned(),
     ] {
         assert!(out.stdout.contains(&line), "missing {line:?}\n{out}");
