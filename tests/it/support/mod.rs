@@ -353,6 +353,15 @@ impl TestStack {
     }
 }
 
+impl Drop for TestStack {
+    /// The test is over: its workers stop heartbeating (the harness beats for every live test).
+    fn drop(&mut self) {
+        for w in &self.workers {
+            prefect::forget(&w.work_pool, &w.name);
+        }
+    }
+}
+
 impl TestStack {
     /// Every address the stack should have, per the CLI contract.
     pub fn addresses(&self) -> Vec<String> {

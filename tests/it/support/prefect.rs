@@ -1,10 +1,11 @@
 //! A real Prefect server, one per test binary (started on first use, 15-30 s), and a small
 //! client of its REST API that never goes through prefect-ecs' own code.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -125,6 +126,16 @@ impl PrefectServer {
     }
 
     fn call_here(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_call_here(method, path, body)
+            .unwrap_or_else(|e| panic!("Prefect answers {path}: {e}"))
+    }
+
+    fn try_call_here(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let mut req = self.http.request(method, format!("{}{path}", self.api_url));
         if let Some((user, pass)) = self.auth.as_deref().and_then(|a| a.split_once(':')) {
             req = req.basic_auth(user, Some(pass));
@@ -132,10 +143,10 @@ impl PrefectServer {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().expect("Prefect answers");
+        let resp = req.send()?;
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
     /// The pool as Prefect has it, or `None`.
@@ -184,35 +195,48 @@ impl PrefectServer {
     }
 }
 
+/// The (pool, worker) pairs [`keep_online`] heartbeats for, until [`forget`].
+static ONLINE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+
+fn online() -> MutexGuard<'static, BTreeSet<(String, String)>> {
+    ONLINE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Play the part of the ECS tasks moto never runs: from now on, `worker` sends a heartbeat to
 /// `pool` every two seconds (to a pool that does not exist yet, the heartbeat is a 404 until
 /// it does), as a running `prefect worker start --name <worker>` would.
+///
+/// One thread beats for every test of the binary, so nothing may end it: an error or a slow
+/// answer (a loaded SQLite server holds a write for many seconds) only skips that heartbeat,
+/// and the pairs beat in parallel, so one slow pool does not keep the others offline.
 pub fn keep_online(pool: &str, worker: &str) {
-    use std::collections::BTreeSet;
-    use std::sync::Mutex;
-    static ONLINE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     static BEATING: OnceLock<()> = OnceLock::new();
-    ONLINE
-        .lock()
-        .expect("online set")
-        .insert((pool.to_owned(), worker.to_owned()));
+    online().insert((pool.to_owned(), worker.to_owned()));
     BEATING.get_or_init(|| {
         let server = prefect();
         std::thread::spawn(move || {
             loop {
-                let all: Vec<(String, String)> =
-                    ONLINE.lock().expect("online set").iter().cloned().collect();
-                for (pool, worker) in all {
-                    server.call_here(
-                        reqwest::Method::POST,
-                        &format!("/work_pools/{pool}/workers/heartbeat"),
-                        Some(json!({"name": worker, "heartbeat_interval_seconds": 5})),
-                    );
-                }
+                let all: Vec<(String, String)> = online().iter().cloned().collect();
+                std::thread::scope(|s| {
+                    for (pool, worker) in &all {
+                        s.spawn(move || {
+                            let _ = server.try_call_here(
+                                reqwest::Method::POST,
+                                &format!("/work_pools/{pool}/workers/heartbeat"),
+                                Some(json!({"name": worker, "heartbeat_interval_seconds": 10})),
+                            );
+                        });
+                    }
+                });
                 std::thread::sleep(Duration::from_secs(2));
             }
         });
     });
+}
+
+/// Stop the heartbeats of `worker` in `pool` (its test is over).
+pub fn forget(pool: &str, worker: &str) {
+    online().remove(&(pool.to_owned(), worker.to_owned()));
 }
 
 /// A pool's variable default, e.g. `default_of(&pool, "cluster")`.
