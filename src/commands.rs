@@ -1,5 +1,6 @@
 //! The commands: thin glue from flags to spec → graph → discovery → plan → executor.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -740,15 +741,25 @@ impl Context {
         let start = std::time::Instant::now();
         let mut delay = Duration::from_millis(500);
         loop {
+            // One read per pool, every pool at once: the gate's look costs one round trip
+            // however many workers the stack has.
+            let mut pools: Vec<&str> = pending.iter().map(|w| w.work_pool.as_str()).collect();
+            pools.sort_unstable();
+            pools.dedup();
+            let answers = futures::future::join_all(pools.iter().map(|p| prefect.workers(p))).await;
+            let online: BTreeSet<(&str, &str)> = pools
+                .iter()
+                .zip(&answers)
+                .filter_map(|(pool, a)| Some((*pool, a.as_ref().ok()?.as_ref()?)))
+                .flat_map(|(pool, ws)| {
+                    ws.iter()
+                        .filter(|x| x.status == "ONLINE")
+                        .map(move |x| (pool, x.name.as_str()))
+                })
+                .collect();
             let mut still = Vec::new();
             for w in pending {
-                let online = prefect
-                    .workers(&w.work_pool)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|ws| ws.iter().any(|x| x.name == w.name && x.status == "ONLINE"));
-                if online {
+                if online.contains(&(w.work_pool.as_str(), w.name.as_str())) {
                     eprintln!("worker {} is online in work pool {}", w.name, w.work_pool);
                 } else {
                     still.push(w);
