@@ -76,8 +76,9 @@ fn create_cost(kind: Kind, attrs: &Attrs, t: &Timings, wait_for_services: bool) 
         Kind::NatGateway => Cost::then_wait(1, t.nat_create.min),
         Kind::Namespace => Cost::then_wait(1, t.namespace_operation.min),
         Kind::EcsService if wait_for_services => Cost::then_wait(1, t.service_rollout.min),
-        // Prefect calls go to a local Prefect server, not through the AWS latency proxy.
-        Kind::WorkPool => Cost::calls(0),
+        // Made before any AWS resource (a fixed round trip of the run); its step fills in the
+        // template from the live stack.
+        Kind::WorkPool => Cost::calls(1),
         Kind::Eip
         | Kind::IamRolePolicy
         | Kind::Secret
@@ -100,8 +101,8 @@ fn delete_cost(kind: Kind, attrs: &Attrs, outputs: &Outputs, t: &Timings) -> Cos
         Kind::Namespace => Cost::then_wait(1, t.namespace_operation.min),
         // A force delete needs no scale-down first; the cluster cannot go before the drain.
         Kind::EcsService => Cost::then_wait(1, t.service_drain.min),
-        Kind::WorkPool => Cost::calls(0),
         Kind::Vpc
+        | Kind::WorkPool
         | Kind::Subnet
         | Kind::Eip
         | Kind::SecurityGroup

@@ -112,6 +112,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The proxies' configuration: the realistic AWS with the benchmark's fixed timings.
+fn proxy_config(mode: &Mode) -> Config {
+    let mut config = Config::realistic(0x6e6e_6368, mode.time_scale);
+    config.timings = timings(mode);
+    config
+}
+
 /// AWS's model with every span fixed at its midpoint: the same durations in every run, so the
 /// bound is exact and runs compare.
 fn timings(mode: &Mode) -> Timings {
@@ -135,6 +142,10 @@ struct Bench {
     timings: Timings,
     moto: moto_server::Moto,
     prefect: PrefectServer,
+    /// The same latency in front of the Prefect server as in front of moto, for the whole
+    /// benchmark (the API URL ends up in the task definitions, so it must not change between
+    /// runs): Prefect calls count in the calls and the round-trip depth like AWS calls.
+    prefect_proxy: Proxy,
     /// The Prefect server's default `ecs` base job template, for the bound's plan.
     template: serde_json::Value,
     dir: tempfile::TempDir,
@@ -155,11 +166,13 @@ fn run(mode: &'static Mode) -> Result<(), String> {
     let moto = moto_server::Moto::start(Path::new(env!("CARGO_TARGET_TMPDIR")));
     let prefect = PrefectServer::start(&manifest)?;
     let template = prefect.ecs_template()?;
+    let prefect_proxy = Proxy::start(prefect.api_url.trim_end_matches("/api"), proxy_config(mode));
     let mut bench = Bench {
         mode,
         timings: timings(mode),
         moto,
         prefect,
+        prefect_proxy,
         template,
         dir: tempfile::tempdir().map_err(|e| e.to_string())?,
         rows: Vec::new(),
@@ -200,7 +213,7 @@ impl Bench {
         let mut cmd = moto_server::cli(self.dir.path(), endpoint);
         cmd.args(args)
             .env("PREFECT_API_KEY", API_KEY)
-            .env("PREFECT_API_URL", &self.prefect.api_url)
+            .env("PREFECT_API_URL", self.prefect_url())
             .env("NO_COLOR", "1")
             .env("PREFECT_ECS_TIMEOUT", "5m")
             .stdin(Stdio::null())
@@ -239,9 +252,27 @@ impl Bench {
     }
 
     fn proxy(&self) -> Proxy {
-        let mut config = Config::realistic(0x6e6e_6368, self.mode.time_scale);
-        config.timings = self.timings;
-        Proxy::start(&self.moto.endpoint, config)
+        Proxy::start(&self.moto.endpoint, proxy_config(self.mode))
+    }
+
+    /// `PREFECT_API_URL` of every run: the Prefect server behind its proxy.
+    fn prefect_url(&self) -> String {
+        format!("{}/api", self.prefect_proxy.endpoint())
+    }
+
+    /// One measured run through `aws` (a fresh proxy) and the Prefect proxy: wall time, CPU
+    /// time, and every call it made to either, in the order they started.
+    fn measure(
+        &self,
+        args: &[&str],
+        aws: &Proxy,
+    ) -> Result<(Duration, Duration, Vec<Call>), String> {
+        self.prefect_proxy.reset_log();
+        let (wall, cpu) = self.exec(args, aws.endpoint())?;
+        let mut calls = aws.calls();
+        calls.extend(self.prefect_proxy.calls());
+        calls.sort_by_key(|c| c.start);
+        Ok((wall, cpu, calls))
     }
 
     /// Wipes moto (`POST /moto-api/reset`): every lifecycle starts from the same empty account,
@@ -358,7 +389,7 @@ impl Bench {
                 .chain([path])
                 .collect()
         };
-        let spec_model = load(spec, &self.prefect.api_url)?;
+        let spec_model = load(spec, &self.prefect_url())?;
         let t = self.timings;
 
         let empty = ObservedState::default();
@@ -375,24 +406,29 @@ impl Bench {
         }
         let plan = prefect_ecs::plan::compute(&spec_model.name, Some(&graph), &empty)
             .map_err(|e| e.to_string())?;
-        // Lock, discovery of an empty stack in one wave, unlock.
-        let apply_bound = bound::critical_path(&plan, &t, true, 3);
-        let p = self.proxy();
-        let (wall, cpu) = self.exec(&run_args("apply"), p.endpoint())?;
+        // Lock; discovery of an empty stack with the pool template, in one wave; the pools
+        // made before any AWS resource, one write at a time (a SQLite Prefect server takes one
+        // writer and answers 503 to the others); after the rollouts, one look at the pools'
+        // workers (the harness already beats for them); unlock.
+        let pools = plan
+            .changes
+            .iter()
+            .filter(|c| c.address.kind == prefect_ecs::model::Kind::WorkPool)
+            .count() as u32;
+        let apply_bound = bound::critical_path(&plan, &t, true, 4 + pools);
+        let (wall, cpu, calls) = self.measure(&run_args("apply"), &self.proxy())?;
         self.rows.push(Row {
             scenario: format!("apply from empty, {label}"),
             wall,
             cpu,
-            calls: p.calls(),
+            calls,
             bound: Some(apply_bound),
         });
 
         if flags.is_empty() {
             let mut plans = Vec::new();
             for _ in 0..self.mode.plan_runs {
-                let p = self.proxy();
-                let (wall, cpu) = self.exec(&["plan", path], p.endpoint())?;
-                plans.push((wall, cpu, p.calls()));
+                plans.push(self.measure(&["plan", path], &self.proxy())?);
             }
             plans.sort_by_key(|(w, _, _)| *w);
             let (wall, cpu, calls) = plans.swap_remove(plans.len() / 2);
@@ -412,13 +448,12 @@ impl Bench {
         // depend on each other: a Cloud Map namespace's id, then its services (AWS filters them
         // by that id), then each service's details and tags (by the id and ARN just listed).
         let destroy_bound = bound::critical_path(&plan, &t, true, 5);
-        let p = self.proxy();
-        let (wall, cpu) = self.exec(&run_args("destroy"), p.endpoint())?;
+        let (wall, cpu, calls) = self.measure(&run_args("destroy"), &self.proxy())?;
         self.rows.push(Row {
             scenario: format!("destroy, {label}"),
             wall,
             cpu,
-            calls: p.calls(),
+            calls,
             bound: Some(destroy_bound),
         });
         Ok(())

@@ -317,7 +317,13 @@ async fn handle(
         return Ok(respond(status, &headers, body));
     }
 
-    let op = Op::identify(&parts.headers, &body);
+    let mut op = Op::identify(&parts.headers, &body);
+    if op.protocol.is_none() && parts.uri.path().starts_with("/api/") {
+        // An unsigned call under /api: the Prefect API, when a proxy stands in front of a
+        // Prefect server (the benchmark's). Only latency and the log apply to it.
+        op.service = "prefect".into();
+        op.operation = wire::prefect_operation(&parts.method, parts.uri.path());
+    }
     let mut record = Record {
         shared: Arc::clone(&shared),
         service: op.service.clone(),

@@ -35,6 +35,17 @@ pub enum Params {
     Other,
 }
 
+/// A Prefect REST call by method and path, pool names left out:
+/// `POST /work_pools/{name}/workers/filter`.
+pub fn prefect_operation(method: &hyper::Method, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.trim_start_matches("/api").split('/') {
+        let name = parts.last() == Some(&"work_pools") && !["", "filter"].contains(&segment);
+        parts.push(if name { "{name}" } else { segment });
+    }
+    format!("{method} {}", parts.join("/"))
+}
+
 impl Op {
     pub fn identify(headers: &HeaderMap, body: &[u8]) -> Op {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
