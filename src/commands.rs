@@ -1,6 +1,6 @@
 //! The commands: thin glue from flags to spec → graph → discovery → plan → executor.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -187,13 +187,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .as_millis() as i64;
             let mut start = now_ms - since.as_millis() as i64;
             let mut seen = std::collections::HashSet::new();
+            let workers: Vec<&str> = match worker {
+                Some(w) => vec![w.as_str()],
+                None => ctx.spec.workers.iter().map(|w| w.name.as_str()).collect(),
+            };
             loop {
                 let events = ctx
                     .aws
-                    .worker_log_events(&ctx.spec.logs.group, worker.as_deref(), start)
+                    .worker_log_events(&ctx.spec.logs.group, &workers, start)
                     .await?;
                 for (stream, ts, message, id) in events {
                     if seen.insert(id) {
+                        let message = ctx.redact(&message);
                         println!(
                             "{} {stream} {message}",
                             humantime::format_rfc3339_millis(
@@ -647,6 +652,15 @@ impl Context {
         })
     }
 
+    /// Text from elsewhere (a worker's log lines) as prefect-ecs prints it: the credential
+    /// masked.
+    fn redact(&self, text: &str) -> String {
+        match &self.credential {
+            Some(c) => c.redact(text),
+            None => text.to_owned(),
+        }
+    }
+
     fn worker_ref(&self, w: &spec::Worker) -> WorkerRef {
         WorkerRef {
             cluster: self.spec.cluster.name.clone(),
@@ -719,16 +733,20 @@ impl Context {
         parallelism: u16,
     ) -> Result<ExitCode> {
         let applying = self.desired;
+        let redeployed = plan.redeployed_services();
         let code = self.execute(plan, flags, progress, parallelism).await?;
         // Apply is done when the workers are online, not when ECS says "steady state".
         if code == ExitCode::SUCCESS && applying && !flags.no_wait {
-            self.wait_online(flags.worker_timeout).await?;
+            self.wait_online(flags.worker_timeout, &redeployed).await?;
         }
         Ok(code)
     }
 
     /// Wait for a heartbeat from every worker that should run; at the deadline, say why not.
-    async fn wait_online(&self, timeout: Duration) -> Result<()> {
+    /// A worker in `redeployed` (its service got new tasks) needs a heartbeat newer than the
+    /// one Prefect shows at the first look: the old task heartbeated under the same name, and
+    /// Prefect keeps a worker ONLINE for three intervals after its last heartbeat.
+    async fn wait_online(&self, timeout: Duration, redeployed: &BTreeSet<String>) -> Result<()> {
         let Some(prefect) = &self.aws.prefect else {
             return Ok(());
         };
@@ -740,6 +758,9 @@ impl Context {
             .collect();
         let start = std::time::Instant::now();
         let mut delay = Duration::from_millis(500);
+        // The last heartbeat of each redeployed worker at the first look, which may be the
+        // old task's.
+        let mut before: Option<BTreeMap<String, Option<String>>> = None;
         loop {
             // One read per pool, every pool at once: the gate's look costs one round trip
             // however many workers the stack has.
@@ -747,19 +768,37 @@ impl Context {
             pools.sort_unstable();
             pools.dedup();
             let answers = futures::future::join_all(pools.iter().map(|p| prefect.workers(p))).await;
-            let online: BTreeSet<(&str, &str)> = pools
+            // (pool, worker) → last heartbeat, for the workers Prefect calls ONLINE.
+            let online: BTreeMap<(&str, &str), Option<&str>> = pools
                 .iter()
                 .zip(&answers)
                 .filter_map(|(pool, a)| Some((*pool, a.as_ref().ok()?.as_ref()?)))
                 .flat_map(|(pool, ws)| {
                     ws.iter()
                         .filter(|x| x.status == "ONLINE")
-                        .map(move |x| (pool, x.name.as_str()))
+                        .map(move |x| ((pool, x.name.as_str()), x.last_heartbeat.as_deref()))
                 })
                 .collect();
+            let heartbeat = |w: &spec::Worker| {
+                online
+                    .get(&(w.work_pool.as_str(), w.name.as_str()))
+                    .copied()
+            };
+            let baseline = before.get_or_insert_with(|| {
+                pending
+                    .iter()
+                    .filter(|w| redeployed.contains(&w.name))
+                    .filter_map(|w| Some((w.name.clone(), heartbeat(w)?.map(str::to_owned))))
+                    .collect()
+            });
             let mut still = Vec::new();
             for w in pending {
-                if online.contains(&(w.work_pool.as_str(), w.name.as_str())) {
+                let fresh = heartbeat(w).is_some_and(|now| {
+                    baseline
+                        .get(&w.name)
+                        .is_none_or(|then| then.as_deref() != now)
+                });
+                if fresh {
                     eprintln!("worker {} is online in work pool {}", w.name, w.work_pool);
                 } else {
                     still.push(w);
@@ -783,12 +822,19 @@ impl Context {
             tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        let facts = futures::future::join_all(
+        let mut facts = futures::future::join_all(
             pending
                 .iter()
                 .map(|w| async { self.aws.worker_facts(&self.worker_ref(w), 30).await }),
         )
         .await;
+        let stale = before.unwrap_or_default();
+        for f in &mut facts {
+            f.heartbeat_predates_deploy = stale.contains_key(&f.worker);
+            for line in &mut f.log_lines {
+                *line = self.redact(line);
+            }
+        }
         let diagnosis: Vec<String> = facts.iter().map(crate::diagnose::render).collect();
         Err(miette!(
             "{} did not come online within {} (the infrastructure is applied; apply again, or `prefect-ecs status`, once fixed):\n\n{}",

@@ -809,3 +809,57 @@ fn drift_is_told_apart_from_a_spec_change() {
         .unwrap();
     assert_eq!((c.action, c.reason.as_deref()), (Action::Update, None));
 }
+
+#[test]
+fn the_services_a_plan_redeploys_are_the_ones_whose_tasks_it_replaces() {
+    let g = dev();
+    assert_eq!(
+        compute("dev", Some(&g), &ObservedState::default())
+            .unwrap()
+            .redeployed_services(),
+        BTreeSet::new(),
+        "a new service replaces no task"
+    );
+    let p = scenario(|s| {
+        observed_mut(s, "ecs_task_definition.dev-worker")
+            .attrs
+            .insert("cpu".into(), json!("1024"));
+    });
+    assert_eq!(
+        p.redeployed_services(),
+        BTreeSet::from(["dev-worker".to_owned()])
+    );
+    let p = scenario(|s| {
+        observed_mut(s, "log_group.workers")
+            .attrs
+            .insert("retention_in_days".into(), json!(7));
+    });
+    assert_eq!(p.redeployed_services(), BTreeSet::new());
+}
+
+#[test]
+fn an_adopted_pool_stays_adopted_when_the_spec_stops_saying_so() {
+    let g = dev();
+    let mut seen = converged(&g);
+    let pool = observed_mut(&mut seen, "prefect_work_pool.ecs-work-pool");
+    pool.attrs.get_mut("tags").unwrap()[crate::model::TAG_ADOPTED] = json!("true");
+    // The spec (dev.toml) does not adopt its pool: the plan keeps the mark, changes nothing.
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    let change = p
+        .changes
+        .iter()
+        .find(|c| c.address == a("prefect_work_pool.ecs-work-pool"))
+        .unwrap();
+    assert_eq!(change.action, Action::NoOp, "{:?}", change.diffs);
+    assert_eq!(
+        change.planned["tags"][crate::model::TAG_ADOPTED],
+        json!("true")
+    );
+    // And destroy leaves it.
+    let destroy = compute("dev", None, &seen).unwrap();
+    assert!(
+        !actions(&destroy).contains_key("prefect_work_pool.ecs-work-pool"),
+        "{:?}",
+        actions(&destroy)
+    );
+}

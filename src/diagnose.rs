@@ -17,6 +17,9 @@ pub struct WorkerFacts {
     pub log_lines: Vec<String>,
     /// What Prefect says of the worker: `None` when it never sent a heartbeat.
     pub heartbeat: Option<String>,
+    /// Apply replaced the worker's tasks and the last heartbeat Prefect has is from before
+    /// that: the old task's, under the same name.
+    pub heartbeat_predates_deploy: bool,
     /// The pool's type, when it exists.
     pub pool_type: Option<String>,
     /// The pool's status (`READY`, `NOT_READY`, `PAUSED`), when it exists.
@@ -118,7 +121,8 @@ pub fn likely_causes(f: &WorkerFacts) -> Vec<String> {
                 .into(),
         );
     }
-    if in_logs("401") || in_logs("unauthorized") {
+    // Not a bare "401": log timestamps carry milliseconds (`12:14:00.401`).
+    if in_logs("401 unauthorized") || in_logs("status code 401") {
         causes.push(
             "Prefect answered 401 Unauthorized: the API key (or auth string) is wrong or \
              expired, the secret holds more than the bare key, or PREFECT_API_URL names \
@@ -154,6 +158,14 @@ pub fn likely_causes(f: &WorkerFacts) -> Vec<String> {
         causes.push(
             "the worker cannot reach the Prefect API: no route to the internet from its \
              subnets, or a wrong PREFECT_API_URL"
+                .into(),
+        );
+    }
+    if f.heartbeat_predates_deploy {
+        causes.push(
+            "the worker's last heartbeat is from the task this apply replaced; the new task \
+             has sent none (Prefect shows a worker ONLINE for three heartbeat intervals after \
+             its last one): the new task's reasons and log above say why"
                 .into(),
         );
     }
@@ -319,6 +331,47 @@ mod tests {
                 .into(),
         ];
         assert!(likely_causes(&f).iter().any(|c| c.contains("401")));
+        let mut f = stopped("Essential container in task exited");
+        f.log_lines = vec!["12:14:00.401 | INFO    | prefect.worker - Worker started".into()];
+        assert!(
+            !likely_causes(&f).iter().any(|c| c.contains("401")),
+            "a timestamp's milliseconds are not a 401"
+        );
+        for (reason, logs, expected) in [
+            (
+                "ResourceInitializationError: unable to pull secrets or registry auth: \
+                 execution resource retrieval failed: unable to retrieve secret from asm: \
+                 service call has been retried 1 time(s): ResourceNotFoundException: \
+                 Secrets Manager can't find the specified secret.",
+                "",
+                "does not exist",
+            ),
+            (
+                "ResourceInitializationError: unable to pull secrets or registry auth: \
+                 execution resource retrieval failed: unable to retrieve secret from asm: \
+                 retrieved secret from Secrets Manager did not contain json key key",
+                "",
+                "not plain text",
+            ),
+            (
+                "Essential container in task exited",
+                "ValueError: Unknown worker type 'ecs'. Could not find a package for the worker type",
+                "has no prefect-aws",
+            ),
+            (
+                "Essential container in task exited",
+                "httpx.ConnectError: [Errno -3] Temporary failure in name resolution",
+                "cannot reach the Prefect API",
+            ),
+        ] {
+            let mut f = stopped(reason);
+            f.log_lines = vec![logs.into()];
+            let causes = likely_causes(&f);
+            assert!(
+                causes.iter().any(|c| c.contains(expected)),
+                "{expected}: {causes:?}"
+            );
+        }
         let f = WorkerFacts {
             pool_type: Some("process".into()),
             pool: "p".into(),

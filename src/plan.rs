@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diff::{AttrDiff, compare};
 use crate::graph::StackGraph;
-use crate::model::{Address, Attrs, Conflict, Desired, Observed, ObservedState, TAG_SPEC, resolve};
+use crate::model::{
+    Address, Attrs, Conflict, Desired, Kind, Observed, ObservedState, TAG_ADOPTED, TAG_SPEC,
+    resolve,
+};
 use crate::render::PlanDoc;
 use crate::render::human::{self, Style};
 
@@ -57,6 +60,33 @@ pub enum PlanError {
     },
 }
 
+impl Plan {
+    /// The ECS services whose tasks this plan replaces: an existing service updated or
+    /// replaced, or its task definition given a new revision (both are named for the worker).
+    pub fn redeployed_services(&self) -> BTreeSet<String> {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Update | Action::Replace))
+            .filter(|c| matches!(c.address.kind, Kind::EcsService | Kind::TaskDefinition))
+            .map(|c| c.address.name.clone())
+            .collect()
+    }
+}
+
+/// Adoption is a fact of the resource's past, not of the spec: a pool prefect-ecs did not
+/// create stays marked adopted when `adopt = true` leaves the spec, so no destroy deletes it.
+fn still_adopted(d: &Desired) -> Desired {
+    let mut d = d.clone();
+    if let Some(tags) = d
+        .attrs
+        .get_mut("tags")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        tags.insert(TAG_ADOPTED.into(), "true".into());
+    }
+    d
+}
+
 /// Desired against observed. `graph` is `None` for destroy: a plan against an empty stack.
 pub fn compute(
     stack: &str,
@@ -87,6 +117,14 @@ pub fn compute(
                 .get(&address)
                 .expect("ordered addresses are in the graph");
             let found = by_address.get(&address).copied();
+            let kept;
+            let d = match found {
+                Some(o) if o.adopted() => {
+                    kept = still_adopted(d);
+                    &kept
+                }
+                _ => d,
+            };
             let lookup = |a: &Address, out: &str| -> Option<String> {
                 match actions.get(a) {
                     Some(Action::NoOp | Action::Update) => {

@@ -29,6 +29,17 @@ impl SecretValue {
     }
 }
 
+impl SecretValue {
+    /// `text` with every occurrence of the value replaced by `(sensitive)`: for text from
+    /// elsewhere that prefect-ecs prints (a worker's log lines may hold its own key).
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.is_empty() {
+            return text.to_owned();
+        }
+        text.replace(&self.0, "(sensitive)")
+    }
+}
+
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(sensitive)")
@@ -52,6 +63,16 @@ mod tests {
             format!("{s:?} {s} {:?}", Some(&s)),
             "(sensitive) (sensitive) Some((sensitive))"
         );
+    }
+
+    #[test]
+    fn redact_masks_every_occurrence() {
+        let s = SecretValue::new("pnu_canary".into());
+        assert_eq!(
+            s.redact("key=pnu_canary, again pnu_canary."),
+            "key=(sensitive), again (sensitive)."
+        );
+        assert_eq!(SecretValue::new(String::new()).redact("as is"), "as is");
     }
 
     #[test]

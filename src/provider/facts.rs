@@ -58,6 +58,7 @@ impl Aws {
             log_stream,
             log_lines,
             heartbeat,
+            heartbeat_predates_deploy: false,
             pool_type: pool.as_ref().map(|p| p.kind.clone()),
             pool_status: pool.map(|p| if p.paused { "PAUSED".into() } else { p.status }),
         }
@@ -166,6 +167,10 @@ impl Aws {
         worker: &str,
         lines: i32,
     ) -> Result<(Option<String>, Vec<String>), ProviderError> {
+        // AWS refuses a limit of 0: no lines asked, no call.
+        if lines == 0 {
+            return Ok((None, Vec::new()));
+        }
         let Some(stream) = self.newest_worker_stream(group, worker).await? else {
             return Ok((None, Vec::new()));
         };
@@ -247,12 +252,19 @@ impl Aws {
 
     /// Worker log events since `start_ms` (all workers, or one), oldest first:
     /// (stream, timestamp ms, message, event id).
+    /// The log events of `workers`' streams since `start_ms`, oldest first; the group also
+    /// holds the flow runs' streams, which are left out.
     pub async fn worker_log_events(
         &self,
         group: &str,
-        worker: Option<&str>,
+        workers: &[&str],
         start_ms: i64,
     ) -> Result<Vec<(String, i64, String, String)>, ProviderError> {
+        let prefixes: Vec<String> = workers.iter().map(|w| worker_stream_prefix(w)).collect();
+        let one = match prefixes.as_slice() {
+            [p] => Some(p.clone()),
+            _ => None,
+        };
         let mut out = Vec::new();
         let mut token = None;
         loop {
@@ -260,7 +272,7 @@ impl Aws {
                 .logs
                 .filter_log_events()
                 .log_group_name(group)
-                .set_log_stream_name_prefix(worker.map(worker_stream_prefix))
+                .set_log_stream_name_prefix(one.clone())
                 .start_time(start_ms)
                 .set_next_token(token)
                 .send()
@@ -279,11 +291,9 @@ impl Aws {
                 break;
             }
         }
-        // The prefix is also applied here: not every CloudWatch Logs implementation honours it.
-        if let Some(w) = worker {
-            let prefix = worker_stream_prefix(w);
-            out.retain(|e| e.0.starts_with(&prefix));
-        }
+        // Prefixes are (also) applied here: FilterLogEvents takes one, and not every CloudWatch
+        // Logs implementation honours it.
+        out.retain(|e| prefixes.iter().any(|p| e.0.starts_with(p)));
         out.sort_by_key(|e| e.1);
         Ok(out)
     }

@@ -266,8 +266,23 @@ impl PrefectApi {
             let wanted = spec.work_pools.iter().find(|p| p.name == name);
             let ours = tags.get(TAG_STACK) == Some(&spec.name);
             let address = Address::new(Kind::WorkPool, &name);
+            let kind = pool["type"].as_str().unwrap_or_default();
             if ours {
                 // This stack's, whether the spec still names it or not (then it is deleted).
+            } else if wanted.is_some_and(|p| p.adopt)
+                && !tags.contains_key(TAG_STACK)
+                && kind != "ecs"
+            {
+                // Its type cannot change, and replacing it would delete a pool prefect-ecs
+                // did not create.
+                found.conflicts.push(crate::model::Conflict {
+                    address,
+                    description: format!(
+                        "Prefect work pool \"{name}\" is of type {kind}, not ecs, and a pool's \
+                         type cannot change: adopt an ecs pool, or name another work_pool"
+                    ),
+                });
+                continue;
             } else if wanted.is_some_and(|p| p.adopt) && !tags.contains_key(TAG_STACK) {
                 // Adopted: managed from now on (its description gets our tags at the next
                 // apply), and never deleted, even by a destroy before that apply.

@@ -74,15 +74,28 @@ async fn logs_prints_the_workers_lines_and_only_the_named_workers() {
     let w2 = stack.add_worker();
     let w1 = stack.worker(0).to_owned();
     stack.apply().assert_ok();
-    for (worker, line) in [(&w1, "hello from one"), (&w2, "hello from two")] {
+    // A worker's log may hold its own key (a flow printed it): prefect-ecs masks it, and
+    // the harness fails the run if it appears.
+    let leaked = format!("settings: PREFECT_API_KEY={}", stack.canary());
+    for (worker, lines) in [
+        (&w1, vec!["hello from one", leaked.as_str()]),
+        (&w2, vec!["hello from two"]),
+    ] {
         let stream = format!("{worker}/worker/0123abcd");
-        put_log_lines(&aws, &stack.log_group(), &stream, &[line]).await;
+        put_log_lines(&aws, &stack.log_group(), &stream, &lines).await;
     }
+    // The flow runs the pool launches log to the same group; `logs` is the workers' log.
+    put_log_lines(&aws, &stack.log_group(), "prefect/flow/99", &["a flow run"]).await;
     let out = stack.run(&["logs", "--since", "1h"], &[]).assert_ok();
     assert!(
         out.stdout.contains("hello from one") && out.stdout.contains("hello from two"),
         "{out}"
     );
+    assert!(
+        out.stdout.contains("settings: PREFECT_API_KEY=(sensitive)"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("a flow run"), "{out}");
     let out = stack
         .run(&["logs", "--since", "1h", "--worker", &w2], &[])
         .assert_ok();

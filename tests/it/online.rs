@@ -6,7 +6,7 @@ use aws_sdk_ecs::types::{AwsVpcConfiguration, LaunchType, NetworkConfiguration};
 
 use crate::proxy::{Config, Proxy};
 use crate::support::aws::{Aws, Ec2Stack, at, put_log_lines};
-use crate::support::{TestStack, moto};
+use crate::support::{TestStack, moto, prefect};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_waits_for_the_workers_heartbeat_and_then_finishes() {
@@ -23,6 +23,50 @@ async fn apply_waits_for_the_workers_heartbeat_and_then_finishes() {
         )),
         "{out}"
     );
+    stack.destroy().assert_ok();
+}
+
+/// ECS replaced the worker's task, and the old one heartbeated under the same name: Prefect
+/// keeps showing the worker ONLINE for three intervals after the old task's last heartbeat.
+/// That is not the new task being online.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redeployed_worker_needs_a_heartbeat_from_its_new_task() {
+    let proxy = Proxy::start(&moto().endpoint, Config::realistic(23, 0.005));
+    let mut stack = TestStack::new("redeploy");
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
+    stack.run(&["apply", "--auto-approve"], &env).assert_ok();
+    let (pool, worker) = (
+        stack.workers[0].work_pool.clone(),
+        stack.workers[0].name.clone(),
+    );
+
+    // The old task is gone and the new one never starts; Prefect still says ONLINE.
+    stack.workers_online = false;
+    prefect::forget(&pool, &worker);
+    stack.workers[0].cpu = 1024;
+    stack.workers[0].memory = 2048;
+    let out = stack
+        .run(
+            &["apply", "--auto-approve"],
+            &[env[0], ("PREFECT_ECS_WORKER_TIMEOUT", "3s")],
+        )
+        .assert_failed();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for expected in [
+        format!("worker {worker} did not come online within 3s"),
+        "likely cause: the worker's last heartbeat is from the task this apply replaced".into(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?}\n{out}");
+    }
+    assert_eq!(
+        prefect::prefect().worker_status(&pool, &worker).as_deref(),
+        Some("ONLINE"),
+        "the test proves nothing unless Prefect still showed the old heartbeat as ONLINE"
+    );
+
+    // The new task's heartbeat arrives: the gate passes.
+    stack.workers_online = true;
+    stack.run(&["apply", "--auto-approve"], &env).assert_ok();
     stack.destroy().assert_ok();
 }
 

@@ -98,6 +98,11 @@ async fn a_pool_made_by_hand_is_refused_unless_adopted_and_then_kept_by_destroy(
     );
     assert!(plan::is_converged(&stack.plan().assert_ok().stdout));
 
+    // Adoption is for good: without `adopt = true` the pool stays managed and still not
+    // prefect-ecs' to delete.
+    stack.extra = String::new();
+    stack.apply().assert_ok();
+
     let out = stack.destroy().assert_ok();
     assert!(
         !out.stdout
@@ -109,6 +114,14 @@ async fn a_pool_made_by_hand_is_refused_unless_adopted_and_then_kept_by_destroy(
         "destroy deleted an adopted pool"
     );
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+    prefect().delete_pool(&pool);
+
+    // A hand-made pool of another type cannot become an ecs pool without deleting it: refused.
+    prefect().create_pool(&pool, "process", json!({}));
+    stack.extra = format!("[[work_pool]]\nname = \"{pool}\"\nadopt = true\n");
+    let out = stack.plan().assert_failed();
+    assert!(out.stderr.contains("is of type process, not ecs"), "{out}");
+    assert_eq!(prefect().pool(&pool).expect("pool")["type"], "process");
     prefect().delete_pool(&pool);
 }
 

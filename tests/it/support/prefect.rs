@@ -183,6 +183,20 @@ impl PrefectServer {
         assert!(s == 204 || s == 404, "delete work pool {name}: {s} {v}");
     }
 
+    /// The status Prefect shows for `worker` in `pool` (`ONLINE`, `OFFLINE`), if any.
+    pub fn worker_status(&self, pool: &str, worker: &str) -> Option<String> {
+        let (s, v) = self.call(
+            reqwest::Method::POST,
+            &format!("/work_pools/{pool}/workers/filter"),
+            Some(json!({})),
+        );
+        assert_eq!(s, 200, "workers of {pool}: {v}");
+        v.as_array()?
+            .iter()
+            .find(|w| w["name"] == worker)
+            .and_then(|w| w["status"].as_str().map(str::to_owned))
+    }
+
     /// The server's default `ecs` base job template.
     pub fn ecs_template(&self) -> Value {
         let (s, v) = self.call(
@@ -194,6 +208,11 @@ impl PrefectServer {
         v["prefect-aws"]["ecs"]["default_base_job_configuration"].clone()
     }
 }
+
+/// The interval the harness's workers announce: Prefect shows a worker ONLINE for three of
+/// them after its last heartbeat. They beat far more often (every 2 s), so a loaded machine
+/// never lets one go OFFLINE by accident.
+pub const HEARTBEAT_INTERVAL: u64 = 20;
 
 /// The (pool, worker) pairs [`keep_online`] heartbeats for, until [`forget`].
 static ONLINE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
@@ -223,7 +242,7 @@ pub fn keep_online(pool: &str, worker: &str) {
                             let _ = server.try_call_here(
                                 reqwest::Method::POST,
                                 &format!("/work_pools/{pool}/workers/heartbeat"),
-                                Some(json!({"name": worker, "heartbeat_interval_seconds": 10})),
+                                Some(json!({"name": worker, "heartbeat_interval_seconds": HEARTBEAT_INTERVAL})),
                             );
                         });
                     }
