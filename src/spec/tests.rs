@@ -199,6 +199,29 @@ fn api_key_file_is_relative_to_the_spec() {
 }
 
 #[test]
+fn credentials_in_the_api_url_are_refused_and_never_shown() {
+    let password = "hunter2-in-the-url";
+    let env = |k: &str| {
+        (k == "PREFECT_API_URL").then(|| format!("https://ops:{password}@prefect.internal/api"))
+    };
+    let head = "[stack]\nname = \"dev\"\n\n[prefect]\n";
+    for prefect in [
+        "api_url = \"${PREFECT_API_URL}\"\n".to_owned(),
+        format!("api_url = \"https://ops:{password}@prefect.internal/api\"\n"),
+    ] {
+        let source = format!("{head}{prefect}\n{WORKER}");
+        let err = parse(&source, Path::new("test.toml"), &env, Some("us-east-1")).unwrap_err();
+        let rendered = render_plain(&err);
+        assert!(
+            rendered.contains("api_url must not hold credentials"),
+            "{rendered}"
+        );
+        assert!(!rendered.contains(password), "{rendered}");
+        assert!(!format!("{err:?}").contains(password));
+    }
+}
+
+#[test]
 fn api_key_never_appears_in_the_rendered_error() {
     let key = "pnu_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
     // The key sits next to other problems (whose snippets show nearby lines) and in a value

@@ -350,6 +350,13 @@ impl Checker<'_> {
                 );
                 (String::new(), None)
             }
+            // Credentials written into the URL itself: reported without the line that
+            // shows them (from an environment variable, the snippet shows only `${…}`).
+            Some(url) if api_url_credentials(url.get_ref()).is_err() => {
+                let message = api_url_credentials(url.get_ref()).unwrap_err();
+                self.report(None, &p.key("api_url"), message);
+                (String::new(), None)
+            }
             Some(url) => {
                 let url = self.string(Some(url), &p.key("api_url"), String::new(), api_url);
                 let url = url.trim_end_matches('/').to_owned();
@@ -960,11 +967,25 @@ fn cloud_workspace(url: &str) -> Option<CloudWorkspace> {
     })
 }
 
+/// A URL with `user:password@` in it; the message does not echo it.
+fn api_url_credentials(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    ensure(
+        !rest.split('/').next().unwrap_or_default().contains('@'),
+        || {
+            "api_url must not hold credentials (user:password@host): the URL goes into the task \
+         definition in plain text; put the auth string in auth_string_env or auth_string_file"
+                .to_owned()
+        },
+    )
+}
+
 fn api_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| format!("api_url \"{url}\" must start with https:// or http://"))?;
+    api_url_credentials(url)?;
     ensure(
         !rest.is_empty() && !rest.contains(char::is_whitespace),
         || format!("api_url \"{url}\" is not a URL"),
