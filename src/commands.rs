@@ -98,6 +98,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 deadline: Duration::from_secs(60),
                 log_group: None,
                 pools: Default::default(),
+                redact: None,
             };
             let aws = Aws::connect(&conn, &region, settings).await;
             match aws.lock_info(stack).await? {
@@ -246,6 +247,7 @@ async fn verify(path: &Path, g: &Global, conn: &Connection) -> Result<ExitCode> 
         deadline: g.timeout,
         log_group: None,
         pools: Default::default(),
+        redact: None,
     };
     let aws = Aws::connect(conn, &region, settings).await;
     match aws.available_zones().await {
@@ -316,7 +318,9 @@ async fn verify(path: &Path, g: &Global, conn: &Connection) -> Result<ExitCode> 
                 api.check_access()
                     .await
                     .map(|_| "reachable, credential accepted".to_owned())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| {
+                        format!("{e}; check [prefect] api_url (or account_id and workspace_id) and the credential")
+                    }),
             ));
             match api.ecs_template().await {
                 Ok(t) => {
@@ -638,6 +642,7 @@ impl Context {
                 .iter()
                 .map(|w| (w.name.clone(), w.work_pool.clone()))
                 .collect(),
+            redact: credential.clone(),
         };
         let mut aws = Aws::connect(conn, &region, settings).await;
         aws.prefect = Some(prefect);
@@ -831,9 +836,6 @@ impl Context {
         let stale = before.unwrap_or_default();
         for f in &mut facts {
             f.heartbeat_predates_deploy = stale.contains_key(&f.worker);
-            for line in &mut f.log_lines {
-                *line = self.redact(line);
-            }
         }
         let diagnosis: Vec<String> = facts.iter().map(crate::diagnose::render).collect();
         Err(miette!(

@@ -863,3 +863,41 @@ fn an_adopted_pool_stays_adopted_when_the_spec_stops_saying_so() {
         actions(&destroy)
     );
 }
+
+#[test]
+fn verify_names_every_missing_worker_permission() {
+    let g = dev();
+    assert!(crate::verify::worker_permissions(&g).is_ok());
+    let resources: Vec<Desired> = g
+        .resources()
+        .cloned()
+        .map(|mut d| {
+            if d.address == a("iam_role_policy.task") {
+                let statements = d.attrs.get_mut("document").unwrap()["Statement"]
+                    .as_array_mut()
+                    .unwrap();
+                statements.retain(|s| s["Action"] != json!(["iam:PassRole"]));
+                for s in statements {
+                    s["Action"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|x| x != "ecs:RunTask");
+                }
+            }
+            if d.address == a("iam_role_policy.execution") {
+                d.attrs.get_mut("document").unwrap()["Statement"] = json!([]);
+            }
+            d
+        })
+        .collect();
+    let err = crate::verify::worker_permissions(&StackGraph::from_resources(resources).unwrap())
+        .unwrap_err();
+    for missing in [
+        "worker task role: ecs:RunTask",
+        "worker task role: iam:PassRole on iam_role.execution",
+        "worker task role: iam:PassRole on iam_role.flow_run",
+        "execution role: secretsmanager:GetSecretValue on the secret",
+    ] {
+        assert!(err.contains(missing), "{missing}: {err}");
+    }
+}

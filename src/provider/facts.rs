@@ -47,7 +47,12 @@ impl Aws {
             self.prefect_view(w),
         );
         let (service, events) = service.unwrap_or_default();
-        let (log_stream, log_lines) = logs.unwrap_or_default();
+        let (log_stream, mut log_lines) = logs.unwrap_or_default();
+        if let Some(secret) = &self.settings.redact {
+            for line in &mut log_lines {
+                *line = secret.redact(line);
+            }
+        }
         let (heartbeat, pool) = prefect;
         WorkerFacts {
             worker: w.service.clone(),

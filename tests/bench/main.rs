@@ -473,6 +473,7 @@ impl Bench {
             deadline: Duration::from_secs(60),
             log_group: None,
             pools: Default::default(),
+            redact: None,
         };
         let prefect = PrefectApi::new(
             &self.prefect.api_url,

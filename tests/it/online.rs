@@ -180,3 +180,47 @@ async fn a_worker_that_never_comes_online_gets_a_diagnosis() {
     stack.run(&["apply", "--auto-approve"], &[]).assert_ok();
     stack.destroy().assert_ok();
 }
+
+/// moto never runs a task, so without the proxy a service never reaches its desired count:
+/// the apply's service step ends at its deadline with the diagnosis, not a bare timeout, and
+/// the worker's log lines in it never show the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_that_never_stabilizes_gets_a_diagnosis() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("unstable");
+    stack.apply().assert_ok();
+    let worker = stack.workers[0].name.clone();
+    let stream = format!("{worker}/worker/5ca1ab1e");
+    let leaked = format!("PREFECT_API_KEY={}", stack.canary());
+    put_log_lines(
+        &aws,
+        &stack.log_group(),
+        &stream,
+        &["Starting worker...", &leaked],
+    )
+    .await;
+
+    stack.workers[0].cpu = 1024;
+    stack.workers[0].memory = 2048;
+    let out = stack
+        .run(
+            &["apply", "--auto-approve"],
+            &[("PREFECT_ECS_TIMEOUT", "3s")],
+        )
+        .assert_failed();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for expected in [
+        format!("ECS service {worker} to reach its desired count"),
+        format!(
+            "worker {worker} (work pool {}):",
+            stack.workers[0].work_pool
+        ),
+        "ECS service: 1 desired, ".into(),
+        "; deployment IN_PROGRESS".into(),
+        format!("last 2 log lines ({stream})"),
+        "| PREFECT_API_KEY=(sensitive)".into(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?}\n{out}");
+    }
+    stack.destroy().assert_ok();
+}
