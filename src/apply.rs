@@ -1,5 +1,5 @@
 //! The executor: runs a plan's changes as a graph of steps, each as soon as what it needs is
-//! done (no level barriers), at most `parallelism` at once. A failed step fails only the steps
+//! done (no level barriers), at most `parallelism` AWS steps at once. A failed step fails only the steps
 //! that need it; everything independent goes on. No AWS here: it drives a [`Provider`].
 
 use std::collections::{BTreeMap, HashSet};
@@ -250,11 +250,24 @@ pub async fn execute_until<P: Provider>(
     let mut blocked = vec![false; steps.len()];
     let mut report = Report::default();
     let mut running = FuturesUnordered::new();
+    // AWS steps in flight: only they count toward `parallelism` (`Kind::is_aws`).
+    let mut aws_running = 0;
     let (waits_tx, mut waits) = tokio::sync::mpsc::unbounded_channel();
     loop {
-        while running.len() < parallelism.max(1) && !stop.load(Ordering::SeqCst) {
-            let Some(s) = ready.pop() else { break };
+        while !stop.load(Ordering::SeqCst) {
+            // The next ready step in order, passing over AWS steps while no slot is free.
+            let full = aws_running >= parallelism.max(1);
+            let Some(at) = ready
+                .iter()
+                .rposition(|&s| !(full && steps[s].address.kind.is_aws()))
+            else {
+                break;
+            };
+            let s = ready.remove(at);
             let step = &steps[s];
+            if step.address.kind.is_aws() {
+                aws_running += 1;
+            }
             on_event(Event::Started(step));
             let change = &plan.changes[step.change];
             let lookup = |a: &Address, out: &str| outputs.get(a).and_then(|o| o.get(out)).cloned();
@@ -302,6 +315,9 @@ pub async fn execute_until<P: Provider>(
             break;
         };
         let step = &steps[s];
+        if step.address.kind.is_aws() {
+            aws_running -= 1;
+        }
         match result {
             Ok(out) => {
                 on_event(Event::Finished(step, took, Ok(())));

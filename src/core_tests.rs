@@ -384,18 +384,28 @@ struct Fake {
     /// Raise this flag (as a Ctrl-C would) when the named resource is done.
     interrupt_after: Option<(String, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
     log: RefCell<Vec<String>>,
+    /// AWS steps in flight, and the most at once.
     running: RefCell<usize>,
     max_running: RefCell<usize>,
+    /// All steps in flight (work pools too), and the most at once.
+    all_running: RefCell<usize>,
+    max_all_running: RefCell<usize>,
 }
 
 impl Fake {
     async fn op(&self, what: String, address: &Address) -> Result<(), ProviderError> {
-        *self.running.borrow_mut() += 1;
+        let aws = address.kind.is_aws();
+        *self.running.borrow_mut() += usize::from(aws);
+        *self.all_running.borrow_mut() += 1;
         let now = *self.running.borrow();
         let peak = (*self.max_running.borrow()).max(now);
         *self.max_running.borrow_mut() = peak;
+        let all = *self.all_running.borrow();
+        let peak = (*self.max_all_running.borrow()).max(all);
+        *self.max_all_running.borrow_mut() = peak;
         tokio::task::yield_now().await;
-        *self.running.borrow_mut() -= 1;
+        *self.running.borrow_mut() -= usize::from(aws);
+        *self.all_running.borrow_mut() -= 1;
         self.log.borrow_mut().push(what);
         if let Some((at, flag)) = &self.interrupt_after
             && *at == address.to_string()
@@ -470,6 +480,20 @@ fn apply_from_empty_runs_every_step_after_its_dependencies_within_the_parallelis
     assert!(
         *fake.max_running.borrow() > 1,
         "independent resources should run at once"
+    );
+}
+
+#[test]
+fn parallelism_bounds_aws_steps_and_the_work_pool_does_not_wait_for_a_slot() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let fake = Fake::default();
+    assert!(run(&p, &fake, 1).ok());
+    assert_eq!(*fake.max_running.borrow(), 1);
+    assert_eq!(
+        *fake.max_all_running.borrow(),
+        2,
+        "the pool step ran beside an AWS step"
     );
 }
 

@@ -53,6 +53,14 @@ kinds! {
 }
 
 impl Kind {
+    /// Made through the AWS APIs, so it counts toward `--parallelism`, which keeps a run
+    /// within AWS's request rates. A work pool is the Prefect API's: its client paces its
+    /// own writes, and a pool step waiting for a slot behind ten service rollouts would only
+    /// wait.
+    pub fn is_aws(self) -> bool {
+        self != Kind::WorkPool
+    }
+
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| k.as_str() == s)
     }

@@ -215,6 +215,7 @@ async fn a_self_hosted_server_with_an_auth_string() {
     let auth = server.auth.clone().expect("auth string");
     let mut stack = TestStack::new("pool-auth");
     stack.forbid(&auth);
+    stack.forbid(auth.split_once(':').expect("user:pass").1);
     stack.workers_online = false;
     stack.prefect_table = Some(format!(
         "[prefect]\napi_url = \"{}\"\nauth_string_env = \"PREFECT_API_AUTH_STRING\"\n",
@@ -237,6 +238,12 @@ async fn a_self_hosted_server_with_an_auth_string() {
         .map(|s| s.name())
         .collect();
     assert_eq!(secrets, ["PREFECT_API_AUTH_STRING"]);
+
+    // The read-only commands with the auth string: it never shows (the harness forbids it).
+    let out = stack.run(&["verify"], &env).assert_ok();
+    assert!(out.stdout.contains("credential accepted"), "{out}");
+    stack.run(&["status"], &env).assert_ok();
+    stack.run(&["logs", "--since", "1h"], &env).assert_ok();
 
     let out = stack
         .run(&["plan"], &[("PREFECT_API_AUTH_STRING", "ops:wrong")])

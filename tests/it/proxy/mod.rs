@@ -333,9 +333,16 @@ async fn handle(
         injected: None,
     };
     let plan = shared.plan(&op);
-    tokio::time::sleep(plan.latency).await;
+    // A call is answered `latency` after it arrived, and AWS acts on it then; moto's own time
+    // is hidden inside that latency (as AWS's service time is part of its round trip). moto
+    // answers one call at a time on the machine's cores: that queue is no part of the
+    // experiment, and AWS answers a wave of calls in parallel.
+    let arrived = tokio::time::Instant::now();
+    let answer_at = arrived + plan.latency;
+    let acts_at = arrived.into_std() + plan.latency;
 
     if let Some(fault) = plan.fault {
+        tokio::time::sleep_until(answer_at).await;
         record.injected = Some(Injected::Fault(fault));
         let protocol = op
             .protocol
@@ -356,8 +363,9 @@ async fn handle(
         .world
         .lock()
         .expect("proxy state")
-        .refuse(&op, Instant::now());
+        .refuse(&op, acts_at);
     if let (Some(error), Some(protocol)) = (refusal, op.protocol) {
+        tokio::time::sleep_until(answer_at).await;
         record.status = Some(error.status);
         record.injected = Some(Injected::Refused(error.code));
         return Ok(error_response(&error, protocol));
@@ -368,7 +376,7 @@ async fn handle(
             .world
             .lock()
             .expect("proxy state")
-            .addresses_to_free(Instant::now());
+            .addresses_to_free(acts_at);
         for ip in free {
             // The call's own signed headers get moto's attention (account, region); moto checks
             // no signature. Should it refuse, the tool's next CreateNatGateway shows moto's error.
@@ -391,7 +399,7 @@ async fn handle(
         let (status, headers, body) = world.forward(&parts, body).await;
         let body = world.world.lock().expect("proxy state").observe(
             &forwarded,
-            Instant::now(),
+            acts_at.max(Instant::now()),
             status.as_u16(),
             body.to_vec(),
         );
@@ -399,6 +407,7 @@ async fn handle(
     })
     .await
     .expect("the forwarding task does not panic");
+    tokio::time::sleep_until(answer_at).await;
     if let Some(Fault::Slow(delay)) = plan.fault {
         tokio::time::sleep(delay).await;
     }

@@ -194,7 +194,7 @@ fn round_trip_depth_counts_overlapping_calls_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn latency_is_added_to_every_call() {
+async fn every_call_takes_at_least_its_latency() {
     let (base, slow) = (Duration::from_millis(150), Duration::from_millis(400));
     let proxy = proxy(
         Config::passthrough()
