@@ -789,19 +789,23 @@ impl Context {
                     .get(&(w.work_pool.as_str(), w.name.as_str()))
                     .copied()
             };
-            let baseline = before.get_or_insert_with(|| {
-                pending
-                    .iter()
-                    .filter(|w| redeployed.contains(&w.name))
-                    .filter_map(|w| Some((w.name.clone(), heartbeat(w)?.map(str::to_owned))))
-                    .collect()
-            });
+            // Taken from the first look every pool answered: a failed read is no baseline.
+            if before.is_none() && answers.iter().all(Result::is_ok) {
+                before = Some(
+                    pending
+                        .iter()
+                        .filter(|w| redeployed.contains(&w.name))
+                        .filter_map(|w| Some((w.name.clone(), heartbeat(w)?.map(str::to_owned))))
+                        .collect(),
+                );
+            }
             let mut still = Vec::new();
             for w in pending {
-                let fresh = heartbeat(w).is_some_and(|now| {
-                    baseline
+                let fresh = heartbeat(w).is_some_and(|now| match &before {
+                    Some(baseline) => baseline
                         .get(&w.name)
-                        .is_none_or(|then| then.as_deref() != now)
+                        .is_none_or(|then| then.as_deref() != now),
+                    None => !redeployed.contains(&w.name),
                 });
                 if fresh {
                     eprintln!("worker {} is online in work pool {}", w.name, w.work_pool);

@@ -2,6 +2,7 @@
 //! through the harness's canary check: the API key never appears in their output.
 
 use crate::support::aws::{Aws, put_log_lines};
+use crate::support::prefect::prefect;
 use crate::support::{TestStack, free_port};
 
 #[test]
@@ -52,8 +53,16 @@ async fn status_shows_the_service_the_heartbeat_and_the_pool() {
     let stack = TestStack::new("status");
     stack.apply().assert_ok();
     let w = &stack.workers[0];
-    // The harness heartbeats as the worker every 2 s.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The harness heartbeats as the worker every 2 s: wait until Prefect has one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while prefect().worker_status(&w.work_pool, &w.name).as_deref() != Some("ONLINE") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no heartbeat of {} reached Prefect in 120 s",
+            w.name
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     let out = stack.run(&["status"], &[]).assert_ok();
     for line in [
         format!("worker {} (work pool {})", w.name, w.work_pool),

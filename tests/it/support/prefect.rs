@@ -223,33 +223,26 @@ fn online() -> MutexGuard<'static, BTreeSet<(String, String)>> {
 
 /// Play the part of the ECS tasks moto never runs: from now on, `worker` sends a heartbeat to
 /// `pool` every two seconds (to a pool that does not exist yet, the heartbeat is a 404 until
-/// it does), as a running `prefect worker start --name <worker>` would.
+/// it does), as a running `prefect worker start --name <worker>` would, until [`forget`].
 ///
-/// One thread beats for every test of the binary, so nothing may end it: an error or a slow
-/// answer (a loaded SQLite server holds a write for many seconds) only skips that heartbeat,
-/// and the pairs beat in parallel, so one slow pool does not keep the others offline.
+/// Each pair beats on a thread of its own, and nothing ends it but `forget`: an error or a
+/// slow answer (a loaded SQLite server can hold a write for many seconds) only delays that
+/// pair's next heartbeat, never another test's.
 pub fn keep_online(pool: &str, worker: &str) {
-    static BEATING: OnceLock<()> = OnceLock::new();
-    online().insert((pool.to_owned(), worker.to_owned()));
-    BEATING.get_or_init(|| {
-        let server = prefect();
-        std::thread::spawn(move || {
-            loop {
-                let all: Vec<(String, String)> = online().iter().cloned().collect();
-                std::thread::scope(|s| {
-                    for (pool, worker) in &all {
-                        s.spawn(move || {
-                            let _ = server.try_call_here(
-                                reqwest::Method::POST,
-                                &format!("/work_pools/{pool}/workers/heartbeat"),
-                                Some(json!({"name": worker, "heartbeat_interval_seconds": HEARTBEAT_INTERVAL})),
-                            );
-                        });
-                    }
-                });
-                std::thread::sleep(Duration::from_secs(2));
-            }
-        });
+    let key = (pool.to_owned(), worker.to_owned());
+    if !online().insert(key.clone()) {
+        return;
+    }
+    let server = prefect();
+    std::thread::spawn(move || {
+        while online().contains(&key) {
+            let _ = server.try_call_here(
+                reqwest::Method::POST,
+                &format!("/work_pools/{}/workers/heartbeat", key.0),
+                Some(json!({"name": key.1, "heartbeat_interval_seconds": HEARTBEAT_INTERVAL})),
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
     });
 }
 
