@@ -11,7 +11,7 @@ impl SecretValue {
         SecretValue(value)
     }
 
-    /// The plain value, for the one call that sends it to Secrets Manager.
+    /// The plain value, for the calls that send it to Secrets Manager and to the Prefect API.
     pub fn expose(&self) -> &str {
         &self.0
     }
