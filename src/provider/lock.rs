@@ -20,6 +20,8 @@ pub struct LockInfo {
     pub operation: String,
     /// How long the lock has been held.
     pub age: Duration,
+    /// The holder has written who it is (it does so right after taking the lock).
+    pub recorded: bool,
 }
 
 impl std::fmt::Display for LockInfo {
@@ -88,7 +90,7 @@ impl Aws {
                 Err(e) => {
                     let e = aws_err("CreateLogStream", e);
                     if e.is(&["ResourceAlreadyExistsException"]) {
-                        let info = self.lock_info(stack).await?;
+                        let info = self.lock_holder(stack).await?;
                         let who = info
                             .map(|i| i.to_string())
                             .unwrap_or_else(|| "another run".into());
@@ -147,6 +149,23 @@ impl Aws {
         }
     }
 
+    /// Who holds the lock just found taken. A run writes its name right after it took the
+    /// lock, while it starts its work: a lock younger than a few seconds with no name yet is
+    /// read again for a moment, so a second run names the first instead of "an unknown run".
+    async fn lock_holder(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
+        let mut info = self.lock_info(stack).await?;
+        for _ in 0..12 {
+            match &info {
+                Some(i) if !i.recorded && i.age < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    info = self.lock_info(stack).await?;
+                }
+                _ => break,
+            }
+        }
+        Ok(info)
+    }
+
     /// Who holds the stack's lock, if anyone.
     pub async fn lock_info(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
         let streams = self
@@ -197,6 +216,7 @@ impl Aws {
                 .unwrap_or("unknown operation")
                 .to_string(),
             age: Duration::from_millis(now_ms().saturating_sub(started).max(0) as u64),
+            recorded: written["holder"].is_string(),
         }))
     }
 

@@ -155,6 +155,7 @@ fn runs_killed_at_random_points_are_finished_by_the_next_run() {
             std::thread::sleep(kill_after);
             let _ = child.kill();
             stack.wait(&args, child);
+            proxy.wait_idle();
             stack
                 .run_bare(&["force-unlock", &stack.name], &env)
                 .assert_ok();

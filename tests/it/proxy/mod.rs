@@ -70,6 +70,9 @@ struct Shared {
     /// tags (`include=TAGS`) by setting a class-wide switch, so two at once, one with and one
     /// without, can strip the tags from the other's answer; AWS answers each as asked.
     describe_services: tokio::sync::Mutex<()>,
+    /// Calls forwarded to moto whose answer has not come back yet, whether or not their client
+    /// still waits for it.
+    forwarding: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Proxy {
@@ -93,6 +96,7 @@ impl Proxy {
             world: Mutex::new(world),
             log: Mutex::new(Vec::new()),
             describe_services: tokio::sync::Mutex::new(()),
+            forwarding: Default::default(),
             config,
         });
         let (stop, stopped) = oneshot::channel();
@@ -125,6 +129,23 @@ impl Proxy {
         let mut calls = self.shared.log.lock().expect("call log").clone();
         calls.sort_by_key(|c| c.start);
         calls
+    }
+
+    /// Wait until moto has answered every call forwarded so far. AWS acts on a call the
+    /// moment it arrives, also when its client is killed right after; moto may take a while
+    /// under load, and a test that goes on at once could see that call land after its next
+    /// step (a killed run's lock appearing after `force-unlock`).
+    pub fn wait_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self
+            .shared
+            .forwarding
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            assert!(Instant::now() < deadline, "moto did not answer within 60 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn reset_log(&self) {
@@ -389,6 +410,9 @@ async fn handle(
     // must not leave moto changed and the proxy's world not knowing it.
     let world = Arc::clone(&shared);
     let forwarded = op.clone();
+    shared
+        .forwarding
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (status, headers, body) = tokio::spawn(async move {
         let one_at_a_time = forwarded.service == "ecs" && forwarded.operation == "DescribeServices";
         let _serialized = if one_at_a_time {
@@ -403,6 +427,9 @@ async fn handle(
             status.as_u16(),
             body.to_vec(),
         );
+        world
+            .forwarding
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         (status, headers, body)
     })
     .await
