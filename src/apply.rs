@@ -1,6 +1,7 @@
 //! The executor: runs a plan's changes as a graph of steps, each as soon as what it needs is
-//! done (no level barriers), at most `parallelism` AWS steps at once. A failed step fails only the steps
-//! that need it; everything independent goes on. No AWS here: it drives a [`Provider`].
+//! done (no level barriers), at most `parallelism` AWS steps at once. A failed step fails only
+//! the steps that need it; everything independent goes on. No AWS here: it drives a
+//! [`Provider`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -199,7 +199,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .await?;
                 for (stream, ts, message, id) in events {
                     if seen.insert(id) {
-                        let message = ctx.redact(&message);
                         println!(
                             "{} {stream} {message}",
                             humantime::format_rfc3339_millis(
@@ -655,15 +654,6 @@ impl Context {
             pool_template: Default::default(),
             aws,
         })
-    }
-
-    /// Text from elsewhere (a worker's log lines) as prefect-ecs prints it: the credential
-    /// masked.
-    fn redact(&self, text: &str) -> String {
-        match &self.credential {
-            Some(c) => c.redact(text),
-            None => text.to_owned(),
-        }
     }
 
     fn worker_ref(&self, w: &spec::Worker) -> WorkerRef {

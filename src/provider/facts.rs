@@ -47,12 +47,7 @@ impl Aws {
             self.prefect_view(w),
         );
         let (service, events) = service.unwrap_or_default();
-        let (log_stream, mut log_lines) = logs.unwrap_or_default();
-        if let Some(secret) = &self.settings.redact {
-            for line in &mut log_lines {
-                *line = secret.redact(line);
-            }
-        }
+        let (log_stream, log_lines) = logs.unwrap_or_default();
         let (heartbeat, pool) = prefect;
         WorkerFacts {
             worker: w.service.clone(),
@@ -192,9 +187,17 @@ impl Aws {
         let lines = out
             .events()
             .iter()
-            .filter_map(|e| e.message().map(|m| m.trim_end().to_owned()))
+            .filter_map(|e| e.message().map(|m| self.masked(m.trim_end())))
             .collect();
         Ok((Some(stream), lines))
+    }
+
+    /// A worker's log line as prefect-ecs may print it: a worker's log can hold its own key.
+    fn masked(&self, line: &str) -> String {
+        match &self.settings.redact {
+            Some(secret) => secret.redact(line),
+            None => line.to_owned(),
+        }
     }
 
     pub async fn newest_worker_stream(
@@ -255,10 +258,9 @@ impl Aws {
         (heartbeat, pool.ok().flatten())
     }
 
-    /// Worker log events since `start_ms` (all workers, or one), oldest first:
-    /// (stream, timestamp ms, message, event id).
-    /// The log events of `workers`' streams since `start_ms`, oldest first; the group also
-    /// holds the flow runs' streams, which are left out.
+    /// The log events of `workers`' streams since `start_ms`, oldest first: (stream,
+    /// timestamp ms, message with the credential masked, event id). The group also holds the
+    /// flow runs' streams, which are left out.
     pub async fn worker_log_events(
         &self,
         group: &str,
@@ -287,7 +289,7 @@ impl Aws {
                 (
                     e.log_stream_name().unwrap_or_default().to_owned(),
                     e.timestamp().unwrap_or_default(),
-                    e.message().unwrap_or_default().trim_end().to_owned(),
+                    self.masked(e.message().unwrap_or_default().trim_end()),
                     e.event_id().unwrap_or_default().to_owned(),
                 )
             }));

@@ -53,8 +53,8 @@ pub struct Settings {
     /// each worker's work pool (by worker name).
     pub log_group: Option<String>,
     pub pools: BTreeMap<String, String>,
-    /// The credential, masked as `(sensitive)` in the log lines a diagnosis shows: a worker's
-    /// log may hold its own key.
+    /// The credential, masked as `(sensitive)` in every worker log line the provider returns
+    /// (`logs`, diagnoses): a worker's log may hold its own key.
     pub redact: Option<crate::secret::SecretValue>,
 }
 
