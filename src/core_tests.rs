@@ -925,3 +925,73 @@ fn verify_names_every_missing_worker_permission() {
         assert!(err.contains(missing), "{missing}: {err}");
     }
 }
+
+/// The pool's template as the graph fills it, for a spec with the given `[prefect]` table.
+fn pool_template_for(prefect: &str) -> serde_json::Value {
+    let source = format!(
+        "[stack]\nname = \"tpl\"\n\n{prefect}\n[[worker]]\nname = \"w\"\nwork_pool = \"pool\"\n"
+    );
+    let env = |_: &str| None;
+    let spec = spec::parse(&source, Path::new("tpl.toml"), &env, Some("us-east-1"))
+        .unwrap_or_else(|e| panic!("{}", spec::render_plain(&e)));
+    let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    g.get(&a("prefect_work_pool.pool")).unwrap().attrs["base_job_template"].clone()
+}
+
+#[test]
+fn the_pool_template_points_flow_runs_at_the_stack_and_its_secret() {
+    let cloud = "[prefect]\napi_url = \"https://api.prefect.cloud/api/accounts/9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f/workspaces/3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99\"\n";
+    let t = pool_template_for(cloud);
+    let default = |var: &str| t["variables"]["properties"][var]["default"].clone();
+    assert_eq!(default("cluster"), reference(&a("ecs_cluster.main"), "arn"));
+    assert_eq!(default("vpc_id"), reference(&a("vpc.main"), "id"));
+    assert_eq!(
+        default("network_configuration"),
+        json!({
+            "subnets": (0..3).map(|i| reference(&a(&format!("subnet.private[{i}]")), "id")).collect::<Vec<_>>(),
+            "securityGroups": [reference(&a("security_group.worker"), "id")],
+            "assignPublicIp": "DISABLED",
+        })
+    );
+    assert_eq!(
+        default("execution_role_arn"),
+        reference(&a("iam_role.execution"), "arn")
+    );
+    assert_eq!(default("task_role_arn"), reference(&a("iam_role.flow_run"), "arn"));
+    assert_eq!(default("launch_type"), json!("FARGATE"));
+    assert_eq!(default("configure_cloudwatch_logs"), json!(true));
+    assert_eq!(
+        default("cloudwatch_logs_options")["awslogs-group"],
+        reference(&a("log_group.workers"), "name")
+    );
+    // The served template predates the secret-ARN variables: the graph declares them, and
+    // the API key reaches flow runs only as a reference to the stack's secret.
+    assert_eq!(
+        default("prefect_api_key_secret_arn"),
+        reference(&a("secret.api_key"), "arn")
+    );
+    assert_eq!(default("prefect_api_auth_string_secret_arn"), json!(null));
+    for var in ["prefect_api_key_secret_arn", "prefect_api_auth_string_secret_arn"] {
+        assert_eq!(
+            t["job_configuration"][var],
+            json!(format!("{{{{ {var} }}}}")),
+            "{var} reaches the worker's job configuration"
+        );
+    }
+
+    let auth = pool_template_for(
+        "[prefect]\napi_url = \"http://prefect.internal:4200/api\"\nauth_string_env = \"PREFECT_API_AUTH_STRING\"\n",
+    );
+    let default = |var: &str| auth["variables"]["properties"][var]["default"].clone();
+    assert_eq!(
+        default("prefect_api_auth_string_secret_arn"),
+        reference(&a("secret.api_key"), "arn")
+    );
+    assert_eq!(default("prefect_api_key_secret_arn"), json!(null));
+
+    // A server without auth: no secret, so neither variable names one.
+    let open = pool_template_for("[prefect]\napi_url = \"http://prefect.internal:4200/api\"\n");
+    for var in ["prefect_api_key_secret_arn", "prefect_api_auth_string_secret_arn"] {
+        assert_eq!(open["variables"]["properties"][var]["default"], json!(null));
+    }
+}

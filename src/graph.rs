@@ -11,7 +11,7 @@ use crate::model::{
     Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
 };
 use crate::secret::SecretValue;
-use crate::spec::{NatMode, Spec, WorkPool, Worker};
+use crate::spec::{CredentialKind, NatMode, Spec, WorkPool, Worker};
 
 pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
@@ -561,7 +561,15 @@ impl Expander<'_> {
                 reference(&addr(Kind::IamRole, "flow_run"), "arn"),
             ));
         }
-        let mut template = self.pool_template.clone();
+        // The flow-run tasks get the credential the way the worker does: as a `secrets`
+        // reference to the stack's secret, never as a plain environment override in RunTask.
+        if let Some(c) = &s.prefect.credential {
+            defaults.push((
+                secret_arn_variable(c.kind),
+                reference(&addr(Kind::Secret, "api_key"), "arn"),
+            ));
+        }
+        let mut template = with_secret_arn_variables(self.pool_template);
         if let Some(props) = template
             .pointer_mut("/variables/properties")
             .and_then(Value::as_object_mut)
@@ -727,6 +735,52 @@ impl Expander<'_> {
         svc_res.extra_deps.extend(self.task_routes(private_tables));
         vec![sd_res, td_res, svc_res]
     }
+}
+
+/// The job-template variable through which prefect-aws's ECS worker gives flow-run tasks the
+/// credential as a container `secrets` entry (and drops it from the environment overrides).
+fn secret_arn_variable(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ApiKey => "prefect_api_key_secret_arn",
+        CredentialKind::AuthString => "prefect_api_auth_string_secret_arn",
+    }
+}
+
+/// The base job template with prefect-aws 0.7's two secret-ARN variables, declared as
+/// prefect-aws declares them. A Prefect server serves a default that predates them; without
+/// them the worker passes `PREFECT_API_KEY` to every flow-run task in plain text.
+fn with_secret_arn_variables(template: &Value) -> Value {
+    let mut template = template.clone();
+    for (name, what) in [
+        ("prefect_api_key_secret_arn", "Prefect API key"),
+        ("prefect_api_auth_string_secret_arn", "Prefect API auth string"),
+    ] {
+        let Some(props) = template
+            .pointer_mut("/variables/properties")
+            .and_then(Value::as_object_mut)
+        else {
+            return template;
+        };
+        props.entry(name).or_insert_with(|| {
+            json!({
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "default": null,
+                "title": format!("{what} Secret ARN"),
+                "description": format!(
+                    "An ARN of an AWS secret containing a {what}: flow-run tasks receive it \
+                     as a container secret instead of a plain environment variable."
+                ),
+            })
+        });
+        if let Some(job) = template
+            .get_mut("job_configuration")
+            .and_then(Value::as_object_mut)
+        {
+            job.entry(name)
+                .or_insert_with(|| json!(format!("{{{{ {name} }}}}")));
+        }
+    }
+    template
 }
 
 /// The digest recorded in [`TAG_SPEC`]: of the normalized desired attributes, references

@@ -5,7 +5,9 @@
 use serde_json::json;
 
 use crate::support::TestStack;
-use crate::support::aws::{Aws, cluster, ecs_service, leftovers, secret_value, task_definition};
+use crate::support::aws::{
+    Aws, cluster, ecs_service, leftovers, secret_arn, secret_value, task_definition,
+};
 use crate::support::plan::{self, Action};
 use crate::support::prefect::{default_of, prefect, prefect_with_auth};
 
@@ -18,6 +20,16 @@ async fn a_template_edited_in_prefect_is_drift_and_apply_puts_it_back() {
     stack.apply().assert_ok();
     let (ecs_cluster, _) = cluster(&aws, &stack.cluster()).await.expect("cluster");
     let cluster_arn = ecs_cluster.cluster_arn().expect("ARN").to_owned();
+    // Flow runs get the API key as a reference to the stack's secret, never in plain text.
+    let applied = prefect().pool(&pool).expect("pool");
+    assert_eq!(
+        default_of(&applied, "prefect_api_key_secret_arn"),
+        &json!(secret_arn(&aws, &stack.secret_name()).await)
+    );
+    assert_eq!(
+        applied["base_job_template"]["job_configuration"]["prefect_api_key_secret_arn"],
+        json!("{{ prefect_api_key_secret_arn }}")
+    );
 
     // Someone points the pool at another cluster in the UI.
     let mut template = prefect().pool(&pool).expect("pool")["base_job_template"].clone();
@@ -226,8 +238,13 @@ async fn a_self_hosted_server_with_an_auth_string() {
         .run(&["apply", "--auto-approve", "--no-wait"], &env)
         .assert_ok();
     let pool = &stack.workers[0].work_pool;
-    assert!(server.pool(pool).is_some(), "the pool is not on the server");
+    let stored = server.pool(pool).expect("the pool is on the server");
     assert_eq!(secret_value(&aws, &stack.secret_name()).await, auth);
+    assert_eq!(
+        default_of(&stored, "prefect_api_auth_string_secret_arn"),
+        &json!(secret_arn(&aws, &stack.secret_name()).await)
+    );
+    assert_eq!(default_of(&stored, "prefect_api_key_secret_arn"), &json!(null));
     let service = ecs_service(&aws, &stack.cluster(), &stack.workers[0].name)
         .await
         .expect("service");

@@ -324,6 +324,14 @@ pub async fn secret_value(aws: &Aws, name: &str) -> String {
         .to_owned()
 }
 
+pub async fn secret_arn(aws: &Aws, name: &str) -> String {
+    let out = aws.secrets.describe_secret().secret_id(name).send().await;
+    out.expect("DescribeSecret")
+        .arn()
+        .expect("a secret has an ARN")
+        .to_owned()
+}
+
 /// The log group named exactly `name`: (ARN without `:*`, retention days, tags).
 pub async fn log_group(aws: &Aws, name: &str) -> Option<(String, Option<i32>, Tags)> {
     let out = aws
