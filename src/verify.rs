@@ -62,8 +62,10 @@ fn statements(graph: &StackGraph, address: &Address) -> Vec<(Vec<String>, Vec<Va
     let Some(d) = graph.get(address) else {
         return Vec::new();
     };
-    d.attrs["document"]["Statement"]
-        .as_array()
+    d.attrs
+        .get("document")
+        .and_then(|doc| doc.get("Statement"))
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .map(|s| {
@@ -150,6 +152,21 @@ pub fn worker_permissions(graph: &StackGraph) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10, defect 7: a policy resource without a document panicked on `attrs["document"]`.
+    #[test]
+    fn a_policy_without_a_document_is_missing_permissions_not_a_panic() {
+        let policy = crate::model::Desired::new(
+            Address::new(Kind::IamRolePolicy, "task"),
+            crate::model::Attrs::new(),
+        );
+        let graph = StackGraph::from_resources(vec![policy]).unwrap();
+        let missing = worker_permissions(&graph).unwrap_err();
+        assert!(
+            missing.contains("worker task role: ecs:RunTask"),
+            "{missing}"
+        );
+    }
 
     #[test]
     fn image_references() {

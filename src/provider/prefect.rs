@@ -308,7 +308,7 @@ impl PrefectApi {
     }
 
     pub(super) async fn create_pool(&self, attrs: &Attrs) -> Result<Outputs, ProviderError> {
-        let name = attrs["name"].as_str().unwrap_or_default();
+        let name = super::attr(attrs, "name")?;
         let reserved = self
             .reserved
             .lock()
@@ -321,9 +321,9 @@ impl PrefectApi {
         }
         let body = json!({
             "name": name,
-            "type": attrs["type"],
+            "type": super::attr(attrs, "type")?,
             "description": full_description(attrs),
-            "base_job_template": attrs["base_job_template"],
+            "base_job_template": template_of(attrs)?,
         });
         let (status, pool) = self
             .expect(
@@ -368,7 +368,7 @@ impl PrefectApi {
                 let outputs = self.create_pool(&attrs).await.map_err(|e| {
                     ProviderError(format!("{}: {e}; nothing was changed in AWS", c.address))
                 })?;
-                let name = attrs["name"].as_str().unwrap_or_default().to_owned();
+                let name = super::attr(&attrs, "name")?.to_owned();
                 self.reserved
                     .lock()
                     .expect("reserved pools")
@@ -379,10 +379,10 @@ impl PrefectApi {
     }
 
     pub(super) async fn update_pool(&self, attrs: &Attrs) -> Result<(), ProviderError> {
-        let name = attrs["name"].as_str().unwrap_or_default();
+        let name = super::attr(attrs, "name")?;
         let body = json!({
             "description": full_description(attrs),
-            "base_job_template": attrs["base_job_template"],
+            "base_job_template": template_of(attrs)?,
         });
         self.expect(
             Method::PATCH,
@@ -395,7 +395,7 @@ impl PrefectApi {
     }
 
     pub(super) async fn delete_pool(&self, o: &Observed) -> Result<(), ProviderError> {
-        let name = o.attrs["name"].as_str().unwrap_or(&o.id);
+        let name = o.attrs.get("name").and_then(Value::as_str).unwrap_or(&o.id);
         self.expect(
             Method::DELETE,
             &format!("/work_pools/{}", encode(name)),
@@ -501,9 +501,19 @@ pub fn is_tier_refusal(detail: &str) -> bool {
     .any(|w| d.contains(w))
 }
 
+fn template_of(attrs: &Attrs) -> Result<&Value, ProviderError> {
+    attrs
+        .get("base_job_template")
+        .filter(|t| t.is_object())
+        .ok_or_else(|| ProviderError("attribute base_job_template is missing".into()))
+}
+
 /// The description as stored: the human text, then the tags line.
 fn full_description(attrs: &Attrs) -> String {
-    let text = attrs["description"].as_str().unwrap_or_default();
+    let text = attrs
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let tags = crate::provider::tags_in(attrs);
     format!(
         "{text}\n\n{TAGS_LINE}{}",
@@ -554,4 +564,32 @@ fn pool_observed(address: Address, pool: &Value, tags: BTreeMap<String, String>)
     // stack's own order (pool after cluster, roles, subnets) already deletes it first.
     o.uses.clear();
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, defect 7: a pool's attributes without `name` or a template panicked on
+    /// `attrs["name"]`; now each call fails naming the attribute, before any request.
+    #[test]
+    fn pool_calls_with_missing_attributes_fail_naming_them() {
+        let api = PrefectApi::new("http://127.0.0.1:9/api", None, false).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(api.create_pool(&Attrs::new())).unwrap_err();
+        assert!(err.0.contains("attribute name"), "{err}");
+        let named: Attrs = [
+            ("name".to_owned(), json!("p")),
+            ("type".to_owned(), json!("ecs")),
+        ]
+        .into_iter()
+        .collect();
+        let err = rt.block_on(api.update_pool(&named)).unwrap_err();
+        assert!(err.0.contains("attribute base_job_template"), "{err}");
+        let err = rt.block_on(api.create_pool(&named)).unwrap_err();
+        assert!(err.0.contains("attribute base_job_template"), "{err}");
+    }
 }
