@@ -538,14 +538,15 @@ impl Checker<'_> {
             &p.key("public_subnets"),
             count,
             vpc,
-            |i| carved[i],
+            // Eight blocks per tier; more zones than that are reported above (at most 6).
+            |i| carved.get(i).filter(|_| i < 8).copied(),
         );
         let private = self.subnets(
             &raw.private_subnets,
             &p.key("private_subnets"),
             count,
             vpc,
-            |i| carved[8 + i],
+            |i| carved.get(8 + i).filter(|_| i < 8).copied(),
         );
         self.overlaps(public.iter().chain(&private));
 
@@ -663,11 +664,11 @@ impl Checker<'_> {
         path: &KeyPath,
         zones: usize,
         vpc: Option<Ipv4Net>,
-        carve: impl Fn(usize) -> Ipv4Net,
+        carve: impl Fn(usize) -> Option<Ipv4Net>,
     ) -> Vec<(Ipv4Net, Option<Range<usize>>, KeyPath)> {
         let Some(list) = raw else {
             return (0..zones)
-                .map(|i| (carve(i), None, path.index(i)))
+                .map_while(|i| Some((carve(i)?, None, path.index(i))))
                 .collect();
         };
         if zones > 0 && list.get_ref().len() != zones {
