@@ -753,7 +753,10 @@ fn with_secret_arn_variables(template: &Value) -> Value {
     let mut template = template.clone();
     for (name, what) in [
         ("prefect_api_key_secret_arn", "Prefect API key"),
-        ("prefect_api_auth_string_secret_arn", "Prefect API auth string"),
+        (
+            "prefect_api_auth_string_secret_arn",
+            "Prefect API auth string",
+        ),
     ] {
         let Some(props) = template
             .pointer_mut("/variables/properties")

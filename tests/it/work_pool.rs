@@ -244,7 +244,10 @@ async fn a_self_hosted_server_with_an_auth_string() {
         default_of(&stored, "prefect_api_auth_string_secret_arn"),
         &json!(secret_arn(&aws, &stack.secret_name()).await)
     );
-    assert_eq!(default_of(&stored, "prefect_api_key_secret_arn"), &json!(null));
+    assert_eq!(
+        default_of(&stored, "prefect_api_key_secret_arn"),
+        &json!(null)
+    );
     let service = ecs_service(&aws, &stack.cluster(), &stack.workers[0].name)
         .await
         .expect("service");
