@@ -185,6 +185,23 @@ pub fn schedule(plan: &Plan) -> (Vec<Step>, Vec<Vec<usize>>) {
                 deps[step].push(*d);
             }
         }
+        // What the spec's graph says uses this resource, where it is being deleted too: also
+        // the orderings no id shows (a service after the routes its tasks need).
+        let address = &plan.changes[i].address;
+        for (j, c) in plan.changes.iter().enumerate() {
+            let uses_it = plan
+                .after
+                .get(&c.address)
+                .is_some_and(|deps| deps.contains(address));
+            if j != i
+                && c.action == Action::Delete
+                && plan.changes[i].action == Action::Delete
+                && uses_it
+                && let Some(d) = destroy.get(&j)
+            {
+                deps[step].push(*d);
+            }
+        }
         if plan.changes[i].action == Action::Replace {
             let b = build[&i];
             if plan.changes[i].address.kind.schema().create_before_destroy {

@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = Context::new(spec, &cli.global, &conn, false, !run.no_wait).await?;
             ctx.locked("destroy", async {
                 let observed = ctx.aws.discover(&ctx.spec).await?;
-                let plan = plan::compute(&ctx.spec.name, None, &observed)?;
+                let plan = ctx.destroy_plan(&observed)?;
                 let progress = progress(run, style, "destroy")?;
                 ctx.run(plan, run, progress, cli.global.parallelism).await
             })
@@ -698,7 +698,7 @@ impl Context {
     async fn observe_and_plan(&self) -> Result<(ObservedState, Plan)> {
         if !self.desired {
             let observed = self.aws.discover(&self.spec).await?;
-            let plan = plan::compute(&self.spec.name, None, &observed)?;
+            let plan = self.destroy_plan(&observed)?;
             return Ok((observed, plan));
         }
         let prefect = self.aws.prefect.as_ref().expect("connected with Prefect");
@@ -718,6 +718,13 @@ impl Context {
         }
         let plan = plan::compute(&self.spec.name, self.graph.get(), &observed)?;
         Ok((observed, plan))
+    }
+
+    /// Everything the stack owns deleted, in the inverse of the order the spec creates it in.
+    fn destroy_plan(&self, observed: &ObservedState) -> Result<Plan> {
+        // The graph's shape depends on the spec alone: no credential, no template needed.
+        let graph = graph::build(&self.spec, &self.region, None, None)?;
+        Ok(plan::destroy(&self.spec.name, &graph, observed)?)
     }
 
     async fn run(

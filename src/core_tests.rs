@@ -957,7 +957,10 @@ fn the_pool_template_points_flow_runs_at_the_stack_and_its_secret() {
         default("execution_role_arn"),
         reference(&a("iam_role.execution"), "arn")
     );
-    assert_eq!(default("task_role_arn"), reference(&a("iam_role.flow_run"), "arn"));
+    assert_eq!(
+        default("task_role_arn"),
+        reference(&a("iam_role.flow_run"), "arn")
+    );
     assert_eq!(default("launch_type"), json!("FARGATE"));
     assert_eq!(default("configure_cloudwatch_logs"), json!(true));
     assert_eq!(
@@ -971,7 +974,10 @@ fn the_pool_template_points_flow_runs_at_the_stack_and_its_secret() {
         reference(&a("secret.api_key"), "arn")
     );
     assert_eq!(default("prefect_api_auth_string_secret_arn"), json!(null));
-    for var in ["prefect_api_key_secret_arn", "prefect_api_auth_string_secret_arn"] {
+    for var in [
+        "prefect_api_key_secret_arn",
+        "prefect_api_auth_string_secret_arn",
+    ] {
         assert_eq!(
             t["job_configuration"][var],
             json!(format!("{{{{ {var} }}}}")),
@@ -991,7 +997,102 @@ fn the_pool_template_points_flow_runs_at_the_stack_and_its_secret() {
 
     // A server without auth: no secret, so neither variable names one.
     let open = pool_template_for("[prefect]\napi_url = \"http://prefect.internal:4200/api\"\n");
-    for var in ["prefect_api_key_secret_arn", "prefect_api_auth_string_secret_arn"] {
+    for var in [
+        "prefect_api_key_secret_arn",
+        "prefect_api_auth_string_secret_arn",
+    ] {
         assert_eq!(open["variables"]["properties"][var]["default"], json!(null));
+    }
+}
+
+/// Issue 10, defect 1: with two resources at one address, the plan kept the second and also
+/// deleted it; destroy deleted the second twice and left the first.
+#[test]
+fn of_two_resources_with_one_address_the_first_is_kept_and_the_other_deleted_once() {
+    let g = dev();
+    let mut seen = converged(&g);
+    let first = observed_mut(&mut seen, "vpc.main").id.clone();
+    let mut dup = observed_mut(&mut seen, "vpc.main").clone();
+    dup.id = "vpc-duplicate".into();
+    dup.attrs.insert("cidr_block".into(), json!("10.99.0.0/16"));
+    seen.resources.push(dup);
+
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    let at_vpc: Vec<(Action, &str)> = p
+        .changes
+        .iter()
+        .filter(|c| c.address == a("vpc.main"))
+        .map(|c| (c.action, c.observed.as_ref().unwrap().id.as_str()))
+        .collect();
+    assert!(
+        at_vpc.contains(&(Action::NoOp, first.as_str())),
+        "the first VPC is the stack's, unchanged: {at_vpc:?}"
+    );
+    assert!(
+        at_vpc.contains(&(Action::Delete, "vpc-duplicate")),
+        "{at_vpc:?}"
+    );
+    assert_eq!(at_vpc.len(), 2, "{at_vpc:?}");
+
+    let destroy = compute("dev", None, &seen).unwrap();
+    let mut deleted: Vec<&str> = destroy
+        .changes
+        .iter()
+        .filter(|c| c.address == a("vpc.main"))
+        .map(|c| c.observed.as_ref().unwrap().id.as_str())
+        .collect();
+    deleted.sort_unstable();
+    assert_eq!(deleted, [first.as_str(), "vpc-duplicate"]);
+    let ids: BTreeSet<&str> = destroy
+        .changes
+        .iter()
+        .map(|c| c.observed.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids.len(), destroy.changes.len(), "nothing is deleted twice");
+    assert_eq!(
+        destroy.changes.len(),
+        seen.resources.len(),
+        "nothing is left"
+    );
+}
+
+/// Issue 10, defect 2: destroy ordered deletions only by the ids discovery sees in each
+/// resource, so the orderings no id shows (the service after the private routes and the role
+/// policies) were missing and the NAT routes went while the service still drained. Here the
+/// observed `uses` hold only referenced ids, as real discovery reports them.
+#[test]
+fn destroy_follows_the_specs_graph_where_no_id_shows_the_order() {
+    let g = dev();
+    let mut seen = converged(&g);
+    for o in &mut seen.resources {
+        let d = g.get(&o.address).unwrap();
+        let mut referenced = Vec::new();
+        for v in d.attrs.values() {
+            crate::model::references_in(v, &mut referenced);
+        }
+        o.uses = referenced.iter().map(|a| format!("id:{a}")).collect();
+    }
+    let svc = a("ecs_service.dev-worker");
+    let hidden: Vec<&Address> = g.get(&svc).unwrap().extra_deps.iter().collect();
+    assert!(
+        hidden.contains(&&a("route_table.private[0]"))
+            && hidden.contains(&&a("iam_role_policy.task")),
+        "the dev stack has orderings no id shows: {hidden:?}"
+    );
+    let p = crate::plan::destroy("dev", &g, &seen).unwrap();
+    let (steps, deps) = schedule(&p);
+    let step_of = |addr: &Address| steps.iter().position(|s| &s.address == addr).unwrap();
+    for e in g.graph.edge_indices() {
+        let (dep, user) = g.graph.edge_endpoints(e).unwrap();
+        let (d, u) = (
+            step_of(&g.graph[dep].address),
+            step_of(&g.graph[user].address),
+        );
+        assert!(
+            deps[d].contains(&u),
+            "{} must wait for {}",
+            steps[d].address,
+            steps[u].address
+        );
     }
 }

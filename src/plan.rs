@@ -42,6 +42,11 @@ pub struct Plan {
     /// Every desired resource in creation order (no-ops included: their outputs feed the
     /// others), then every deletion.
     pub changes: Vec<Change>,
+    /// The spec's own graph: each resource and what it must come after (references and the
+    /// orderings AWS needs that no id shows, like a service after its routes). Deletions run
+    /// against it, so destroy is the exact inverse of creation even where discovery sees no
+    /// reference; discovered `uses` add the orphans the spec no longer names.
+    pub after: BTreeMap<Address, Vec<Address>>,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -101,13 +106,22 @@ pub fn compute(
     }
     let mut by_address: BTreeMap<&Address, &Observed> = BTreeMap::new();
     let mut changes = Vec::new();
+    // Two resources with one address (a create whose answer was lost, then retried; a copy
+    // made by hand): the first found is the stack's, every other one is deleted exactly once.
+    let mut duplicates = Vec::new();
     for o in &observed.resources {
-        if by_address.insert(&o.address, o).is_some() {
-            changes.push(deletion(
-                o,
-                format!("another {} carries the same address", o.address),
-            ));
+        match by_address.entry(&o.address) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(o);
+            }
+            std::collections::btree_map::Entry::Occupied(_) => duplicates.push(o),
         }
+    }
+    for o in duplicates {
+        changes.push(deletion(
+            o,
+            format!("another {} carries the same address", o.address),
+        ));
     }
     let mut desired_addrs = BTreeSet::new();
     if let Some(graph) = graph {
@@ -182,7 +196,27 @@ pub fn compute(
     Ok(Plan {
         stack: stack.into(),
         changes,
+        after: graph.map(dependencies).unwrap_or_default(),
     })
+}
+
+/// Destroy: every resource of the stack deleted, in the inverse of the order `graph` (the
+/// spec's) creates them in.
+pub fn destroy(
+    stack: &str,
+    graph: &StackGraph,
+    observed: &ObservedState,
+) -> Result<Plan, PlanError> {
+    let mut plan = compute(stack, None, observed)?;
+    plan.after = dependencies(graph);
+    Ok(plan)
+}
+
+fn dependencies(graph: &StackGraph) -> BTreeMap<Address, Vec<Address>> {
+    graph
+        .resources()
+        .map(|d| (d.address.clone(), d.deps()))
+        .collect()
 }
 
 /// "changed outside prefect-ecs" when the resource was applied from this very spec (its

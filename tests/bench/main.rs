@@ -442,7 +442,7 @@ impl Bench {
         }
 
         let observed = self.discover(&spec_model)?;
-        let plan = prefect_ecs::plan::compute(&spec_model.name, None, &observed)
+        let plan = prefect_ecs::plan::destroy(&spec_model.name, &graph, &observed)
             .map_err(|e| e.to_string())?;
         // Lock, discovery, unlock. Discovering a whole stack takes three waves of reads that
         // depend on each other: a Cloud Map namespace's id, then its services (AWS filters them

@@ -75,7 +75,34 @@ async fn apply_from_empty() {
         "destroy without --auto-approve deleted the VPC"
     );
 
-    stack.destroy().assert_ok();
+    // Destroy is the inverse of creation also where no id shows the order (issue 10, defect
+    // 2): the service is gone before the routes its tasks need and its roles' policies.
+    let out = stack
+        .run(&["destroy", "--auto-approve", "--no-wait", "--json"], &[])
+        .assert_ok();
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let at = |kind: &str, address: &str| {
+        events
+            .iter()
+            .position(|e| e["type"] == kind && e["address"] == address)
+            .unwrap_or_else(|| panic!("no {kind} event for {address}:\n{out}"))
+    };
+    let service_gone = at("finished", &format!("ecs_service.{}", stack.worker(0)));
+    for later in [
+        "route_table.private[0]",
+        "nat_gateway.nat[0]",
+        "iam_role_policy.task",
+        "iam_role_policy.execution",
+    ] {
+        assert!(
+            at("started", later) > service_gone,
+            "{later} was deleted before the service was gone:\n{out}"
+        );
+    }
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
 }
 
@@ -373,10 +400,19 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
             json!(stack.log_group())
         );
         assert_eq!(d("cloudwatch_logs_options")["awslogs-region"], REGION);
-        // The rest is the server's own default template, untouched.
-        let served = prefect().ecs_template();
+        // Flow runs get the API key as a reference to the stack's secret.
+        assert_eq!(d("prefect_api_key_secret_arn"), json!(secret_arn));
+        // The rest is the server's own default template, untouched, plus prefect-aws 0.7's
+        // two secret-ARN placeholders the served one predates.
+        let mut served = prefect().ecs_template()["job_configuration"].clone();
+        for var in [
+            "prefect_api_key_secret_arn",
+            "prefect_api_auth_string_secret_arn",
+        ] {
+            served[var] = json!(format!("{{{{ {var} }}}}"));
+        }
         assert_eq!(
-            pool["base_job_template"]["job_configuration"], served["job_configuration"],
+            pool["base_job_template"]["job_configuration"], served,
             "job_configuration"
         );
         assert!(
