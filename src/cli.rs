@@ -35,9 +35,22 @@ pub struct Global {
     /// go) before its step fails naming what it waited for: `20m`, `90s`.
     #[arg(long, global = true, env = "PREFECT_ECS_TIMEOUT", default_value = "20m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// How long the stack's lock stays this run's without a renewal (it renews every quarter
+    /// of it): a run killed or cut off longer than this leaves a stale lock the next run takes
+    /// over. A run on this host whose process is gone leaves a stale lock at once.
+    #[arg(long, global = true, env = "PREFECT_ECS_LOCK_LEASE", default_value = "60s", value_parser = parse_lease)]
+    pub lock_lease: std::time::Duration,
     /// No colour, even on a terminal (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("a lease under 1s would expire between two renewals".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]

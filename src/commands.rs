@@ -104,7 +104,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             match aws.lock_info(stack).await? {
                 None => println!("stack \"{stack}\" is not locked."),
                 Some(info) => {
-                    aws.release_lock(stack).await?;
+                    aws.break_lock(stack).await?;
                     println!("released the lock of stack \"{stack}\" held by {info}.");
                 }
             }
@@ -605,6 +605,9 @@ struct Context {
     graph: std::sync::OnceLock<StackGraph>,
     pool_template: std::sync::OnceLock<serde_json::Value>,
     aws: Aws,
+    /// Ctrl-C, listened for from before the lock is taken to the end of the run.
+    interrupt: Arc<Interrupt>,
+    lock_lease: Duration,
 }
 
 impl Context {
@@ -653,6 +656,8 @@ impl Context {
             graph: Default::default(),
             pool_template: Default::default(),
             aws,
+            interrupt: Default::default(),
+            lock_lease: g.lock_lease,
         })
     }
 
@@ -665,29 +670,48 @@ impl Context {
         }
     }
 
-    /// Run `work` holding the stack's lock; the lock is given back however `work` ends.
+    /// Run `work` holding the stack's lock, renewed while it runs; the lock is given back
+    /// however `work` ends (a Ctrl-C at the prompt included), and a failed release is always
+    /// reported.
     async fn locked(
         &self,
         verb: &str,
         work: impl std::future::Future<Output = Result<ExitCode>>,
     ) -> Result<ExitCode> {
-        self.aws.acquire_lock(&self.spec.name).await?;
-        // Who holds the lock matters only to another run: written while this one works.
-        let (recorded, result) =
-            tokio::join!(self.aws.record_lock_holder(&self.spec.name, verb), work);
-        let released = self.aws.release_lock(&self.spec.name).await;
-        let code = result?;
-        if let Err(e) = recorded {
-            // The lock itself was held: only a second run's message is poorer for it.
-            tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
-        }
-        released.map_err(|e| {
-            miette!(
-                "{e}; the lock may still be held: prefect-ecs force-unlock {}",
-                self.spec.name
+        let stack = &self.spec.name;
+        // Listening before the lock is taken: no Ctrl-C from here on leaves it held.
+        let watcher = watch_interrupts(self.interrupt.clone(), stack.clone())?;
+        let result = match self.aws.acquire_lock(stack, self.lock_lease, verb).await {
+            Err(e) => {
+                watcher.abort();
+                return Err(e.into());
+            }
+            Ok(took_over) => {
+                if let Some(note) = took_over {
+                    eprintln!("{note}");
+                }
+                tokio::select! {
+                    biased;
+                    result = work => result,
+                    never = self.aws.hold_lock(verb) => match never {},
+                }
+            }
+        };
+        let released = self.aws.release_lock().await;
+        watcher.abort();
+        let unlock = |e: crate::apply::ProviderError| {
+            format!(
+                "could not give the lock of stack \"{stack}\" back: {e}; it stays held until its lease runs out, or: prefect-ecs force-unlock {stack}"
             )
-        })?;
-        Ok(code)
+        };
+        match (result, released) {
+            (result, Ok(())) => result,
+            (Ok(_), Err(e)) => Err(miette!("{}", unlock(e))),
+            (Err(failed), Err(e)) => {
+                eprintln!("Error: {}", unlock(e));
+                Err(failed)
+            }
+        }
     }
 
     async fn plan(&self) -> Result<Plan> {
@@ -863,23 +887,22 @@ impl Context {
             return Ok(ExitCode::SUCCESS);
         }
         if !flags.auto_approve {
-            confirm(progress.verb(), &self.spec.name)?;
+            confirm(progress.verb(), &self.spec.name, &self.interrupt).await?;
         }
         if let (Some(prefect), Some(template)) = (&self.aws.prefect, self.pool_template.get()) {
+            // A change outside the executor: the same check its steps make first.
+            self.aws.ensure_lock().await?;
             prefect.reserve_pools(&plan, template).await?;
         }
         progress.start(schedule(&plan).0.len());
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = watch_interrupts(stop.clone(), self.spec.name.clone())?;
         let report = execute_until(
             &plan,
             &self.aws,
             parallelism.into(),
             |e| progress.event(&e),
-            &stop,
+            &self.interrupt.stop,
         )
         .await;
-        watcher.abort();
         Ok(if progress.finish(&report) {
             ExitCode::SUCCESS
         } else {
@@ -888,21 +911,33 @@ impl Context {
     }
 }
 
+/// What a Ctrl-C has said to the run: set once, then nothing new starts.
+#[derive(Default)]
+struct Interrupt {
+    stop: AtomicBool,
+    /// Wakes the confirmation prompt.
+    notify: tokio::sync::Notify,
+}
+
 /// First Ctrl-C: start nothing new, let what is in flight finish. Second: leave at once.
-/// The listener is registered here, before any step starts, not when the task first runs.
-fn watch_interrupts(stop: Arc<AtomicBool>, stack: String) -> Result<tokio::task::JoinHandle<()>> {
+/// The listener is registered here, before the lock is taken, not when the task first runs.
+fn watch_interrupts(
+    interrupt: Arc<Interrupt>,
+    stack: String,
+) -> Result<tokio::task::JoinHandle<()>> {
     let mut interrupts = Interrupts::listen()?;
     Ok(tokio::spawn(async move {
         if !interrupts.next().await {
             return;
         }
-        stop.store(true, Ordering::SeqCst);
+        interrupt.stop.store(true, Ordering::SeqCst);
+        interrupt.notify.notify_one();
         eprintln!(
             "\ninterrupted: no new operation starts; waiting for the ones in flight (Ctrl-C again to exit at once)"
         );
         if interrupts.next().await {
             eprintln!(
-                "interrupted twice: exiting now. The stack lock stays held: prefect-ecs force-unlock {stack}"
+                "interrupted twice: exiting now. The stack's lock stays held until its lease runs out (a run on this host takes it over at once), or: prefect-ecs force-unlock {stack}"
             );
             std::process::exit(130);
         }
@@ -931,19 +966,34 @@ impl Interrupts {
     }
 }
 
-fn confirm(verb: &str, stack: &str) -> Result<()> {
+/// Ask for "yes" on the terminal. A Ctrl-C at the prompt cancels: the run then ends the
+/// normal way, giving the lock back. (The line is read on a thread of its own: a blocking
+/// read would keep the runtime from ending.)
+async fn confirm(verb: &str, stack: &str, interrupt: &Interrupt) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(miette!(
             "{verb} needs confirmation but stdin is not a terminal: pass --auto-approve to {verb} without asking (as in CI)"
         ));
     }
+    let cancelled = || miette!("{verb} cancelled by Ctrl-C at the prompt: nothing was changed");
+    if interrupt.stop.load(Ordering::SeqCst) {
+        return Err(cancelled());
+    }
     print!("\nDo you want to {verb} stack \"{stack}\"? Only 'yes' will be accepted: ");
     std::io::stdout().flush().into_diagnostic()?;
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .into_diagnostic()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = tx.send(read);
+    });
+    let line = tokio::select! {
+        read = rx => read.into_diagnostic()?.into_diagnostic()?,
+        () = interrupt.notify.notified() => {
+            println!();
+            return Err(cancelled());
+        }
+    };
     if line.trim() != "yes" {
         return Err(miette!("{verb} cancelled"));
     }

@@ -1,17 +1,30 @@
 //! One lock per stack, held in AWS itself: a CloudWatch Logs stream named for the stack in a
 //! dedicated log group. `CreateLogStream` is atomic (a second create of the same name fails
-//! with `ResourceAlreadyExistsException`), so whoever creates the stream holds the lock; the
-//! stream's one event says who, for what and since when. No lock server, no local file.
+//! with `ResourceAlreadyExistsException`), so whoever creates the stream holds the lock. No
+//! lock server, no local file.
+//!
+//! The lock is a **lease**. The holder writes a holder event (who, what, a random token, its
+//! lease) and renews it with an event every quarter lease while it runs. A lock whose holder
+//! has not renewed it for its lease, or whose holder ran on this very host (same host name
+//! and boot) in a process that is gone, is stale: the next run says whose it was, takes it
+//! over and goes on. Taking over is atomic too: the taker first creates the stream
+//! `<stack>/takeover/<token of the stale holder>`, so of two runs that find the same stale
+//! lock exactly one takes it. A holder that finds its lease expired (it was paused, or cut
+//! off from AWS) checks before its next change whether the lock is still its own, and stops
+//! if it is not.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Aws, aws_err};
 use crate::apply::ProviderError;
 
 /// Shared by every stack of the account and region; never deleted by `destroy`.
 pub const LOCK_GROUP: &str = "/prefect-ecs/locks";
+
+/// How long a holder's renewal keeps the lock its own, unless the holder says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Who holds a lock, as written by the holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,16 +35,24 @@ pub struct LockInfo {
     pub age: Duration,
     /// The holder has written who it is (it does so right after taking the lock).
     pub recorded: bool,
+    /// Since the holder last renewed the lock (or took it, or the stream was created).
+    pub since_renewal: Duration,
+    /// Why the lock is stale, when it is: nobody holds it any more.
+    pub stale: Option<String>,
+    /// The holder's token (`None` before the holder event is written).
+    token: Option<String>,
+    created_ms: i64,
 }
 
 impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, for {})",
+            "{} ({}, for {}, last renewed {} ago)",
             self.holder,
             self.operation,
-            human(self.age)
+            human(self.age),
+            human(self.since_renewal)
         )
     }
 }
@@ -52,18 +73,30 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// This boot of this machine: with the host name it tells that a pid means the same process
+/// table (a reboot, or another machine of the same name, does not).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+}
+
 /// `user@host (pid N)`, plus the CI run when there is one, so a stale lock can be traced.
 pub fn this_holder() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into());
-    let mut holder = format!("{user}@{host} (pid {})", std::process::id());
+    let mut holder = format!("{user}@{} (pid {})", host_name(), std::process::id());
     if let (Ok(repo), Ok(run)) = (
         std::env::var("GITHUB_REPOSITORY"),
         std::env::var("GITHUB_RUN_ID"),
@@ -73,10 +106,99 @@ pub fn this_holder() -> String {
     holder
 }
 
+/// Whether process `pid` of this machine is gone. Unknown (not unix) counts as alive.
+fn process_gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let r = unsafe { libc::kill(pid, 0) };
+        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+/// A random token for one holding of the lock.
+fn new_token() -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: time and pid still tell two runs apart.
+        return format!("{:x}-{}", now_ms(), std::process::id());
+    }
+    hex::encode(bytes)
+}
+
+/// The lock this run holds.
+#[derive(Debug)]
+pub(super) struct Held {
+    stack: String,
+    token: String,
+    lease: Duration,
+    /// Until when this run may act without asking AWS whether the lock is still its own:
+    /// three quarters of a lease after the last renewal was sent (others count a lease from
+    /// when AWS received it, which is later).
+    valid_until: Instant,
+    /// Set once the lock was found taken over: every later change is refused.
+    lost: Option<String>,
+    /// The holder event for `token` is written.
+    announced: bool,
+}
+
+/// Between the stack and a holding's token in the name of its takeover marker. Not a
+/// character of stack names, so one stack's markers never look like another's lock.
+const TAKEOVER: &str = "/takeover/";
+
+/// What the stream's events say, read as a whole.
+struct Record {
+    holder: Option<Value>,
+    token: Option<String>,
+    /// AWS's time of the last event that kept the current holder's lease.
+    renewed_ms: Option<i64>,
+}
+
+fn read_record(events: &[aws_sdk_cloudwatchlogs::types::OutputLogEvent]) -> Record {
+    let mut record = Record {
+        holder: None,
+        token: None,
+        renewed_ms: None,
+    };
+    for e in events {
+        let Some(v) = e
+            .message()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        else {
+            continue;
+        };
+        let at = e.ingestion_time().or(e.timestamp());
+        let token = v["token"].as_str().map(str::to_owned);
+        if v["holder"].is_string() {
+            // The latest holder event names the holder: a takeover writes one.
+            record.token = token;
+            record.holder = Some(v);
+            record.renewed_ms = at;
+        } else if v["renewed_ms"].is_i64() && token.is_some() && token == record.token {
+            record.renewed_ms = at.max(record.renewed_ms);
+        }
+    }
+    record
+}
+
 impl Aws {
-    /// Take the stack's lock, or fail at once naming who holds it. The lock is held from here
-    /// on; [`Aws::record_lock_holder`] then says by whom, while the run gets on with its work.
-    pub async fn acquire_lock(&self, stack: &str) -> Result<(), ProviderError> {
+    /// Take the stack's lock, or fail at once naming who holds it; a stale lock (see the
+    /// module doc) is taken over, and the returned note says whose it was. The lock is held
+    /// from here on; [`Aws::hold_lock`] then says by whom and keeps it renewed.
+    pub async fn acquire_lock(
+        &self,
+        stack: &str,
+        lease: Duration,
+        operation: &str,
+    ) -> Result<Option<String>, ProviderError> {
         for _ in 0..2 {
             match self
                 .logs
@@ -86,17 +208,14 @@ impl Aws {
                 .send()
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.hold(stack, lease, Instant::now());
+                    return Ok(None);
+                }
                 Err(e) => {
                     let e = aws_err("CreateLogStream", e);
                     if e.is(&["ResourceAlreadyExistsException"]) {
-                        let info = self.lock_holder(stack).await?;
-                        let who = info
-                            .map(|i| i.to_string())
-                            .unwrap_or_else(|| "another run".into());
-                        return Err(ProviderError(format!(
-                            "stack \"{stack}\" is locked by {who}; wait for that run to finish, or if it is dead: prefect-ecs force-unlock {stack}"
-                        )));
+                        return self.take_over(stack, lease, operation).await;
                     }
                     if !e.is(&["ResourceNotFoundException"]) {
                         return Err(e.into());
@@ -110,15 +229,234 @@ impl Aws {
         )))
     }
 
-    /// Write who holds the stack's lock, for a second run to name (`operation`: apply, destroy).
-    /// Until it is written that run says "an unknown run".
-    pub async fn record_lock_holder(
+    fn hold(&self, stack: &str, lease: Duration, since: Instant) {
+        *self.held.lock().expect("held lock") = Some(Held {
+            stack: stack.to_owned(),
+            token: new_token(),
+            lease,
+            valid_until: since + lease * 3 / 4,
+            lost: None,
+            announced: false,
+        });
+    }
+
+    fn held_token(&self) -> Option<(String, String, Duration)> {
+        let held = self.held.lock().expect("held lock");
+        held.as_ref()
+            .map(|h| (h.stack.clone(), h.token.clone(), h.lease))
+    }
+
+    fn mark_lost(&self, who: String) {
+        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+            h.lost.get_or_insert(who);
+        }
+    }
+
+    /// The lock is held by another run: fail naming it, or take it over when it is stale.
+    async fn take_over(
         &self,
         stack: &str,
+        lease: Duration,
         operation: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let busy = |who: String| {
+            ProviderError(format!(
+                "stack \"{stack}\" is locked by {who}; wait for that run to finish, or if it is dead: prefect-ecs force-unlock {stack}"
+            ))
+        };
+        let Some(info) = self.lock_holder(stack).await? else {
+            return Err(busy(
+                "another run, which has just released it: try again".into(),
+            ));
+        };
+        let Some(why) = info.stale.clone() else {
+            return Err(busy(info.to_string()));
+        };
+        // Of two runs that found this same stale holding, the one that creates its marker
+        // takes it. Markers stay until the lock is released, so none stands twice.
+        let generation = info
+            .token
+            .clone()
+            .unwrap_or_else(|| format!("unrecorded-{}", info.created_ms));
+        if !self.claim(stack, &generation).await? {
+            return Err(busy(format!(
+                "another run, which is taking over the stale lock of {}",
+                info.holder
+            )));
+        }
+        // Still the same stale holding (not renewed, released or taken anew while we looked)?
+        match self.lock_info(stack).await? {
+            Some(i) if i.token == info.token && i.stale.is_some() => {}
+            Some(i) => return Err(busy(i.to_string())),
+            None => {
+                return Err(busy(
+                    "another run, which has just released it: try again".into(),
+                ));
+            }
+        }
+        self.hold(stack, lease, Instant::now());
+        self.announce(operation, Some(&info.holder)).await?;
+        Ok(Some(format!(
+            "took over the lock of stack \"{stack}\" from {info}: {why}"
+        )))
+    }
+
+    /// Create the takeover marker of one holding: `true` if this run made it.
+    async fn claim(&self, stack: &str, generation: &str) -> Result<bool, ProviderError> {
+        let made = self
+            .logs
+            .create_log_stream()
+            .log_group_name(LOCK_GROUP)
+            .log_stream_name(format!("{stack}{TAKEOVER}{generation}"))
+            .send()
+            .await;
+        match made.map_err(|e| aws_err("CreateLogStream", e)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(&["ResourceAlreadyExistsException"]) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Write this run's holder event (who, what, its token and lease).
+    async fn announce(
+        &self,
+        operation: &str,
+        took_over_from: Option<&str>,
     ) -> Result<(), ProviderError> {
-        let message =
-            json!({"holder": this_holder(), "operation": operation, "started_ms": now_ms()});
+        let Some((stack, token, lease)) = self.held_token() else {
+            return Ok(());
+        };
+        let holder = json!({
+            "holder": this_holder(), "host": host_name(), "boot": boot_id(),
+            "pid": std::process::id(), "operation": operation, "started_ms": now_ms(),
+            "token": token, "lease_ms": lease.as_millis() as u64,
+            "took_over_from": took_over_from,
+        });
+        let sent = Instant::now();
+        self.put_lock_event(&stack, &holder).await?;
+        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+            h.announced = true;
+        }
+        self.renewed(&token, sent);
+        Ok(())
+    }
+
+    /// Say who holds the lock (this run: `operation` is apply or destroy), then renew it every
+    /// quarter lease for as long as the run goes on. Never returns: run it beside the work.
+    /// Until the first write a second run says "an unknown run"; a renewal that fails is
+    /// tried again at the next one.
+    pub async fn hold_lock(&self, operation: &str) -> std::convert::Infallible {
+        let Some((_, _, lease)) = self.held_token() else {
+            return std::future::pending().await;
+        };
+        let announced = self
+            .held
+            .lock()
+            .expect("held lock")
+            .as_ref()
+            .is_some_and(|h| h.announced);
+        if !announced && let Err(e) = self.announce(operation, None).await {
+            tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+        }
+        loop {
+            tokio::time::sleep(lease / 4).await;
+            if let Err(e) = self.renew(operation).await {
+                tracing::warn!("could not renew the stack's lock: {e}");
+            }
+        }
+    }
+
+    /// Renew the lease once. While it is fresh, one event does; once it ran out (the run
+    /// was paused, or AWS did not answer) another run may be taking the lock over, so this
+    /// run claims its own holding like a taker would, and has lost the lock if it cannot.
+    async fn renew(&self, operation: &str) -> Result<(), ProviderError> {
+        let (stack, token, fresh) = {
+            let held = self.held.lock().expect("held lock");
+            match held.as_ref() {
+                Some(h) if h.lost.is_none() => (
+                    h.stack.clone(),
+                    h.token.clone(),
+                    Instant::now() < h.valid_until,
+                ),
+                _ => return Ok(()),
+            }
+        };
+        if fresh {
+            let sent = Instant::now();
+            let event = json!({"renewed_ms": now_ms(), "token": token});
+            return match self.put_lock_event(&stack, &event).await {
+                Ok(()) => {
+                    self.renewed(&token, sent);
+                    Ok(())
+                }
+                Err(e) if e.0.contains("ResourceNotFoundException") => {
+                    self.mark_lost("nobody now: another run took it over and has finished, or it was broken with force-unlock".into());
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if !self.claim(&stack, &token).await? {
+            let who = self.lock_info(&stack).await.ok().flatten();
+            self.mark_lost(who.map_or("another run".into(), |i| i.to_string()));
+            return Ok(());
+        }
+        match self.lock_info(&stack).await? {
+            Some(i) if i.token.as_deref() == Some(token.as_str()) => {}
+            Some(i) => {
+                self.mark_lost(i.to_string());
+                return Ok(());
+            }
+            None => {
+                self.mark_lost("nobody now: another run took it over and has finished, or it was broken with force-unlock".into());
+                return Ok(());
+            }
+        }
+        // Still ours: hold it on as a new holding (the claimed one is spent).
+        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+            h.token = new_token();
+        }
+        self.announce(operation, None).await
+    }
+
+    fn renewed(&self, token: &str, sent: Instant) {
+        let mut held = self.held.lock().expect("held lock");
+        if let Some(h) = held.as_mut().filter(|h| h.token == token) {
+            h.valid_until = h.valid_until.max(sent + h.lease * 3 / 4);
+        }
+    }
+
+    /// Before a change: is the lock still this run's? Free while the lease is fresh; once it
+    /// ran out, asks AWS (and renews) first.
+    pub async fn ensure_lock(&self) -> Result<(), ProviderError> {
+        let check = |held: &Option<Held>| -> Result<bool, ProviderError> {
+            match held {
+                None => Ok(false),
+                Some(h) => match &h.lost {
+                    Some(who) => Err(lost(&h.stack, who)),
+                    None => Ok(Instant::now() >= h.valid_until),
+                },
+            }
+        };
+        if !check(&self.held.lock().expect("held lock"))? {
+            return Ok(());
+        }
+        // One check at a time: the steps that find the lease expired together wait for it.
+        let _one = self.lock_check.lock().await;
+        let operation = "apply or destroy (renewed after a pause)";
+        if check(&self.held.lock().expect("held lock"))? {
+            self.renew(operation).await?;
+        }
+        if check(&self.held.lock().expect("held lock"))? {
+            let stack = self.held_token().map(|t| t.0).unwrap_or_default();
+            return Err(ProviderError(format!(
+                "the lock of stack \"{stack}\" could not be renewed: stopping before changing anything more"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn put_lock_event(&self, stack: &str, message: &Value) -> Result<(), ProviderError> {
         let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
             .timestamp(now_ms())
             .message(message.to_string())
@@ -166,7 +504,7 @@ impl Aws {
         Ok(info)
     }
 
-    /// Who holds the stack's lock, if anyone.
+    /// Who holds the stack's lock, if anyone, and whether that lock is stale.
     pub async fn lock_info(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
         let streams = self
             .logs
@@ -188,23 +526,61 @@ impl Aws {
             return Ok(None);
         };
         let created = stream.creation_time().unwrap_or_else(now_ms);
-        let events = self
-            .logs
-            .get_log_events()
-            .log_group_name(LOCK_GROUP)
-            .log_stream_name(stack)
-            .start_from_head(true)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetLogEvents", e))?;
-        let written: serde_json::Value = events
-            .events()
-            .first()
-            .and_then(|e| e.message())
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_default();
+        // Every event: the holder's, a takeover's, and the renewals (a few a minute).
+        let mut events = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .logs
+                .get_log_events()
+                .log_group_name(LOCK_GROUP)
+                .log_stream_name(stack)
+                .start_from_head(true)
+                .set_next_token(next.clone())
+                .send()
+                .await;
+            let page = match page.map_err(|e| aws_err("GetLogEvents", e)) {
+                Ok(p) => p,
+                // Released between the two reads.
+                Err(e) if e.is(&["ResourceNotFoundException"]) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let got = page.events().len();
+            events.extend(page.events().iter().cloned());
+            let token = page.next_forward_token().map(str::to_owned);
+            if got == 0 || token.is_none() || token == next {
+                break;
+            }
+            next = token;
+        }
+        let record = read_record(&events);
+        let written = record.holder.clone().unwrap_or_default();
+        let now = now_ms();
         let started = written["started_ms"].as_i64().unwrap_or(created);
+        let renewed = record.renewed_ms.unwrap_or(created);
+        let since_renewal = Duration::from_millis(now.saturating_sub(renewed).max(0) as u64);
+        let lease = written["lease_ms"]
+            .as_u64()
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_LEASE);
+        let here = written["host"].as_str() == Some(host_name().as_str())
+            && written["boot"].as_str().is_some()
+            && written["boot"].as_str().map(str::to_owned) == boot_id();
+        let pid = written["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+        let stale = if let Some(pid) = pid.filter(|&p| here && p != std::process::id()) {
+            process_gone(pid).then(|| format!("its process (pid {pid} on this host) is gone"))
+        } else {
+            None
+        }
+        .or_else(|| {
+            (since_renewal > lease).then(|| {
+                format!(
+                    "it was not renewed for {} (its lease is {})",
+                    human(since_renewal),
+                    human(lease)
+                )
+            })
+        });
         Ok(Some(LockInfo {
             // A holder that died between creating the stream and writing to it left no name.
             holder: written["holder"]
@@ -215,13 +591,40 @@ impl Aws {
                 .as_str()
                 .unwrap_or("unknown operation")
                 .to_string(),
-            age: Duration::from_millis(now_ms().saturating_sub(started).max(0) as u64),
+            age: Duration::from_millis(now.saturating_sub(started).max(0) as u64),
             recorded: written["holder"].is_string(),
+            since_renewal,
+            stale,
+            token: record.token,
+            created_ms: created,
         }))
     }
 
-    /// Give the lock back. A lock already gone is not an error.
-    pub async fn release_lock(&self, stack: &str) -> Result<(), ProviderError> {
+    /// Give the lock back, if it is still this run's: a lock another run took over is left
+    /// to it. A lock already gone is not an error.
+    pub async fn release_lock(&self) -> Result<(), ProviderError> {
+        let Some((stack, token, _)) = self.held_token() else {
+            return Ok(());
+        };
+        let lost = self
+            .held
+            .lock()
+            .expect("held lock")
+            .as_ref()
+            .and_then(|h| h.lost.clone());
+        if lost.is_none() {
+            match self.lock_info(&stack).await? {
+                Some(i) if i.recorded && i.token.as_deref() != Some(token.as_str()) => {}
+                _ => self.break_lock(&stack).await?,
+            }
+        }
+        *self.held.lock().expect("held lock") = None;
+        Ok(())
+    }
+
+    /// Delete the stack's lock and its takeover markers, whoever holds it (`force-unlock`,
+    /// and a holder's release). Gone already is not an error.
+    pub async fn break_lock(&self, stack: &str) -> Result<(), ProviderError> {
         let r = self
             .logs
             .delete_log_stream()
@@ -230,8 +633,93 @@ impl Aws {
             .send()
             .await;
         match r.map_err(|e| aws_err("DeleteLogStream", e)) {
-            Err(e) if !e.is(&["ResourceNotFoundException"]) => Err(e.into()),
-            _ => Ok(()),
+            Err(e) if !e.is(&["ResourceNotFoundException"]) => return Err(e.into()),
+            _ => {}
         }
+        let markers = self
+            .logs
+            .describe_log_streams()
+            .log_group_name(LOCK_GROUP)
+            .log_stream_name_prefix(format!("{stack}{TAKEOVER}"))
+            .send()
+            .await;
+        // A marker left behind only keeps a spent holding from being taken twice.
+        if let Ok(markers) = markers {
+            for m in markers.log_streams() {
+                if let Some(name) = m.log_stream_name() {
+                    let _ = self
+                        .logs
+                        .delete_log_stream()
+                        .log_group_name(LOCK_GROUP)
+                        .log_stream_name(name)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+fn lost(stack: &str, who: &str) -> ProviderError {
+    ProviderError(format!(
+        "this run lost the lock of stack \"{stack}\" (held by {who}) while it was paused or cut off from AWS: it changes nothing more"
+    ))
+}
+
+/// On every AWS client: refuses each changing call (not a read, not the lock's own) once the
+/// lock is lost or this run's lease ran out before it was renewed, also in the middle of a
+/// step (a run paused between two calls of one create). [`Aws::ensure_lock`] renews at the
+/// start of a step; this only refuses.
+#[derive(Debug, Clone)]
+pub(super) struct LockGuard(pub(super) std::sync::Arc<std::sync::Mutex<Option<Held>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LockGuard {
+    fn name(&self) -> &'static str {
+        "prefect-ecs stack lock"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        let Some(call) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        if !changes(call.service(), call.name()) {
+            return Ok(());
+        }
+        let held = self.0.lock().expect("held lock");
+        let Some(h) = held.as_ref() else {
+            return Ok(());
+        };
+        if let Some(who) = &h.lost {
+            return Err(lost(&h.stack, who).0.into());
+        }
+        if Instant::now() >= h.valid_until {
+            return Err(format!(
+                "the lease of stack \"{}\"'s lock ran out before it was renewed (this run was paused or cut off from AWS): {} is not sent",
+                h.stack,
+                call.name()
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether an AWS operation changes something the lock protects.
+fn changes(service: &str, operation: &str) -> bool {
+    let read = ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| operation.starts_with(p));
+    let lock = service == "CloudWatch Logs"
+        && matches!(
+            operation,
+            "CreateLogStream" | "PutLogEvents" | "DeleteLogStream"
+        );
+    !read && !lock
 }

@@ -12,7 +12,7 @@ mod services;
 pub use prefect::{PoolStatus, PrefectApi, WorkerStatus, is_tier_refusal};
 
 pub use facts::{WorkerRef, worker_stream_prefix};
-pub use lock::{LOCK_GROUP, LockInfo};
+pub use lock::{DEFAULT_LEASE, LOCK_GROUP, LockInfo};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -69,6 +69,9 @@ pub struct Aws {
     pub prefect: Option<PrefectApi>,
     settings: Settings,
     pub region: String,
+    /// The stack's lock while this run holds it (`lock.rs`).
+    held: std::sync::Arc<std::sync::Mutex<Option<lock::Held>>>,
+    lock_check: tokio::sync::Mutex<()>,
 }
 
 /// The region, from the command line, then the environment and AWS config files.
@@ -110,16 +113,30 @@ impl Aws {
             loader = loader.endpoint_url(e);
         }
         let cfg = loader.load().await;
+        let held = std::sync::Arc::default();
+        // Every client refuses a change once the stack's lock is no longer this run's.
+        let guard = lock::LockGuard(std::sync::Arc::clone(&held));
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&cfg)
+                        .interceptor(guard.clone())
+                        .build(),
+                )
+            };
+        }
         Aws {
-            ec2: aws_sdk_ec2::Client::new(&cfg),
-            ecs: aws_sdk_ecs::Client::new(&cfg),
-            iam: aws_sdk_iam::Client::new(&cfg),
-            secrets: aws_sdk_secretsmanager::Client::new(&cfg),
-            sd: aws_sdk_servicediscovery::Client::new(&cfg),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&cfg),
+            ec2: client!(aws_sdk_ec2),
+            ecs: client!(aws_sdk_ecs),
+            iam: client!(aws_sdk_iam),
+            secrets: client!(aws_sdk_secretsmanager),
+            sd: client!(aws_sdk_servicediscovery),
+            logs: client!(aws_sdk_cloudwatchlogs),
             prefect: None,
             settings,
             region: region.to_string(),
+            held,
+            lock_check: Default::default(),
         }
     }
 
@@ -477,6 +494,7 @@ impl Provider for Aws {
         attrs: &Attrs,
         sensitive: Option<&SecretValue>,
     ) -> Result<Outputs, ProviderError> {
+        self.ensure_lock().await?;
         let tags = tags_in(attrs);
         match address.kind {
             Kind::Vpc
@@ -505,6 +523,7 @@ impl Provider for Aws {
         sensitive: Option<&SecretValue>,
         observed: &Observed,
     ) -> Result<Outputs, ProviderError> {
+        self.ensure_lock().await?;
         match address.kind {
             Kind::Vpc
             | Kind::Subnet
@@ -528,6 +547,7 @@ impl Provider for Aws {
     }
 
     async fn delete(&self, observed: &Observed) -> Result<(), ProviderError> {
+        self.ensure_lock().await?;
         match observed.address.kind {
             Kind::Vpc
             | Kind::Subnet

@@ -43,6 +43,8 @@ pub struct Call {
     /// The signing name: `ec2`, `iam`, `ecs`, `servicediscovery`, `secretsmanager`, `logs`...
     pub service: String,
     pub operation: String,
+    /// The access key id that signed it (empty for an unsigned call).
+    pub access_key: String,
     /// When the request reached the proxy and when its answer left (or the connection dropped).
     pub start: Instant,
     pub end: Instant,
@@ -226,6 +228,7 @@ struct Record {
     shared: Arc<Shared>,
     service: String,
     operation: String,
+    access_key: String,
     start: Instant,
     status: Option<u16>,
     injected: Option<Injected>,
@@ -236,6 +239,7 @@ impl Drop for Record {
         let call = Call {
             service: std::mem::take(&mut self.service),
             operation: std::mem::take(&mut self.operation),
+            access_key: std::mem::take(&mut self.access_key),
             start: self.start,
             end: Instant::now(),
             status: self.status,
@@ -349,6 +353,7 @@ async fn handle(
         shared: Arc::clone(&shared),
         service: op.service.clone(),
         operation: op.operation.clone(),
+        access_key: op.access_key.clone(),
         start: Instant::now(),
         status: None,
         injected: None,

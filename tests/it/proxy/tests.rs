@@ -181,6 +181,7 @@ fn round_trip_depth_counts_overlapping_calls_once() {
     let call = |start, end| Call {
         service: "ec2".into(),
         operation: "DescribeVpcs".into(),
+        access_key: "testing".into(),
         start: ms(start),
         end: ms(end),
         status: Some(200),

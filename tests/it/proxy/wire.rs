@@ -22,6 +22,8 @@ pub enum Protocol {
 pub struct Op {
     /// The signing name from the credential scope: `ec2`, `iam`, `ecs`, `servicediscovery`...
     pub service: String,
+    /// The access key id that signed the call: tells apart the runs of one test.
+    pub access_key: String,
     pub operation: String,
     /// None for a protocol the proxy cannot answer in (it then only forwards and logs).
     pub protocol: Option<Protocol>,
@@ -53,11 +55,17 @@ impl Op {
             .and_then(credential_service)
             .unwrap_or("unknown")
             .to_owned();
+        let access_key = header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
         if let Some(target) = header("x-amz-target") {
             let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
             let params = serde_json::from_slice(body).unwrap_or(Value::Null);
             return Op {
                 service,
+                access_key,
                 operation,
                 protocol: Some(Protocol::Json),
                 params: Params::Json(params),
@@ -78,6 +86,7 @@ impl Op {
             };
             return Op {
                 service,
+                access_key,
                 operation,
                 protocol: Some(protocol),
                 params: Params::Form(params),
@@ -85,6 +94,7 @@ impl Op {
         }
         Op {
             service,
+            access_key,
             operation: "unknown".into(),
             protocol: None,
             params: Params::Other,

@@ -262,6 +262,21 @@ impl TestStack {
             .expect("start prefect-ecs")
     }
 
+    /// Like [`TestStack::spawn`] with `stdin` for standard input (a terminal, for the prompt).
+    pub fn spawn_with_stdin(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Stdio,
+    ) -> std::process::Child {
+        self.command(args, env)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start prefect-ecs")
+    }
+
     /// The output of a spawned run, checked for secrets like every other.
     pub fn wait(&self, args: &[&str], child: std::process::Child) -> Output {
         let out = child.wait_with_output().expect("wait for prefect-ecs");
