@@ -10,8 +10,8 @@ use aws_sdk_ec2::types::{
 use serde_json::{Value, json};
 
 use super::{
-    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, request_token,
-    retry_codes, tag_delta, tags_value, wait_until,
+    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, create_untokened, observed,
+    one_attempt, request_token, retry_codes, tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_STACK};
@@ -431,20 +431,33 @@ impl Aws {
     ) -> Result<Outputs, ProviderError> {
         let id = match address.kind {
             Kind::Vpc => {
-                let out = self
-                    .ec2
-                    .create_vpc()
-                    .cidr_block(attr(attrs, "cidr_block")?)
-                    .tag_specifications(spec_tags(ResourceType::Vpc, tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("CreateVpc", e))?;
-                let vpc = out.vpc();
-                let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
-                // The create's own answer says whether the VPC is usable yet: no describe
-                // when it already is.
-                let available =
-                    vpc.and_then(|v| v.state()).map(|s| s.as_str()) == Some("available");
+                let cidr = attr(attrs, "cidr_block")?;
+                let (id, available) = create_untokened(
+                    &format!("{address}"),
+                    || async {
+                        let out = self
+                            .ec2
+                            .create_vpc()
+                            .cidr_block(cidr)
+                            .tag_specifications(spec_tags(ResourceType::Vpc, tags))
+                            .customize()
+                            .config_override(
+                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("CreateVpc", e))?;
+                        let vpc = out.vpc();
+                        let id = vpc.and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
+                        // The create's own answer says whether the VPC is usable yet: no
+                        // describe when it already is.
+                        let available =
+                            vpc.and_then(|v| v.state()).map(|s| s.as_str()) == Some("available");
+                        Ok((id, available))
+                    },
+                    || async { Ok(self.ec2_by_address(address).await?.map(|id| (id, false))) },
+                )
+                .await?;
                 if !available {
                     self.wait_vpc_available(&id).await?;
                 }
@@ -452,58 +465,107 @@ impl Aws {
                 id
             }
             Kind::Subnet => {
-                let out = self
-                    .ec2
-                    .create_subnet()
-                    .vpc_id(attr(attrs, "vpc_id")?)
-                    .cidr_block(attr(attrs, "cidr_block")?)
-                    .availability_zone(attr(attrs, "availability_zone")?)
-                    .tag_specifications(spec_tags(ResourceType::Subnet, tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("CreateSubnet", e))?;
-                let id = out
-                    .subnet()
-                    .and_then(|s| s.subnet_id())
-                    .unwrap_or_default()
-                    .to_string();
+                let (vpc, cidr, az) = (
+                    attr(attrs, "vpc_id")?,
+                    attr(attrs, "cidr_block")?,
+                    attr(attrs, "availability_zone")?,
+                );
+                let id = create_untokened(
+                    &format!("{address}"),
+                    || async {
+                        let out = self
+                            .ec2
+                            .create_subnet()
+                            .vpc_id(vpc)
+                            .cidr_block(cidr)
+                            .availability_zone(az)
+                            .tag_specifications(spec_tags(ResourceType::Subnet, tags))
+                            .customize()
+                            .config_override(
+                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("CreateSubnet", e))?;
+                        Ok(out
+                            .subnet()
+                            .and_then(|s| s.subnet_id())
+                            .unwrap_or_default()
+                            .to_string())
+                    },
+                    || self.ec2_by_address(address),
+                )
+                .await?;
                 if attrs.get("map_public_ip_on_launch") == Some(&json!(true)) {
                     self.set_map_public_ip(&id, true).await?;
                 }
                 id
             }
             Kind::InternetGateway => {
-                let out = self
+                let id = create_untokened(
+                    &format!("{address}"),
+                    || async {
+                        let out = self
+                            .ec2
+                            .create_internet_gateway()
+                            .tag_specifications(spec_tags(ResourceType::InternetGateway, tags))
+                            .customize()
+                            .config_override(
+                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("CreateInternetGateway", e))?;
+                        Ok(out
+                            .internet_gateway()
+                            .and_then(|g| g.internet_gateway_id())
+                            .unwrap_or_default()
+                            .to_string())
+                    },
+                    || self.ec2_by_address(address),
+                )
+                .await?;
+                let vpc = attr(attrs, "vpc_id")?;
+                let attached = self
                     .ec2
-                    .create_internet_gateway()
-                    .tag_specifications(spec_tags(ResourceType::InternetGateway, tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("CreateInternetGateway", e))?;
-                let id = out
-                    .internet_gateway()
-                    .and_then(|g| g.internet_gateway_id())
-                    .unwrap_or_default()
-                    .to_string();
-                self.ec2
                     .attach_internet_gateway()
                     .internet_gateway_id(&id)
-                    .vpc_id(attr(attrs, "vpc_id")?)
+                    .vpc_id(vpc)
                     .send()
                     .await
-                    .map_err(|e| aws_err("AttachInternetGateway", e))?;
+                    .map_err(|e| aws_err("AttachInternetGateway", e));
+                match attached {
+                    // An attach whose answer was lost, sent again: attached already, to this VPC.
+                    Err(e)
+                        if e.is(&["Resource.AlreadyAssociated"])
+                            && self.igw_attached(&id, vpc).await? => {}
+                    other => {
+                        other?;
+                    }
+                }
                 id
             }
             Kind::Eip => {
-                let out = self
-                    .ec2
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .tag_specifications(spec_tags(ResourceType::ElasticIp, tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("AllocateAddress", e))?;
-                out.allocation_id().unwrap_or_default().to_string()
+                create_untokened(
+                    &format!("{address}"),
+                    || async {
+                        let out = self
+                            .ec2
+                            .allocate_address()
+                            .domain(DomainType::Vpc)
+                            .tag_specifications(spec_tags(ResourceType::ElasticIp, tags))
+                            .customize()
+                            .config_override(
+                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("AllocateAddress", e))?;
+                        Ok(out.allocation_id().unwrap_or_default().to_string())
+                    },
+                    || self.ec2_by_address(address),
+                )
+                .await?
             }
             Kind::NatGateway => self.create_nat(attrs, tags).await?,
             Kind::RouteTable => {
@@ -512,6 +574,8 @@ impl Aws {
                     .create_route_table()
                     .vpc_id(attr(attrs, "vpc_id")?)
                     .tag_specifications(spec_tags(ResourceType::RouteTable, tags))
+                    // The SDK resends it on its retries: a lost answer makes no second table.
+                    .client_token(request_token())
                     .send()
                     .await
                     .map_err(|e| aws_err("CreateRouteTable", e))?;
@@ -538,17 +602,33 @@ impl Aws {
                 id
             }
             Kind::SecurityGroup => {
-                let out = self
-                    .ec2
-                    .create_security_group()
-                    .vpc_id(attr(attrs, "vpc_id")?)
-                    .group_name(attr(attrs, "group_name")?)
-                    .description(attr(attrs, "description")?)
-                    .tag_specifications(spec_tags(ResourceType::SecurityGroup, tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("CreateSecurityGroup", e))?;
-                let id = out.group_id().unwrap_or_default().to_string();
+                let (vpc, name, description) = (
+                    attr(attrs, "vpc_id")?,
+                    attr(attrs, "group_name")?,
+                    attr(attrs, "description")?,
+                );
+                let id = create_untokened(
+                    &format!("{address}"),
+                    || async {
+                        let out = self
+                            .ec2
+                            .create_security_group()
+                            .vpc_id(vpc)
+                            .group_name(name)
+                            .description(description)
+                            .tag_specifications(spec_tags(ResourceType::SecurityGroup, tags))
+                            .customize()
+                            .config_override(
+                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|e| aws_err("CreateSecurityGroup", e))?;
+                        Ok(out.group_id().unwrap_or_default().to_string())
+                    },
+                    || self.ec2_by_address(address),
+                )
+                .await?;
                 // AWS gives a new group an allow-all egress rule: compare with it, not with nothing.
                 let default_egress = json!([{"protocol": "-1", "from_port": null, "to_port": null, "cidr": "0.0.0.0/0"}]);
                 let fresh = Observed {
@@ -639,7 +719,12 @@ impl Aws {
                 .nat_gateway_id(&id)
                 .send()
                 .await
-                .map_err(|e| aws_err("DeleteNatGateway", e))?;
+                .map(|_| ())
+                .map_err(|e| aws_err("DeleteNatGateway", e))
+                .or_else(super::already(&[
+                    "NatGatewayNotFound",
+                    "InvalidNatGatewayID.NotFound",
+                ]))?;
             last_failure = format!("NAT gateway {id} failed: {why}");
         }
         Err(ProviderError(format!("{last_failure} (3 attempts)")))
@@ -688,20 +773,158 @@ impl Aws {
             } else {
                 r.gateway_id(target)
             };
-            r.send().await.map_err(|e| aws_err("CreateRoute", e))?;
+            match r.send().await.map_err(|e| aws_err("CreateRoute", e)) {
+                // Sent again after its answer was lost: the route is there; make sure it is
+                // this one.
+                Err(e) if e.is(&["RouteAlreadyExists"]) => {
+                    return Box::pin(self.put_route(table, route, true)).await;
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(())
     }
 
+    /// Whether internet gateway `id` is attached to `vpc`.
+    async fn igw_attached(&self, id: &str, vpc: &str) -> Result<bool, ProviderError> {
+        let out = self
+            .ec2
+            .describe_internet_gateways()
+            .internet_gateway_ids(id)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeInternetGateways", e))?;
+        Ok(out
+            .internet_gateways()
+            .iter()
+            .flat_map(|g| g.attachments())
+            .any(|a| a.vpc_id() == Some(vpc)))
+    }
+
+    /// The id of the EC2 resource this stack tagged with `address`, if it exists: what a
+    /// create whose answer was lost may have made.
+    async fn ec2_by_address(&self, address: &Address) -> Result<Option<String>, ProviderError> {
+        // By the stack's tag, the address checked here: an address holds `[` `]`, which
+        // some implementations read as a wildcard class in a filter value.
+        let filters = [self.stack_filter()];
+        let ours = |tags: &[Tag]| self.ec2_address(tags).as_ref() == Some(address);
+        let ids: Vec<String> = match address.kind {
+            Kind::Vpc => {
+                let out = self
+                    .ec2
+                    .describe_vpcs()
+                    .set_filters(Some(filters.to_vec()))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| aws_err("DescribeVpcs", e))?;
+                out.vpcs()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .filter_map(|v| v.vpc_id())
+                    .map(String::from)
+                    .collect()
+            }
+            Kind::Subnet => {
+                let out = self
+                    .ec2
+                    .describe_subnets()
+                    .set_filters(Some(filters.to_vec()))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| aws_err("DescribeSubnets", e))?;
+                out.subnets()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .filter_map(|v| v.subnet_id())
+                    .map(String::from)
+                    .collect()
+            }
+            Kind::InternetGateway => {
+                let out = self
+                    .ec2
+                    .describe_internet_gateways()
+                    .set_filters(Some(filters.to_vec()))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| aws_err("DescribeInternetGateways", e))?;
+                out.internet_gateways()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .filter_map(|v| v.internet_gateway_id())
+                    .map(String::from)
+                    .collect()
+            }
+            Kind::Eip => {
+                let out = self
+                    .ec2
+                    .describe_addresses()
+                    .set_filters(Some(filters.to_vec()))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| aws_err("DescribeAddresses", e))?;
+                out.addresses()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .filter_map(|v| v.allocation_id())
+                    .map(String::from)
+                    .collect()
+            }
+            Kind::SecurityGroup => {
+                let out = self
+                    .ec2
+                    .describe_security_groups()
+                    .set_filters(Some(filters.to_vec()))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| aws_err("DescribeSecurityGroups", e))?;
+                out.security_groups()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .filter_map(|v| v.group_id())
+                    .map(String::from)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(ids.into_iter().next())
+    }
+
     async fn associate(&self, table: &str, subnet: &str) -> Result<(), ProviderError> {
-        self.ec2
+        let r = self
+            .ec2
             .associate_route_table()
             .route_table_id(table)
             .subnet_id(subnet)
             .send()
             .await
-            .map_err(|e| aws_err("AssociateRouteTable", e))?;
+            .map_err(|e| aws_err("AssociateRouteTable", e));
+        match r {
+            // Sent again after its answer was lost: associated already, with this table.
+            Err(e)
+                if e.is(&["Resource.AlreadyAssociated"])
+                    && self.associated(table, subnet).await? => {}
+            other => {
+                other?;
+            }
+        }
         Ok(())
+    }
+
+    async fn associated(&self, table: &str, subnet: &str) -> Result<bool, ProviderError> {
+        let out = self
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(table)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeRouteTables", e))?;
+        Ok(out
+            .route_tables()
+            .iter()
+            .flat_map(|t| t.associations())
+            .any(|a| a.subnet_id() == Some(subnet)))
     }
 
     async fn sync_rules(&self, id: &str, attrs: &Attrs, o: &Observed) -> Result<(), ProviderError> {
@@ -755,7 +978,16 @@ impl Aws {
                         .set_ip_permissions(Some(add))
                         .send()
                         .await
-                        .map_err(|e| aws_err("AuthorizeSecurityGroupEgress", e))?;
+                        .map(|_| ())
+                        .map_err(|e| aws_err("AuthorizeSecurityGroupEgress", e))
+                        // Sent again after its answer was lost: the rules are there.
+                        .or_else(|e| {
+                            if e.is(&["InvalidPermission.Duplicate"]) {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })?;
                 } else {
                     self.ec2
                         .authorize_security_group_ingress()
@@ -763,7 +995,16 @@ impl Aws {
                         .set_ip_permissions(Some(add))
                         .send()
                         .await
-                        .map_err(|e| aws_err("AuthorizeSecurityGroupIngress", e))?;
+                        .map(|_| ())
+                        .map_err(|e| aws_err("AuthorizeSecurityGroupIngress", e))
+                        // Sent again after its answer was lost: the rules are there.
+                        .or_else(|e| {
+                            if e.is(&["InvalidPermission.Duplicate"]) {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })?;
                 }
             }
         }
@@ -847,7 +1088,9 @@ impl Aws {
                         .destination_cidr_block(h["destination"].as_str().unwrap_or_default())
                         .send()
                         .await
-                        .map_err(|e| aws_err("DeleteRoute", e))?;
+                        .map(|_| ())
+                        .map_err(|e| aws_err("DeleteRoute", e))
+                        .or_else(super::already(&["InvalidRoute.NotFound"]))?;
                 }
                 let want = attr_strings(attrs.get("subnet_ids"));
                 let have = attr_strings(o.attrs.get("subnet_ids"));
@@ -858,7 +1101,9 @@ impl Aws {
                             .association_id(assoc)
                             .send()
                             .await
-                            .map_err(|e| aws_err("DisassociateRouteTable", e))?;
+                            .map(|_| ())
+                            .map_err(|e| aws_err("DisassociateRouteTable", e))
+                            .or_else(super::already(&["InvalidAssociationID.NotFound"]))?;
                     }
                 }
                 for s in want.iter().filter(|s| !have.contains(s)) {
@@ -884,7 +1129,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("DeleteVpc", e))
+                        .or_else(super::already(&["InvalidVpcID.NotFound"]))
                 })
                 .await
             }
@@ -896,7 +1143,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("DeleteSubnet", e))
+                        .or_else(super::already(&["InvalidSubnetID.NotFound"]))
                 })
                 .await
             }
@@ -911,7 +1160,9 @@ impl Aws {
                             .send()
                             .await
                             .map(|_| ())
+                            .map(|_| ())
                             .map_err(|e| aws_err("DetachInternetGateway", e))
+                            .or_else(super::already(&["Gateway.NotAttached"]))
                     })
                     .await?;
                 }
@@ -922,7 +1173,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("DeleteInternetGateway", e))
+                        .or_else(super::already(&["InvalidInternetGatewayID.NotFound"]))
                 })
                 .await
             }
@@ -934,7 +1187,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("ReleaseAddress", e))
+                        .or_else(super::already(&["InvalidAllocationID.NotFound"]))
                 })
                 .await
             }
@@ -944,7 +1199,12 @@ impl Aws {
                     .nat_gateway_id(id)
                     .send()
                     .await
-                    .map_err(|e| aws_err("DeleteNatGateway", e))?;
+                    .map(|_| ())
+                    .map_err(|e| aws_err("DeleteNatGateway", e))
+                    .or_else(super::already(&[
+                        "NatGatewayNotFound",
+                        "InvalidNatGatewayID.NotFound",
+                    ]))?;
                 wait_until(deadline, &format!("NAT gateway {id} deleted"), || async {
                     let r = self
                         .ec2
@@ -989,7 +1249,11 @@ impl Aws {
                             .association_id(assoc)
                             .send()
                             .await;
-                        match r.map_err(|e| aws_err("DisassociateRouteTable", e)) {
+                        match r
+                            .map(|_| ())
+                            .map_err(|e| aws_err("DisassociateRouteTable", e))
+                            .or_else(super::already(&["InvalidAssociationID.NotFound"]))
+                        {
                             Err(e) if !e.is(&["InvalidAssociationID.NotFound"]) => Err(e),
                             _ => Ok(()),
                         }
@@ -1002,7 +1266,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("DeleteRouteTable", e))
+                        .or_else(super::already(&["InvalidRouteTableID.NotFound"]))
                 })
                 .await
             }
@@ -1014,7 +1280,9 @@ impl Aws {
                         .send()
                         .await
                         .map(|_| ())
+                        .map(|_| ())
                         .map_err(|e| aws_err("DeleteSecurityGroup", e))
+                        .or_else(super::already(&["InvalidGroup.NotFound"]))
                 })
                 .await
             }

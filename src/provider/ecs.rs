@@ -10,12 +10,13 @@ use aws_sdk_ecs::types::{
 };
 use serde_json::{Value, json};
 
+use super::create_untokened;
 use super::{
     Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, request_token,
     retry_codes, retry_when, tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
-use crate::model::{Address, Attrs, Kind, Observed, Outputs};
+use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_ADDRESS, TAG_SPEC, TAG_STACK};
 use crate::spec::Spec;
 
 fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -239,6 +240,8 @@ impl Aws {
         match address.kind {
             Kind::EcsCluster => {
                 let name = attr(attrs, "name")?;
+                // CreateCluster is idempotent by name (an ACTIVE cluster of that name is
+                // returned as it is): the SDK's retries after a lost answer make no second one.
                 let out = self
                     .ecs
                     .create_cluster()
@@ -385,23 +388,91 @@ impl Aws {
                     .map_err(|e| ProviderError(e.to_string()))?,
             )
             .build();
-        let out = retry_iam_propagation(self, || async {
-            self.ecs
-                .register_task_definition()
-                .family(attr(attrs, "family").unwrap_or_default())
-                .cpu(attr(attrs, "cpu").unwrap_or_default())
-                .memory(attr(attrs, "memory").unwrap_or_default())
-                .network_mode(NetworkMode::Awsvpc)
-                .requires_compatibilities(Compatibility::Fargate)
-                .execution_role_arn(attr(attrs, "execution_role_arn").unwrap_or_default())
-                .task_role_arn(attr(attrs, "task_role_arn").unwrap_or_default())
-                .container_definitions(container.clone())
-                .set_tags(Some(ecs_tags(tags)))
-                .send()
-                .await
-                .map_err(|e| aws_err("RegisterTaskDefinition", e))
+        let family = attr(attrs, "family").unwrap_or_default();
+        let since = aws_sdk_ecs::primitives::DateTime::from_secs(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs() as i64
+                // Clock skew between this machine and AWS.
+                - 300,
+        );
+        // No idempotency token: every call registers a revision. Sent once at a time; after a
+        // failure AWS may have acted on, the family's latest revision is ours when it carries
+        // this address and spec digest and was registered since this create began.
+        let what = format!("task definition {family}");
+        retry_iam_propagation(self, || {
+            create_untokened(
+                &what,
+                || self.register_once(attrs, tags, &container),
+                || self.registered_since(family, tags, since),
+            )
         })
-        .await?;
+        .await
+    }
+
+    async fn registered_since(
+        &self,
+        family: &str,
+        tags: &BTreeMap<String, String>,
+        since: aws_sdk_ecs::primitives::DateTime,
+    ) -> Result<Option<String>, ProviderError> {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(family)
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeTaskDefinition", e));
+        let out = match out {
+            Ok(o) => o,
+            Err(e) if e.is(&["ClientException", "InvalidParameterException"]) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let found: BTreeMap<&str, &str> = out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        let same = [TAG_STACK, TAG_ADDRESS, TAG_SPEC]
+            .iter()
+            .all(|k| found.get(k).copied() == tags.get(*k).map(String::as_str));
+        let td = out.task_definition();
+        let recent = td
+            .and_then(|t| t.registered_at())
+            .is_none_or(|at| at.secs() >= since.secs());
+        Ok(td
+            .filter(|_| same && recent)
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_owned))
+    }
+
+    async fn register_once(
+        &self,
+        attrs: &Attrs,
+        tags: &BTreeMap<String, String>,
+        container: &ContainerDefinition,
+    ) -> Result<String, super::AwsError> {
+        let out = self
+            .ecs
+            .register_task_definition()
+            .family(attr(attrs, "family").unwrap_or_default())
+            .cpu(attr(attrs, "cpu").unwrap_or_default())
+            .memory(attr(attrs, "memory").unwrap_or_default())
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .execution_role_arn(attr(attrs, "execution_role_arn").unwrap_or_default())
+            .task_role_arn(attr(attrs, "task_role_arn").unwrap_or_default())
+            .container_definitions(container.clone())
+            .set_tags(Some(ecs_tags(tags)))
+            .customize()
+            .config_override(
+                aws_sdk_ecs::config::Builder::default().retry_config(super::one_attempt()),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_err("RegisterTaskDefinition", e))?;
         Ok(out
             .task_definition()
             .and_then(|t| t.task_definition_arn())
@@ -567,7 +638,9 @@ impl Aws {
                             .send()
                             .await
                             .map(|_| ())
+                            .map(|_| ())
                             .map_err(|e| aws_err("DeleteCluster", e))
+                            .or_else(super::already(&["ClusterNotFoundException"]))
                     },
                 )
                 .await
@@ -591,7 +664,9 @@ impl Aws {
                     .force(true)
                     .send()
                     .await
-                    .map_err(|e| aws_err("DeleteService", e))?;
+                    .map(|_| ())
+                    .map_err(|e| aws_err("DeleteService", e))
+                    .or_else(super::already(&["ServiceNotFoundException"]))?;
                 wait_until(
                     deadline,
                     &format!("ECS service {} to drain", o.address.name),

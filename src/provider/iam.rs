@@ -192,7 +192,7 @@ impl Aws {
             return Ok(Outputs::new());
         }
         let name = attr(attrs, "name")?;
-        let out = self
+        let created = self
             .iam
             .create_role()
             .role_name(name)
@@ -201,7 +201,34 @@ impl Aws {
             .set_tags(Some(iam_tags(tags)))
             .send()
             .await
-            .map_err(|e| aws_err("CreateRole", e))?;
+            .map_err(|e| aws_err("CreateRole", e));
+        // CreateRole has no idempotency token, but a role's name is unique: when the SDK sends
+        // it again after a lost answer, AWS says the name is taken. Ours (tagged with this
+        // address) is the role the first call made; anyone else's is a conflict.
+        let arn = match created {
+            Ok(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+            Err(e) if e.is(&["EntityAlreadyExists"]) => {
+                let role = self
+                    .iam
+                    .get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("GetRole", e))?;
+                let role = role.role();
+                let found: BTreeMap<String, String> = role
+                    .map(|r| r.tags())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect();
+                if !matches!(self.ownership(&found), super::Ownership::Ours(a) if &a == address) {
+                    return Err(e.into());
+                }
+                role.map(|r| r.arn().to_string()).unwrap_or_default()
+            }
+            Err(e) => return Err(e.into()),
+        };
         for arn in attr_strings(attrs.get("managed_policy_arns")) {
             self.iam
                 .attach_role_policy()
@@ -211,7 +238,6 @@ impl Aws {
                 .await
                 .map_err(|e| aws_err("AttachRolePolicy", e))?;
         }
-        let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
         Ok(Outputs::from([
             ("id".into(), name.into()),
             ("name".into(), name.into()),
@@ -267,7 +293,9 @@ impl Aws {
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|e| aws_err("DetachRolePolicy", e))?;
+                .map(|_| ())
+                .map_err(|e| aws_err("DetachRolePolicy", e))
+                .or_else(super::already(&["NoSuchEntity"]))?;
         }
         let (set, remove) = tag_delta(attrs, o);
         if !set.is_empty() {
@@ -300,7 +328,11 @@ impl Aws {
                 .policy_name(attr(&o.attrs, "name")?)
                 .send()
                 .await;
-            return match r.map_err(|e| aws_err("DeleteRolePolicy", e)) {
+            return match r
+                .map(|_| ())
+                .map_err(|e| aws_err("DeleteRolePolicy", e))
+                .or_else(super::already(&["NoSuchEntity"]))
+            {
                 Err(e) if !e.is(&["NoSuchEntity"]) => Err(e.into()),
                 _ => Ok(()),
             };
@@ -329,7 +361,9 @@ impl Aws {
                     .send()
                     .await
                     .map(|_| ())
+                    .map(|_| ())
                     .map_err(|e| aws_err("DetachRolePolicy", e))
+                    .or_else(super::already(&["NoSuchEntity"]))
             });
         let delete = inline.policy_names().iter().map(|p| async move {
             self.iam
@@ -339,7 +373,9 @@ impl Aws {
                 .send()
                 .await
                 .map(|_| ())
+                .map(|_| ())
                 .map_err(|e| aws_err("DeleteRolePolicy", e))
+                .or_else(super::already(&["NoSuchEntity"]))
         });
         let (detached, deleted) = tokio::join!(
             futures::future::try_join_all(detach),
@@ -358,7 +394,9 @@ impl Aws {
                     .send()
                     .await
                     .map(|_| ())
+                    .map(|_| ())
                     .map_err(|e| aws_err("DeleteRole", e))
+                    .or_else(super::already(&["NoSuchEntity"]))
             },
         )
         .await

@@ -146,7 +146,9 @@ pub(super) struct Held {
     valid_until: Instant,
     /// Set once the lock was found taken over: every later change is refused.
     lost: Option<String>,
-    /// The holder event for `token` is written.
+    /// The holding `token` follows in the chain of holder events (see `read_record`).
+    previous: Option<String>,
+    /// The holder event for `token` is written and this run found it the current holding.
     announced: bool,
 }
 
@@ -178,10 +180,16 @@ fn read_record(events: &[aws_sdk_cloudwatchlogs::types::OutputLogEvent]) -> Reco
         let at = e.ingestion_time().or(e.timestamp());
         let token = v["token"].as_str().map(str::to_owned);
         if v["holder"].is_string() {
-            // The latest holder event names the holder: a takeover writes one.
-            record.token = token;
-            record.holder = Some(v);
-            record.renewed_ms = at;
+            // Holdings form a chain: the first holder event starts it, and a holder event
+            // replaces the current holding only when it names it as the one it follows (a
+            // takeover, or a holder claiming its own expired holding). Anything else is a run
+            // that lost a race for the lock, and is ignored (it finds so and stops).
+            let follows = v["previous"].as_str().map(str::to_owned);
+            if record.holder.is_none() || follows == record.token {
+                record.token = token;
+                record.holder = Some(v);
+                record.renewed_ms = at;
+            }
         } else if v["renewed_ms"].is_i64() && token.is_some() && token == record.token {
             record.renewed_ms = at.max(record.renewed_ms);
         }
@@ -199,21 +207,40 @@ impl Aws {
         lease: Duration,
         operation: &str,
     ) -> Result<Option<String>, ProviderError> {
-        for _ in 0..2 {
-            match self
+        for _ in 0..4 {
+            let created = self
                 .logs
                 .create_log_stream()
                 .log_group_name(LOCK_GROUP)
                 .log_stream_name(stack)
+                // Sent again after a lost answer it would fail as "exists": once, then look.
+                .customize()
+                .config_override(
+                    aws_sdk_cloudwatchlogs::config::Builder::default()
+                        .retry_config(super::one_attempt()),
+                )
                 .send()
-                .await
-            {
+                .await;
+            match created {
                 Ok(_) => {
-                    self.hold(stack, lease, Instant::now());
+                    self.hold(stack, lease, Instant::now(), None);
                     return Ok(None);
                 }
                 Err(e) => {
                     let e = aws_err("CreateLogStream", e);
+                    if e.transient {
+                        // Maybe made, maybe not. A lock nobody has written to yet may be this
+                        // run's: hold it, and the first holder event decides (`announce`).
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        match self.lock_info(stack).await? {
+                            None => continue,
+                            Some(i) if !i.recorded => {
+                                self.hold(stack, lease, Instant::now(), None);
+                                return Ok(None);
+                            }
+                            Some(_) => return self.take_over(stack, lease, operation).await,
+                        }
+                    }
                     if e.is(&["ResourceAlreadyExistsException"]) {
                         return self.take_over(stack, lease, operation).await;
                     }
@@ -229,10 +256,11 @@ impl Aws {
         )))
     }
 
-    fn hold(&self, stack: &str, lease: Duration, since: Instant) {
+    fn hold(&self, stack: &str, lease: Duration, since: Instant, previous: Option<String>) {
         *self.held.lock().expect("held lock") = Some(Held {
             stack: stack.to_owned(),
             token: new_token(),
+            previous,
             lease,
             valid_until: since + lease * 3 / 4,
             lost: None,
@@ -294,8 +322,18 @@ impl Aws {
                 ));
             }
         }
-        self.hold(stack, lease, Instant::now());
+        self.hold(stack, lease, Instant::now(), info.token.clone());
         self.announce(operation, Some(&info.holder)).await?;
+        let lost = self
+            .held
+            .lock()
+            .expect("held lock")
+            .as_ref()
+            .and_then(|h| h.lost.clone());
+        if let Some(who) = lost {
+            *self.held.lock().expect("held lock") = None;
+            return Err(busy(who));
+        }
         Ok(Some(format!(
             "took over the lock of stack \"{stack}\" from {info}: {why}"
         )))
@@ -313,6 +351,9 @@ impl Aws {
         match made.map_err(|e| aws_err("CreateLogStream", e)) {
             Ok(_) => Ok(true),
             Err(e) if e.is(&["ResourceAlreadyExistsException"]) => Ok(false),
+            // Maybe made: go on as if so; the holder events' chain decides between two
+            // runs that both think they made it (`announce`).
+            Err(e) if e.transient => Ok(true),
             Err(e) => Err(e.into()),
         }
     }
@@ -326,18 +367,34 @@ impl Aws {
         let Some((stack, token, lease)) = self.held_token() else {
             return Ok(());
         };
+        let previous = self
+            .held
+            .lock()
+            .expect("held lock")
+            .as_ref()
+            .and_then(|h| h.previous.clone());
         let holder = json!({
             "holder": this_holder(), "host": host_name(), "boot": boot_id(),
             "pid": std::process::id(), "operation": operation, "started_ms": now_ms(),
-            "token": token, "lease_ms": lease.as_millis() as u64,
+            "token": token, "previous": previous, "lease_ms": lease.as_millis() as u64,
             "took_over_from": took_over_from,
         });
         let sent = Instant::now();
         self.put_lock_event(&stack, &holder).await?;
-        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
-            h.announced = true;
+        // Confirmed only when the chain of holder events says so: of two runs that both
+        // believed they made or took the lock, the one written first holds it.
+        match self.lock_info(&stack).await? {
+            Some(i) if i.token.as_deref() == Some(token.as_str()) => {
+                if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+                    h.announced = true;
+                }
+                self.renewed(&token, sent);
+            }
+            Some(i) if i.recorded => self.mark_lost(i.to_string()),
+            // Not visible yet: written again at the next try.
+            Some(_) => {}
+            None => self.mark_lost("nobody now: the lock was broken with force-unlock".into()),
         }
-        self.renewed(&token, sent);
         Ok(())
     }
 
@@ -355,8 +412,24 @@ impl Aws {
             .expect("held lock")
             .as_ref()
             .is_some_and(|h| h.announced);
-        if !announced && let Err(e) = self.announce(operation, None).await {
-            tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+        // No change is made before the holder event is written and confirmed
+        // (`ensure_lock` waits for it): tried until it is, or the lock is found lost.
+        let mut delay = Duration::from_millis(100);
+        let mut announced = announced;
+        while !announced {
+            if let Err(e) = self.announce(operation, None).await {
+                tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+            }
+            announced = self
+                .held
+                .lock()
+                .expect("held lock")
+                .as_ref()
+                .is_none_or(|h| h.announced || h.lost.is_some());
+            if !announced {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(lease / 4);
+            }
         }
         loop {
             tokio::time::sleep(lease / 4).await;
@@ -412,11 +485,25 @@ impl Aws {
                 return Ok(());
             }
         }
-        // Still ours: hold it on as a new holding (the claimed one is spent).
+        // Still ours: hold it on as a new holding that follows the claimed one (spent).
         if let Some(h) = self.held.lock().expect("held lock").as_mut() {
-            h.token = new_token();
+            h.previous = Some(std::mem::replace(&mut h.token, new_token()));
+            h.announced = false;
         }
-        self.announce(operation, None).await
+        for _ in 0..5 {
+            self.announce(operation, None).await?;
+            let settled = self
+                .held
+                .lock()
+                .expect("held lock")
+                .as_ref()
+                .is_none_or(|h| h.announced || h.lost.is_some());
+            if settled {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
     }
 
     fn renewed(&self, token: &str, sent: Instant) {
@@ -429,6 +516,19 @@ impl Aws {
     /// Before a change: is the lock still this run's? Free while the lease is fresh; once it
     /// ran out, asks AWS (and renews) first.
     pub async fn ensure_lock(&self) -> Result<(), ProviderError> {
+        // The first change waits until this run's holder event is confirmed.
+        loop {
+            let waiting = {
+                let held = self.held.lock().expect("held lock");
+                held.as_ref().is_some_and(|h| {
+                    !h.announced && h.lost.is_none() && Instant::now() < h.valid_until
+                })
+            };
+            if !waiting {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let check = |held: &Option<Held>| -> Result<bool, ProviderError> {
             match held {
                 None => Ok(false),
@@ -698,6 +798,14 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LockGuard {
         };
         if let Some(who) = &h.lost {
             return Err(lost(&h.stack, who).0.into());
+        }
+        if !h.announced {
+            return Err(format!(
+                "stack \"{}\"'s lock is not confirmed as this run's yet: {} is not sent",
+                h.stack,
+                call.name()
+            )
+            .into());
         }
         if Instant::now() >= h.valid_until {
             return Err(format!(

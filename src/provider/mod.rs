@@ -352,19 +352,44 @@ fn aws_err<E>(op: &str, e: aws_sdk_ec2::error::SdkError<E>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    use aws_sdk_ec2::error::SdkError;
     let code = e.code().map(String::from);
     let message = match (&code, e.message()) {
         (Some(c), Some(m)) => format!("{op}: {c}: {m}"),
         (Some(c), None) => format!("{op}: {c}"),
         _ => format!("{op}: {}", DisplayErrorContext(&e)),
     };
-    AwsError { code, message }
+    let throttled = code.as_deref().is_some_and(|c| THROTTLING.contains(&c));
+    let transient = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => s.raw().status().is_server_error() || throttled,
+        _ => false,
+    };
+    AwsError {
+        code,
+        message,
+        transient,
+    }
 }
+
+/// The throttling codes of the services prefect-ecs calls.
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+];
 
 #[derive(Debug, Clone)]
 struct AwsError {
     code: Option<String>,
     message: String,
+    /// A failure that may pass, and after which AWS may have acted all the same (no answer,
+    /// a timeout, a 5xx) or surely did not (throttling).
+    transient: bool,
 }
 
 impl AwsError {
@@ -377,6 +402,55 @@ impl From<AwsError> for ProviderError {
     fn from(e: AwsError) -> Self {
         ProviderError(e.message)
     }
+}
+
+/// A create AWS offers no idempotency token for. The SDK would resend it after a lost answer
+/// and AWS would make a second resource, so each call is sent once, and after a failure AWS
+/// may have acted on (no answer, a timeout, a 5xx), `find` looks for the resource by this
+/// stack's address tag before the create is sent again.
+async fn create_untokened<T, C, CF, F, FF>(what: &str, create: C, find: F) -> Result<T, AwsError>
+where
+    C: Fn() -> CF,
+    CF: Future<Output = Result<T, AwsError>>,
+    F: Fn() -> FF,
+    FF: Future<Output = Result<Option<T>, ProviderError>>,
+{
+    const ATTEMPTS: u32 = 10;
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1.. {
+        match create().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.transient && attempt < ATTEMPTS => {
+                note(&format!(
+                    "{what}: {} (looking for it, then retrying)",
+                    e.message
+                ));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(20));
+                let found = find().await.map_err(|e| AwsError {
+                    code: None,
+                    message: e.0,
+                    transient: false,
+                })?;
+                if let Some(v) = found {
+                    return Ok(v);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// A delete or detach sent again after its answer was lost finds the thing gone already:
+/// that is done, not an error. `codes` are the service's "no such …" for that call.
+fn already(codes: &'static [&'static str]) -> impl Fn(AwsError) -> Result<(), AwsError> {
+    move |e| if e.is(codes) { Ok(()) } else { Err(e) }
+}
+
+/// One attempt per SDK call: for creates that are not idempotent (see [`create_untokened`]).
+fn one_attempt() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::disabled()
 }
 
 /// Retry `op` while it fails with one of `codes` (AWS's "still in use" family), with backoff,

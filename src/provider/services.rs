@@ -193,7 +193,11 @@ impl Aws {
             Some(_) => return Ok(()),
             None => req.force_delete_without_recovery(true),
         };
-        req.send().await.map_err(|e| aws_err("DeleteSecret", e))?;
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_err("DeleteSecret", e))
+            .or_else(super::already(&["ResourceNotFoundException"]))?;
         Ok(())
     }
 
@@ -591,12 +595,21 @@ impl Aws {
                     .id(&o.id)
                     .send()
                     .await
+                    .map(|out| out.operation_id().map(str::to_owned))
                     .map_err(|e| aws_err("DeleteNamespace", e))
+                    // Sent again after its answer was lost: gone already.
+                    .or_else(|e| {
+                        if e.is(&["NamespaceNotFound"]) {
+                            Ok(None)
+                        } else {
+                            Err(e)
+                        }
+                    })
             },
         )
         .await?;
-        if let Some(op) = out.operation_id() {
-            self.sd_operation(op, &what).await?;
+        if let Some(op) = out {
+            self.sd_operation(&op, &what).await?;
         }
         Ok(())
     }
@@ -614,10 +627,39 @@ impl Aws {
                     .send()
                     .await
                     .map(|_| ())
+                    .map(|_| ())
                     .map_err(|e| aws_err("DeleteService", e))
+                    .or_else(super::already(&["ServiceNotFound"]))
             },
         )
         .await
+    }
+
+    /// The tags of the log group named exactly `name` (empty when there is none).
+    async fn log_group_tags(&self, name: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let r = self
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeLogGroups", e))?;
+        let Some(arn) = r
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name))
+            .and_then(|g| g.arn())
+        else {
+            return Ok(BTreeMap::new());
+        };
+        let t = self
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn.trim_end_matches(":*"))
+            .send()
+            .await
+            .map_err(|e| aws_err("ListTagsForResource", e))?;
+        Ok(t.tags().cloned().unwrap_or_default().into_iter().collect())
     }
 
     pub(super) async fn discover_log_group(&self, spec: &Spec) -> Result<Found, ProviderError> {
@@ -676,13 +718,26 @@ impl Aws {
         tags: &BTreeMap<String, String>,
     ) -> Result<Outputs, ProviderError> {
         let name = attr(attrs, "name")?;
-        self.logs
+        let created = self
+            .logs
             .create_log_group()
             .log_group_name(name)
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| aws_err("CreateLogGroup", e))?;
+            .map_err(|e| aws_err("CreateLogGroup", e));
+        // No idempotency token, but a unique name: sent again after a lost answer, AWS says
+        // it exists. Ours when it carries this stack's address tag; anyone else's is refused.
+        if let Err(e) = created {
+            let ours = e.is(&["ResourceAlreadyExistsException"]) && {
+                let found = self.log_group_tags(name).await?;
+                found.get(crate::model::TAG_ADDRESS) == tags.get(crate::model::TAG_ADDRESS)
+                    && found.get(crate::model::TAG_STACK) == tags.get(crate::model::TAG_STACK)
+            };
+            if !ours {
+                return Err(e.into());
+            }
+        }
         // The ARN is only in a describe; it does not wait for the retention.
         let (retention, described) = tokio::join!(
             self.put_retention(name, attrs),

@@ -2,6 +2,7 @@
 //! latency, pending states, dependency errors and faults. Runs are seeded; every seed is printed
 //! (`PREFECT_ECS_SEED=<n>` replays one base seed).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::proxy::model::Span;
@@ -89,15 +90,39 @@ pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
+/// Whether an AWS operation makes a resource (the ones a lost answer could make twice).
+fn is_create(operation: &str) -> bool {
+    (operation.starts_with("Create") && operation != "CreateTags")
+        || ["AllocateAddress", "RegisterTaskDefinition"].contains(&operation)
+}
+
+/// Creates moto carried out, per operation and address: more than one is a duplicate a lost
+/// answer made (issue 10, defect 3), even when a later step deleted it again.
+fn creates_per_address(calls: &[crate::proxy::Call]) -> BTreeMap<(String, String), usize> {
+    let mut made = BTreeMap::new();
+    for c in calls {
+        let done = c.moto_status.is_some_and(|s| (200..300).contains(&s))
+            && c.injected != Some(Injected::Replayed);
+        if let (true, true, Some(address)) = (done, is_create(&c.operation), &c.address) {
+            *made
+                .entry((c.operation.clone(), address.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+    made
+}
+
 #[test]
 fn seeded_fault_runs_converge_without_duplicates_or_leftovers() {
     let aws = block_on(Aws::new());
+    let lost_creates = std::sync::atomic::AtomicUsize::new(0);
     for_seeds("fault runs", |seed| {
         let faults = [
             Fault::Throttle,
             Fault::InternalError,
             Fault::Unavailable,
             Fault::Reset,
+            Fault::Lost,
         ];
         let proxy = Proxy::start(
             &moto().endpoint,
@@ -122,15 +147,28 @@ fn seeded_fault_runs_converge_without_duplicates_or_leftovers() {
             Vec::<String>::new(),
             "seed {seed}"
         );
-        let injected = proxy
-            .calls()
+        let calls = proxy.calls();
+        let twice: Vec<_> = creates_per_address(&calls)
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .collect();
+        assert_eq!(twice, vec![], "seed {seed}: resources created twice");
+        let lost = calls
             .iter()
-            .filter(|c| c.injected.is_some())
+            .filter(|c| c.injected == Some(Injected::Fault(Fault::Lost)) && is_create(&c.operation))
             .count();
+        lost_creates.fetch_add(lost, std::sync::atomic::Ordering::SeqCst);
+        let injected = calls.iter().filter(|c| c.injected.is_some()).count();
         eprintln!(
-            "fault run seed {seed}: converged through {injected} injected faults and refusals"
+            "fault run seed {seed}: converged through {injected} injected faults and refusals, {lost} lost answers to creates"
         );
     });
+    let lost = lost_creates.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("fault runs: {lost} creates AWS carried out whose answer was lost");
+    assert!(
+        lost > 0,
+        "no create lost its answer: the runs proved nothing about idempotency"
+    );
 }
 
 /// Kill the run at a random point (SIGKILL: no cleanup at all), then run again: the next run

@@ -18,6 +18,9 @@ pub enum Fault {
     Unavailable,
     /// The connection is closed before the request reaches moto: no response at all.
     Reset,
+    /// moto performs the call, then the connection is closed: AWS acted, and the answer was
+    /// lost (what idempotency tokens, and looking before a create is sent again, are for).
+    Lost,
     /// moto performs the call, then the answer is held back this long: past the client's attempt
     /// timeout, the client cannot know the call succeeded (what idempotency tokens are for).
     Slow(Duration),

@@ -18,6 +18,7 @@ pub mod model;
 mod wire;
 mod world;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -45,6 +46,10 @@ pub struct Call {
     pub operation: String,
     /// The access key id that signed it (empty for an unsigned call).
     pub access_key: String,
+    /// The `prefect-ecs:address` tag the call carries (a create's), if any.
+    pub address: Option<String>,
+    /// What moto answered, when the call reached it (a lost answer included).
+    pub moto_status: Option<u16>,
     /// When the request reached the proxy and when its answer left (or the connection dropped).
     pub start: Instant,
     pub end: Instant,
@@ -60,6 +65,8 @@ pub enum Injected {
     Fault(Fault),
     /// An error AWS gives in this situation and moto does not, by its code.
     Refused(&'static str),
+    /// A create sent again with a client token already answered: AWS's first answer again.
+    Replayed,
 }
 
 struct Shared {
@@ -75,6 +82,10 @@ struct Shared {
     /// Calls forwarded to moto whose answer has not come back yet, whether or not their client
     /// still waits for it.
     forwarding: std::sync::atomic::AtomicUsize,
+    /// AWS's idempotency: the answer to each create that carried a client token, by service,
+    /// operation and token. The same call again gets the same answer, as from AWS; moto would
+    /// make a second resource.
+    tokens: Mutex<HashMap<String, (StatusCode, hyper::HeaderMap, Bytes)>>,
 }
 
 pub struct Proxy {
@@ -99,6 +110,7 @@ impl Proxy {
             log: Mutex::new(Vec::new()),
             describe_services: tokio::sync::Mutex::new(()),
             forwarding: Default::default(),
+            tokens: Default::default(),
             config,
         });
         let (stop, stopped) = oneshot::channel();
@@ -229,6 +241,8 @@ struct Record {
     service: String,
     operation: String,
     access_key: String,
+    address: Option<String>,
+    moto_status: Option<u16>,
     start: Instant,
     status: Option<u16>,
     injected: Option<Injected>,
@@ -240,6 +254,8 @@ impl Drop for Record {
             service: std::mem::take(&mut self.service),
             operation: std::mem::take(&mut self.operation),
             access_key: std::mem::take(&mut self.access_key),
+            address: self.address.take(),
+            moto_status: self.moto_status,
             start: self.start,
             end: Instant::now(),
             status: self.status,
@@ -354,6 +370,8 @@ async fn handle(
         service: op.service.clone(),
         operation: op.operation.clone(),
         access_key: op.access_key.clone(),
+        address: op.address_tag(),
+        moto_status: None,
         start: Instant::now(),
         status: None,
         injected: None,
@@ -378,7 +396,7 @@ async fn handle(
             Fault::Throttle => Some(AwsError::throttling(protocol)),
             Fault::InternalError => Some(AwsError::internal(protocol)),
             Fault::Unavailable => Some(AwsError::unavailable(protocol)),
-            Fault::Slow(_) => None,
+            Fault::Slow(_) | Fault::Lost => None,
         };
         if let Some(error) = error {
             record.status = Some(error.status);
@@ -411,6 +429,18 @@ async fn handle(
             shared.forward(&parts, disassociate.into()).await;
         }
     }
+    let token_key = op
+        .client_token()
+        .map(|t| format!("{}:{}:{t}", op.service, op.operation));
+    let remembered = token_key
+        .as_ref()
+        .and_then(|k| shared.tokens.lock().expect("tokens").get(k).cloned());
+    if let Some((status, headers, body)) = remembered {
+        tokio::time::sleep_until(answer_at).await;
+        record.status = Some(status.as_u16());
+        record.injected = Some(Injected::Replayed);
+        return Ok(respond(status, &headers, body));
+    }
     // Forwarded and observed in a task of its own: a client killed mid-call (a crash test)
     // must not leave moto changed and the proxy's world not knowing it.
     let world = Arc::clone(&shared);
@@ -439,9 +469,17 @@ async fn handle(
     })
     .await
     .expect("the forwarding task does not panic");
+    if let Some(key) = token_key.filter(|_| status.is_success()) {
+        let answer = (status, headers.clone(), Bytes::from(body.clone()));
+        shared.tokens.lock().expect("tokens").insert(key, answer);
+    }
     tokio::time::sleep_until(answer_at).await;
+    record.moto_status = Some(status.as_u16());
     if let Some(Fault::Slow(delay)) = plan.fault {
         tokio::time::sleep(delay).await;
+    }
+    if plan.fault == Some(Fault::Lost) {
+        return Err(Dropped);
     }
     record.status = Some(status.as_u16());
     Ok(respond(status, &headers, body.into()))

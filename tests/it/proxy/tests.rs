@@ -182,6 +182,8 @@ fn round_trip_depth_counts_overlapping_calls_once() {
         service: "ec2".into(),
         operation: "DescribeVpcs".into(),
         access_key: "testing".into(),
+        address: None,
+        moto_status: Some(200),
         start: ms(start),
         end: ms(end),
         status: Some(200),

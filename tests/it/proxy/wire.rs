@@ -110,6 +110,33 @@ impl Op {
         }
     }
 
+    /// The value of the `prefect-ecs:address` tag among the call's parameters: EC2's and
+    /// IAM's `…Tag.N.Key`/`…Tag.N.Value` form fields, or a JSON `tags` list or map.
+    pub fn address_tag(&self) -> Option<String> {
+        const KEY: &str = "prefect-ecs:address";
+        match &self.params {
+            Params::Form(f) => f.iter().find_map(|(k, v)| {
+                let stem = k.strip_suffix("Key").filter(|_| v == KEY)?;
+                f.get(&format!("{stem}Value")).cloned()
+            }),
+            Params::Json(v) => find_json_tag(v, KEY),
+            Params::Other => None,
+        }
+    }
+
+    /// The idempotency token a create carries (`ClientToken`, `clientToken`,
+    /// `ClientRequestToken`, `CreatorRequestId`).
+    pub fn client_token(&self) -> Option<&str> {
+        [
+            "ClientToken",
+            "clientToken",
+            "ClientRequestToken",
+            "CreatorRequestId",
+        ]
+        .iter()
+        .find_map(|k| self.param(k))
+    }
+
     pub fn json(&self) -> Option<&Value> {
         match &self.params {
             Params::Json(v) => Some(v),
@@ -238,4 +265,25 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+fn find_json_tag(v: &Value, key: &str) -> Option<String> {
+    match v {
+        Value::Object(m) => {
+            let k = m.get("key").or(m.get("Key")).and_then(Value::as_str);
+            if k == Some(key) {
+                return m
+                    .get("value")
+                    .or(m.get("Value"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+            if let Some(Value::String(s)) = m.get(key) {
+                return Some(s.clone());
+            }
+            m.values().find_map(|x| find_json_tag(x, key))
+        }
+        Value::Array(a) => a.iter().find_map(|x| find_json_tag(x, key)),
+        _ => None,
+    }
 }
