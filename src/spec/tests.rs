@@ -287,3 +287,242 @@ fn io_error_names_the_file() {
     let err = load(Path::new("no/such/spec.toml"), &|_| None, None).unwrap_err();
     assert!(render_plain(&err).contains("cannot read stack spec no/such/spec.toml"));
 }
+
+/// Issue 10, defect 6 and beyond: no input may panic. The example stacks, mutated at random —
+/// values swapped for awkward ones (huge numbers, empty and odd strings, long lists of zones
+/// and CIDRs), keys dropped, the text itself cut and spliced — must always come back from
+/// `parse` as a spec or a report. `PREFECT_ECS_FUZZ_CASES` sets the number of cases
+/// (`scripts/fuzz` runs many more than CI).
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stacks() -> Vec<String> {
+        ["dev.toml", "minimal.toml", "prod.toml"]
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks").join(f),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PREFECT_ECS_FUZZ_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(256)
+    }
+
+    fn strings(items: Vec<String>) -> toml::Value {
+        toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+    }
+
+    /// What the network keys take: zone and CIDR lists of any length, counts, anything.
+    fn network_value() -> impl Strategy<Value = toml::Value> {
+        prop_oneof![
+            value(),
+            prop::collection::vec("us-east-1[a-j]", 0..12).prop_map(strings),
+            prop::collection::vec("10\\.[0-9]{1,2}\\.[0-9]{1,3}\\.0/(1[6-9]|2[0-9])", 0..12)
+                .prop_map(strings),
+            (-2i64..12).prop_map(toml::Value::Integer),
+        ]
+    }
+
+    /// Awkward values of every TOML type the spec uses.
+    fn value() -> impl Strategy<Value = toml::Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(toml::Value::Integer),
+            (0i64..70_000).prop_map(toml::Value::Integer),
+            any::<bool>().prop_map(toml::Value::Boolean),
+            prop_oneof![
+                Just(String::new()),
+                Just("10.0.0.0/16".to_owned()),
+                Just("10.0.0.0/8".to_owned()),
+                Just("0.0.0.0/0".to_owned()),
+                Just("10.0.0.1/33".to_owned()),
+                Just("us-east-1z".to_owned()),
+                Just("${PREFECT_ACCOUNT_ID}".to_owned()),
+                Just("${UNSET}".to_owned()),
+                Just("$".to_owned()),
+                Just("pnu_abcdefghijklmnopqrstuvwxyz0123456789".to_owned()),
+                Just("http://u:p@h/api".to_owned()),
+                Just("none".to_owned()),
+                Just("per-az".to_owned()),
+                "\\PC{0,40}",
+            ]
+            .prop_map(toml::Value::String),
+        ];
+        let zones = prop::collection::vec("us-east-1[a-j]", 0..12).prop_map(strings);
+        let cidrs = prop::collection::vec(
+            "10\\.[0-9]{1,3}\\.[0-9]{1,3}\\.0/(1[0-9]|2[0-9]|3[0-3])",
+            0..12,
+        )
+        .prop_map(strings);
+        let leaf = prop_oneof![4 => leaf, 1 => zones, 1 => cidrs];
+        leaf.prop_recursive(2, 24, 12, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..12).prop_map(toml::Value::Array),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| toml::Value::Table(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every path to a value in `v`, as keys and indices.
+    fn paths(v: &toml::Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let mut p = at.clone();
+                    p.push(k.clone());
+                    out.push(p.clone());
+                    paths(x, p, out);
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let mut p = at.clone();
+                    p.push(i.to_string());
+                    out.push(p.clone());
+                    paths(x, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Replace (or with `None` remove) the value at `path`.
+    fn set(v: &mut toml::Value, path: &[String], new: Option<toml::Value>) {
+        let (last, init) = path.split_last().unwrap();
+        let mut at = v;
+        for p in init {
+            at = match at {
+                toml::Value::Table(t) => t.get_mut(p).unwrap(),
+                toml::Value::Array(a) => &mut a[p.parse::<usize>().unwrap()],
+                _ => return,
+            };
+        }
+        match (at, new) {
+            (toml::Value::Table(t), Some(n)) => {
+                t.insert(last.clone(), n);
+            }
+            (toml::Value::Table(t), None) => {
+                t.remove(last);
+            }
+            (toml::Value::Array(a), Some(n)) => a[last.parse::<usize>().unwrap()] = n,
+            (toml::Value::Array(a), None) => {
+                a.remove(last.parse::<usize>().unwrap());
+            }
+            _ => {}
+        }
+    }
+
+    fn check(source: &str) {
+        let env = env();
+        // A spec or a report, and a report renders: neither may panic.
+        if let Err(e) = parse(
+            source,
+            Path::new("fuzz.toml"),
+            &|n| env.get(n).cloned(),
+            Some("us-east-1"),
+        ) {
+            let _ = render_plain(&e);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_values_and_keys(
+            stack in 0usize..3,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::option::weighted(0.8, value())), 0..5),
+            added in prop::collection::vec((
+                prop::sample::select(vec!["stack", "prefect", "network", "network", "network", "secret", "iam", "logs", "cluster"]),
+                prop::sample::select(vec![
+                    "availability_zones", "az_count", "cidr", "nat", "public_subnets",
+                    "private_subnets", "name", "region", "tags", "retention_days",
+                    "recovery_window_days", "api_url", "api_key_file", "auth_string_env",
+                ]),
+                value(),
+            ), 0..3),
+        ) {
+            let mut doc: toml::Value = toml::from_str(&stacks()[stack]).unwrap();
+            for (pick, new) in edits {
+                let mut all = Vec::new();
+                paths(&doc, Vec::new(), &mut all);
+                if all.is_empty() {
+                    break;
+                }
+                let path = all[pick.index(all.len())].clone();
+                set(&mut doc, &path, new);
+            }
+            // Keys the stack does not set, added (a mutation can only change what is there).
+            for (table, key, new) in added {
+                if let toml::Value::Table(root) = &mut doc {
+                    let t = root
+                        .entry(table)
+                        .or_insert_with(|| toml::Value::Table(Default::default()));
+                    if let toml::Value::Table(t) = t {
+                        t.insert(key.to_owned(), new);
+                    }
+                }
+            }
+            if let Ok(text) = toml::to_string(&doc) {
+                check(&text);
+            }
+        }
+
+        /// The network table's lists and counts together: zones, subnets, CIDR, az_count.
+        #[test]
+        fn network_lists(
+            stack in 0usize..3,
+            keys in prop::collection::vec((
+                prop::sample::select(vec![
+                    "availability_zones", "public_subnets", "private_subnets", "az_count", "cidr", "nat",
+                ]),
+                prop::option::weighted(0.85, network_value()),
+            ), 1..6),
+        ) {
+            let mut doc: toml::Value = toml::from_str(&stacks()[stack]).unwrap();
+            if let toml::Value::Table(root) = &mut doc {
+                let network = root
+                    .entry("network")
+                    .or_insert_with(|| toml::Value::Table(Default::default()));
+                if let toml::Value::Table(t) = network {
+                    for (key, new) in keys {
+                        match new {
+                            Some(v) => t.insert(key.to_owned(), v),
+                            None => t.remove(key),
+                        };
+                    }
+                }
+            }
+            if let Ok(text) = toml::to_string(&doc) {
+                check(&text);
+            }
+        }
+
+        #[test]
+        fn spliced_text(
+            stack in 0usize..3,
+            cut in any::<prop::sample::Index>(),
+            len in 0usize..40,
+            insert in "\\PC{0,24}",
+        ) {
+            let text = &stacks()[stack];
+            let chars: Vec<char> = text.chars().collect();
+            let at = cut.index(chars.len());
+            let end = (at + len).min(chars.len());
+            let mutated: String = chars[..at]
+                .iter()
+                .chain(insert.chars().collect::<Vec<_>>().iter())
+                .chain(&chars[end..])
+                .collect();
+            check(&mutated);
+        }
+    }
+}

@@ -91,8 +91,9 @@ pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 /// Whether an AWS operation makes a resource (the ones a lost answer could make twice).
+/// CreateCluster is not: AWS answers it with the ACTIVE cluster of that name when there is one.
 fn is_create(operation: &str) -> bool {
-    (operation.starts_with("Create") && operation != "CreateTags")
+    (operation.starts_with("Create") && !["CreateTags", "CreateCluster"].contains(&operation))
         || ["AllocateAddress", "RegisterTaskDefinition"].contains(&operation)
 }
 
