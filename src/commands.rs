@@ -286,20 +286,32 @@ async fn verify(path: &Path, g: &Global, conn: &Connection) -> Result<ExitCode> 
         spec::NatMode::Single => 1,
         spec::NatMode::PerAz => spec.network.zones.len(),
     };
+    // The stack's own addresses are part of what it needs, not others' use of the quota.
+    let needed = |ours: usize| match ours {
+        0 => format!("{nats} needed"),
+        _ => format!(
+            "{nats} needed ({} held by this stack already)",
+            ours.min(nats)
+        ),
+    };
     match aws.elastic_ips().await {
-        Ok((Some(limit), used)) => checks.push((
+        Ok((Some(limit), used, ours)) => checks.push((
             "Elastic IPs for the NAT gateways".into(),
-            if used as i64 + nats as i64 <= limit {
-                Ok(format!("{nats} needed, {used} of {limit} in use"))
+            if used as i64 + nats.max(ours) as i64 <= limit {
+                Ok(format!("{}, {used} of {limit} in use by others", needed(ours)))
             } else {
                 Err(format!(
-                    "{nats} needed but {used} of {limit} are in use: release unused addresses or ask AWS for a higher quota"
+                    "{} but {used} of {limit} are in use by others: release unused addresses or ask AWS for a higher quota",
+                    needed(ours)
                 ))
             },
         )),
-        Ok((None, used)) => checks.push((
+        Ok((None, used, ours)) => checks.push((
             "Elastic IPs for the NAT gateways".into(),
-            Ok(format!("{nats} needed, {used} in use (the account limit is not reported)")),
+            Ok(format!(
+                "{}, {used} in use by others (the account limit is not reported)",
+                needed(ours)
+            )),
         )),
         Err(e) => checks.push(("Elastic IPs for the NAT gateways".into(), Err(e.to_string()))),
     }

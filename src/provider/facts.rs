@@ -322,7 +322,10 @@ impl Aws {
     }
 
     /// Elastic IPs: the account's limit and how many are allocated.
-    pub async fn elastic_ips(&self) -> Result<(Option<i64>, usize), ProviderError> {
+    /// The account's Elastic IP limit (when reported), the addresses in use by others, and
+    /// those this stack holds already (its NATs' own: they count toward what it needs, not
+    /// against the quota a second time).
+    pub async fn elastic_ips(&self) -> Result<(Option<i64>, usize, usize), ProviderError> {
         let (attrs, addresses) = tokio::join!(
             self.ec2
                 .describe_account_attributes()
@@ -339,10 +342,17 @@ impl Aws {
                 .filter_map(|v| v.attribute_value()?.parse().ok())
                 .next()
         });
-        let used = addresses
-            .map_err(|e| aws_err("DescribeAddresses", e))?
+        let addresses = addresses.map_err(|e| aws_err("DescribeAddresses", e))?;
+        let ours = addresses
             .addresses()
-            .len();
-        Ok((limit, used))
+            .iter()
+            .filter(|a| {
+                a.tags().iter().any(|t| {
+                    t.key() == Some(crate::model::TAG_STACK)
+                        && t.value() == Some(self.settings.stack.as_str())
+                })
+            })
+            .count();
+        Ok((limit, addresses.addresses().len() - ours, ours))
     }
 }

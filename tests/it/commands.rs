@@ -26,6 +26,25 @@ fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
         assert!(out.stdout.contains(line), "missing {line:?}\n{out}");
     }
 
+    // Issue 11, item 6: on an applied stack the NATs' own addresses counted as "in use"
+    // against the quota (moto's limit is 5): "3 needed but 3 of 5 are in use". They are
+    // part of what the stack needs: a second verify passes.
+    let mut applied = TestStack::new("verify-applied");
+    applied.nat = "per-az";
+    applied
+        .run(&["apply", "--auto-approve", "--no-wait"], &env)
+        .assert_ok();
+    let out = applied.run(&["verify"], &env).assert_ok();
+    assert!(
+        out.stdout.contains(
+            "ok    Elastic IPs for the NAT gateways: 3 needed (3 held by this stack already), 0 of 5 in use by others"
+        ),
+        "{out}"
+    );
+    applied
+        .run(&["destroy", "--auto-approve", "--no-wait"], &env)
+        .assert_ok();
+
     // A bad image reference and a Prefect that does not answer: one FAIL line each, exit 1.
     stack.workers[0].name = format!("{}-w1", stack.name);
     let spec = stack.spec_toml().replace(
