@@ -1,22 +1,15 @@
 //! prefect-ecs: a Prefect worker stack on ECS Fargate from one TOML file.
 //! See ARCHITECTURE.md for the codemap and the invariants.
+//!
+//! The pure core lives in the `prefect-ecs-core` crate (`crates/core`) and is re-exported
+//! here under its module names; this crate adds the provider (AWS and Prefect), the commands
+//! and their output.
 
-pub mod apply;
+pub use prefect_ecs_core::{
+    apply, diagnose, diff, graph, model, outputs, plan, planfile, render, secret, spec, verify,
+};
+
 pub mod cli;
 pub mod commands;
-pub mod diagnose;
-pub mod diff;
-pub mod graph;
-pub mod model;
-pub mod outputs;
-pub mod plan;
-pub mod planfile;
 pub mod progress;
 pub mod provider;
-pub mod render;
-pub mod secret;
-pub mod spec;
-pub mod verify;
-
-#[cfg(test)]
-mod core_tests;

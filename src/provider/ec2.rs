@@ -804,91 +804,15 @@ impl Aws {
     }
 
     /// The id of the EC2 resource this stack tagged with `address`, if it exists: what a
-    /// create whose answer was lost may have made.
+    /// create whose answer was lost may have made. Read as discovery reads the stack (tag
+    /// filters, the address checked here): only after a failed create, so rare.
     async fn ec2_by_address(&self, address: &Address) -> Result<Option<String>, ProviderError> {
-        // By the stack's tag, the address checked here: an address holds `[` `]`, which
-        // some implementations read as a wildcard class in a filter value.
-        let filters = [self.stack_filter()];
-        let ours = |tags: &[Tag]| self.ec2_address(tags).as_ref() == Some(address);
-        let ids: Vec<String> = match address.kind {
-            Kind::Vpc => {
-                let out = self
-                    .ec2
-                    .describe_vpcs()
-                    .set_filters(Some(filters.to_vec()))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| aws_err("DescribeVpcs", e))?;
-                out.vpcs()
-                    .iter()
-                    .filter(|v| ours(v.tags()))
-                    .filter_map(|v| v.vpc_id())
-                    .map(String::from)
-                    .collect()
-            }
-            Kind::Subnet => {
-                let out = self
-                    .ec2
-                    .describe_subnets()
-                    .set_filters(Some(filters.to_vec()))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| aws_err("DescribeSubnets", e))?;
-                out.subnets()
-                    .iter()
-                    .filter(|v| ours(v.tags()))
-                    .filter_map(|v| v.subnet_id())
-                    .map(String::from)
-                    .collect()
-            }
-            Kind::InternetGateway => {
-                let out = self
-                    .ec2
-                    .describe_internet_gateways()
-                    .set_filters(Some(filters.to_vec()))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| aws_err("DescribeInternetGateways", e))?;
-                out.internet_gateways()
-                    .iter()
-                    .filter(|v| ours(v.tags()))
-                    .filter_map(|v| v.internet_gateway_id())
-                    .map(String::from)
-                    .collect()
-            }
-            Kind::Eip => {
-                let out = self
-                    .ec2
-                    .describe_addresses()
-                    .set_filters(Some(filters.to_vec()))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| aws_err("DescribeAddresses", e))?;
-                out.addresses()
-                    .iter()
-                    .filter(|v| ours(v.tags()))
-                    .filter_map(|v| v.allocation_id())
-                    .map(String::from)
-                    .collect()
-            }
-            Kind::SecurityGroup => {
-                let out = self
-                    .ec2
-                    .describe_security_groups()
-                    .set_filters(Some(filters.to_vec()))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| aws_err("DescribeSecurityGroups", e))?;
-                out.security_groups()
-                    .iter()
-                    .filter(|v| ours(v.tags()))
-                    .filter_map(|v| v.group_id())
-                    .map(String::from)
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        Ok(ids.into_iter().next())
+        let found = self.discover_ec2().await?;
+        Ok(found
+            .resources
+            .into_iter()
+            .find(|o| &o.address == address)
+            .map(|o| o.id))
     }
 
     async fn associate(&self, table: &str, subnet: &str) -> Result<(), ProviderError> {

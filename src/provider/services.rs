@@ -635,36 +635,17 @@ impl Aws {
         .await
     }
 
-    /// The tags of the log group named exactly `name` (empty when there is none).
-    async fn log_group_tags(&self, name: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-        let r = self
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(name)
-            .send()
-            .await
-            .map_err(|e| aws_err("DescribeLogGroups", e))?;
-        let Some(arn) = r
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(name))
-            .and_then(|g| g.arn())
-        else {
-            return Ok(BTreeMap::new());
-        };
-        let t = self
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(arn.trim_end_matches(":*"))
-            .send()
-            .await
-            .map_err(|e| aws_err("ListTagsForResource", e))?;
-        Ok(t.tags().cloned().unwrap_or_default().into_iter().collect())
-    }
-
-    pub(super) async fn discover_log_group(&self, spec: &Spec) -> Result<Found, ProviderError> {
-        let mut found = Found::default();
-        let name = &spec.logs.group;
+    /// The log group named exactly `name` and its tags, if it exists.
+    async fn log_group_named(
+        &self,
+        name: &str,
+    ) -> Result<
+        Option<(
+            aws_sdk_cloudwatchlogs::types::LogGroup,
+            BTreeMap<String, String>,
+        )>,
+        ProviderError,
+    > {
         let r = self
             .logs
             .describe_log_groups()
@@ -675,8 +656,26 @@ impl Aws {
         let Some(g) = r
             .log_groups()
             .iter()
-            .find(|g| g.log_group_name() == Some(name.as_str()))
+            .find(|g| g.log_group_name() == Some(name))
         else {
+            return Ok(None);
+        };
+        let arn = g.arn().unwrap_or_default().trim_end_matches(":*");
+        let t = self
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| aws_err("ListTagsForResource", e))?;
+        let tags = t.tags().cloned().unwrap_or_default().into_iter().collect();
+        Ok(Some((g.clone(), tags)))
+    }
+
+    pub(super) async fn discover_log_group(&self, spec: &Spec) -> Result<Found, ProviderError> {
+        let mut found = Found::default();
+        let name = &spec.logs.group;
+        let Some((g, tags)) = self.log_group_named(name).await? else {
             return Ok(found);
         };
         let arn = g
@@ -684,15 +683,6 @@ impl Aws {
             .unwrap_or_default()
             .trim_end_matches(":*")
             .to_string();
-        let t = self
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| aws_err("ListTagsForResource", e))?;
-        let tags: BTreeMap<String, String> =
-            t.tags().cloned().unwrap_or_default().into_iter().collect();
         let address = Address::new(Kind::LogGroup, "workers");
         if !found.named(self, address.clone(), format!("log group {name}"), &tags) {
             return Ok(found);
@@ -730,7 +720,11 @@ impl Aws {
         // it exists. Ours when it carries this stack's address tag; anyone else's is refused.
         if let Err(e) = created {
             let ours = e.is(&["ResourceAlreadyExistsException"]) && {
-                let found = self.log_group_tags(name).await?;
+                let found = self
+                    .log_group_named(name)
+                    .await?
+                    .map(|(_, tags)| tags)
+                    .unwrap_or_default();
                 found.get(crate::model::TAG_ADDRESS) == tags.get(crate::model::TAG_ADDRESS)
                     && found.get(crate::model::TAG_STACK) == tags.get(crate::model::TAG_STACK)
             };

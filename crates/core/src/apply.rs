@@ -292,7 +292,13 @@ pub async fn execute_until<P: Provider>(
             let attrs: Option<Attrs> = change.desired.as_ref().map(|d| {
                 d.attrs
                     .iter()
-                    .map(|(k, v)| (k.clone(), resolve(v, &lookup)))
+                    .map(|(k, v)| {
+                        // An update sends what AWS has for an attribute the resource ignores.
+                        let kept = (step.op == Op::Update && d.ignore_changes.contains(k))
+                            .then(|| change.observed.as_ref()?.attrs.get(k).cloned())
+                            .flatten();
+                        (k.clone(), kept.unwrap_or_else(|| resolve(v, &lookup)))
+                    })
                     .collect()
             });
             let sensitive = change.desired.as_ref().and_then(|d| d.sensitive.as_ref());

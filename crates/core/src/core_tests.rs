@@ -31,7 +31,7 @@ fn load(name: &str) -> Spec {
     }
     };
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("stacks")
+        .join("../../stacks")
         .join(name);
     spec::load(&path, &env, Some("us-east-1"))
         .unwrap_or_else(|e| panic!("{}", spec::render_plain(&e)))
@@ -581,7 +581,7 @@ fn snapshot_plan(name: &str, p: &Plan) {
 
 #[test]
 fn every_stack_snapshot() {
-    insta::glob!("../stacks", "*.toml", |path| {
+    insta::glob!("../../../stacks", "*.toml", |path| {
         let spec = load(path.file_name().unwrap().to_str().unwrap());
         let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
         insta::assert_snapshot!("graph", g.to_dot());
@@ -1095,4 +1095,84 @@ fn destroy_follows_the_specs_graph_where_no_id_shows_the_order() {
             steps[u].address
         );
     }
+}
+
+/// `ignore_changes`: a difference in an ignored attribute is no change; an update for
+/// another reason sends the value AWS has (auto scaling's desired count stays), and the plan
+/// says which attributes the resource ignores.
+#[test]
+fn an_ignored_attribute_is_never_a_change_and_an_update_keeps_what_aws_has() {
+    let mut g = dev();
+    let svc = a("ecs_service.dev-worker");
+    let idx = g
+        .graph
+        .node_indices()
+        .find(|&i| g.graph[i].address == svc)
+        .unwrap();
+    g.graph[idx].ignore_changes = vec!["desired_count".into()];
+    let mut seen = converged(&g);
+    observed_mut(&mut seen, "ecs_service.dev-worker")
+        .attrs
+        .insert("desired_count".into(), json!(3));
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    assert!(p.is_empty(), "{}", p.render());
+
+    // Another difference: an update, without desired_count in its diffs or its call.
+    observed_mut(&mut seen, "ecs_service.dev-worker")
+        .attrs
+        .insert(
+            "deployment_circuit_breaker".into(),
+            json!({"enable": false, "rollback": false}),
+        );
+    let p = compute("dev", Some(&g), &seen).unwrap();
+    let change = p.changes.iter().find(|c| c.address == svc).unwrap();
+    assert_eq!(change.action, Action::Update);
+    assert!(change.diffs.iter().all(|d| d.attr != "desired_count"));
+    let text = p.render();
+    assert!(
+        text.contains("# ignore_changes: desired_count (set on create, never diffed after)"),
+        "{text}"
+    );
+
+    struct Updates(RefCell<Vec<Attrs>>);
+    impl Provider for Updates {
+        async fn create(
+            &self,
+            a: &Address,
+            _: &Attrs,
+            _: Option<&SecretValue>,
+        ) -> Result<Outputs, ProviderError> {
+            Err(ProviderError(format!("unexpected create of {a}")))
+        }
+        async fn update(
+            &self,
+            _: &Address,
+            attrs: &Attrs,
+            _: Option<&SecretValue>,
+            o: &Observed,
+        ) -> Result<Outputs, ProviderError> {
+            self.0.borrow_mut().push(attrs.clone());
+            Ok(o.outputs.clone())
+        }
+        async fn delete(&self, o: &Observed) -> Result<(), ProviderError> {
+            Err(ProviderError(format!("unexpected delete of {}", o.address)))
+        }
+    }
+    let updates = Updates(RefCell::new(Vec::new()));
+    let report = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(execute(&p, &updates, 4, |_| {}));
+    assert!(report.ok(), "{report:?}");
+    let sent = updates.0.borrow();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["desired_count"],
+        json!(3),
+        "auto scaling's count is kept"
+    );
+    assert_eq!(
+        sent[0]["deployment_circuit_breaker"],
+        json!({"enable": true, "rollback": true})
+    );
 }

@@ -253,6 +253,10 @@ pub struct Desired {
     pub extra_deps: Vec<Address>,
     /// The one sensitive value (the secret's), compared but never shown.
     pub sensitive: Option<SecretValue>,
+    /// Top-level attributes set on create but never diffed afterwards (a service's desired
+    /// count that auto scaling owns): a difference there is no change, and an update sends
+    /// the value AWS has.
+    pub ignore_changes: Vec<String>,
 }
 
 impl Desired {
@@ -261,6 +265,7 @@ impl Desired {
             address,
             attrs,
             extra_deps: Vec::new(),
+            ignore_changes: Vec::new(),
             sensitive: None,
         }
     }

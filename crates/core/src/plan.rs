@@ -155,7 +155,8 @@ pub fn compute(
             let (action, diffs) = match found {
                 None => (Action::Create, Vec::new()),
                 Some(o) => {
-                    let diffs = compare(address.kind, &resolved, d.sensitive.as_ref(), o);
+                    let mut diffs = compare(address.kind, &resolved, d.sensitive.as_ref(), o);
+                    diffs.retain(|x| !d.ignore_changes.contains(&x.attr));
                     let action = if diffs.is_empty() {
                         Action::NoOp
                     } else if diffs.iter().any(|d| d.forces_replacement) {

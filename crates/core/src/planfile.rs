@@ -7,8 +7,6 @@
 //! [`SecretValue::keyed_digest`](crate::secret::SecretValue::keyed_digest) only.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -121,14 +119,11 @@ fn fingerprints(
     (desired, seen)
 }
 
+/// 128 bits from the operating system's generator: the salt of the file's secret digest.
 fn random_salt() -> String {
-    (0..2)
-        .map(|i| {
-            let mut h = RandomState::new().build_hasher();
-            h.write_usize(i);
-            format!("{:016x}", h.finish())
-        })
-        .collect()
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random generator");
+    hex::encode(bytes)
 }
 
 /// Everything `apply FILE` compares against, as found now.

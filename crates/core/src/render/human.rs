@@ -83,6 +83,16 @@ fn change(s: &mut String, c: &ChangeDoc, style: Style) {
         );
     }
     s.push('\n');
+    if !c.ignore_changes.is_empty() && c.action != Action::Delete {
+        let _ = writeln!(
+            s,
+            "      {}",
+            style.dim(&format!(
+                "# ignore_changes: {} (set on create, never diffed after)",
+                c.ignore_changes.join(", ")
+            ))
+        );
+    }
     match c.action {
         Action::Create => {
             for (k, v) in created_lines(c) {

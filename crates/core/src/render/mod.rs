@@ -87,6 +87,10 @@ pub struct ChangeDoc {
     pub sensitive_paths: Vec<String>,
     /// For `update` and `replace`: the minimal set of changed sub-values.
     pub attributes: Vec<AttrChange>,
+    /// Attributes this resource never diffs after its create (`ignore_changes`); left out
+    /// when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +242,11 @@ fn change_doc(c: &plan::Change) -> Option<ChangeDoc> {
         unknown_paths,
         sensitive_paths,
         attributes,
+        ignore_changes: c
+            .desired
+            .as_ref()
+            .map(|d| d.ignore_changes.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -30,7 +30,7 @@ fn parse_str(source: &str) -> Result<Spec, SpecError> {
 
 #[test]
 fn stacks() {
-    insta::glob!("../../stacks", "*.toml", |path| {
+    insta::glob!("../../../../stacks", "*.toml", |path| {
         let env = env();
         let name = Path::new("stacks").join(path.file_name().unwrap());
         let source = std::fs::read_to_string(path).unwrap();
@@ -42,7 +42,7 @@ fn stacks() {
 
 #[test]
 fn invalid_specs() {
-    insta::glob!("../../tests/specs/invalid", "*.toml", |path| {
+    insta::glob!("../../../../tests/specs/invalid", "*.toml", |path| {
         let env = env();
         let name = Path::new("tests/specs/invalid").join(path.file_name().unwrap());
         let source = std::fs::read_to_string(path).unwrap();
@@ -302,7 +302,9 @@ mod never_panics {
             .iter()
             .map(|f| {
                 std::fs::read_to_string(
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks").join(f),
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../stacks")
+                        .join(f),
                 )
                 .unwrap()
             })
