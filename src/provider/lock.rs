@@ -383,16 +383,19 @@ impl Aws {
         self.put_lock_event(&stack, &holder).await?;
         // Confirmed only when the chain of holder events says so: of two runs that both
         // believed they made or took the lock, the one written first holds it.
-        match self.lock_info(&stack).await? {
-            Some(i) if i.token.as_deref() == Some(token.as_str()) => {
+        match self.current_token(&stack).await? {
+            Some(Some(current)) if current == token => {
                 if let Some(h) = self.held.lock().expect("held lock").as_mut() {
                     h.announced = true;
                 }
                 self.renewed(&token, sent);
             }
-            Some(i) if i.recorded => self.mark_lost(i.to_string()),
+            Some(Some(_)) => {
+                let who = self.lock_info(&stack).await.ok().flatten();
+                self.mark_lost(who.map_or("another run".into(), |i| i.to_string()));
+            }
             // Not visible yet: written again at the next try.
-            Some(_) => {}
+            Some(None) => {}
             None => self.mark_lost("nobody now: the lock was broken with force-unlock".into()),
         }
         Ok(())
@@ -604,6 +607,51 @@ impl Aws {
         Ok(info)
     }
 
+    /// Every event of the stack's lock stream: the holder's, a takeover's, and the renewals
+    /// (a few a minute). `None` when there is no lock.
+    async fn lock_events(
+        &self,
+        stack: &str,
+    ) -> Result<Option<Vec<aws_sdk_cloudwatchlogs::types::OutputLogEvent>>, ProviderError> {
+        let mut events = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .logs
+                .get_log_events()
+                .log_group_name(LOCK_GROUP)
+                .log_stream_name(stack)
+                .start_from_head(true)
+                .set_next_token(next.clone())
+                .send()
+                .await;
+            let page = match page.map_err(|e| aws_err("GetLogEvents", e)) {
+                Ok(p) => p,
+                Err(e) if e.is(&["ResourceNotFoundException"]) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let got = page.events().len();
+            events.extend(page.events().iter().cloned());
+            let token = page.next_forward_token().map(str::to_owned);
+            // A page is cut at 10,000 events or 1 MB; one of fewer than 1,000 lock events
+            // (a few hundred bytes each) was cut by neither: it is the last.
+            if got < 1000 || token.is_none() || token == next {
+                break;
+            }
+            next = token;
+        }
+        Ok(Some(events))
+    }
+
+    /// The token of the current holding, read from the events alone (no stream listing):
+    /// `None` when there is no lock, `Some(None)` when nobody has written to it yet.
+    async fn current_token(&self, stack: &str) -> Result<Option<Option<String>>, ProviderError> {
+        Ok(self
+            .lock_events(stack)
+            .await?
+            .map(|events| read_record(&events).token))
+    }
+
     /// Who holds the stack's lock, if anyone, and whether that lock is stale.
     pub async fn lock_info(&self, stack: &str) -> Result<Option<LockInfo>, ProviderError> {
         let streams = self
@@ -626,33 +674,10 @@ impl Aws {
             return Ok(None);
         };
         let created = stream.creation_time().unwrap_or_else(now_ms);
-        // Every event: the holder's, a takeover's, and the renewals (a few a minute).
-        let mut events = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .logs
-                .get_log_events()
-                .log_group_name(LOCK_GROUP)
-                .log_stream_name(stack)
-                .start_from_head(true)
-                .set_next_token(next.clone())
-                .send()
-                .await;
-            let page = match page.map_err(|e| aws_err("GetLogEvents", e)) {
-                Ok(p) => p,
-                // Released between the two reads.
-                Err(e) if e.is(&["ResourceNotFoundException"]) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let got = page.events().len();
-            events.extend(page.events().iter().cloned());
-            let token = page.next_forward_token().map(str::to_owned);
-            if got == 0 || token.is_none() || token == next {
-                break;
-            }
-            next = token;
-        }
+        let Some(events) = self.lock_events(stack).await? else {
+            // Released between the two reads.
+            return Ok(None);
+        };
         let record = read_record(&events);
         let written = record.holder.clone().unwrap_or_default();
         let now = now_ms();
@@ -706,17 +731,40 @@ impl Aws {
         let Some((stack, token, _)) = self.held_token() else {
             return Ok(());
         };
-        let lost = self
-            .held
-            .lock()
-            .expect("held lock")
-            .as_ref()
-            .and_then(|h| h.lost.clone());
-        if lost.is_none() {
-            match self.lock_info(&stack).await? {
-                Some(i) if i.recorded && i.token.as_deref() != Some(token.as_str()) => {}
-                _ => self.break_lock(&stack).await?,
-            }
+        let (lost, fresh, previous) = {
+            let held = self.held.lock().expect("held lock");
+            let h = held.as_ref().expect("held");
+            (
+                h.lost.is_some(),
+                Instant::now() < h.valid_until,
+                h.previous.clone(),
+            )
+        };
+        // While the lease is fresh nobody can have taken the lock over: no need to look.
+        let ours = !lost
+            && (fresh || matches!(self.current_token(&stack).await?, Some(Some(t)) if t == token));
+        if ours {
+            let marker = previous.map(|p| format!("{stack}{TAKEOVER}{p}"));
+            let delete = |name: String| async move {
+                let r = self
+                    .logs
+                    .delete_log_stream()
+                    .log_group_name(LOCK_GROUP)
+                    .log_stream_name(name)
+                    .send()
+                    .await;
+                match r.map_err(|e| aws_err("DeleteLogStream", e)) {
+                    Err(e) if !e.is(&["ResourceNotFoundException"]) => Err(e),
+                    _ => Ok(()),
+                }
+            };
+            // The lock and the marker of the holding it followed, if any, at once.
+            let (lock, _) = tokio::join!(delete(stack.clone()), async {
+                if let Some(m) = marker {
+                    let _ = delete(m).await;
+                }
+            });
+            lock?;
         }
         *self.held.lock().expect("held lock") = None;
         Ok(())

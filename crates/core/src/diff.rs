@@ -20,8 +20,9 @@ pub struct AttrDiff {
 
 /// Attributes holding IAM policy documents.
 const POLICY_ATTRS: &[&str] = &["assume_role_policy", "document"];
-/// Arrays whose order means something; every other array is compared as a set.
-const ORDERED_ARRAYS: &[&str] = &["command"];
+/// Arrays whose order means something; every other array is compared as a set (and the
+/// plan shows them whole, never element by element).
+pub const ORDERED_ARRAYS: &[&str] = &["command"];
 
 /// Canonical form of a value: tags without AWS-reserved keys, policy documents in one shape,
 /// order-free arrays sorted.

@@ -209,16 +209,8 @@ struct Expander<'a> {
 /// The images Prefect publishes without prefect-aws: an `ecs` worker in them needs
 /// `EXTRA_PIP_PACKAGES=prefect-aws`, which their entrypoint installs at start.
 fn is_plain_prefect_image(image: &str) -> bool {
-    let repo = image.split(['@']).next().unwrap_or(image);
-    let repo = match repo.rsplit_once(':') {
-        Some((r, tag)) if !tag.contains('/') => r,
-        _ => repo,
-    };
-    let repo = repo
-        .strip_prefix("docker.io/")
-        .or_else(|| repo.strip_prefix("index.docker.io/"))
-        .unwrap_or(repo);
-    repo == "prefecthq/prefect"
+    crate::image::ImageRef::parse(image)
+        .is_ok_and(|r| r.on_docker_hub() && r.repository == "prefecthq/prefect")
 }
 
 /// The worker's `EXTRA_PIP_PACKAGES`: the user's, plus prefect-aws for a plain Prefect image.

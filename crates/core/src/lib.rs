@@ -8,6 +8,7 @@ pub mod apply;
 pub mod diagnose;
 pub mod diff;
 pub mod graph;
+pub mod image;
 pub mod model;
 pub mod outputs;
 pub mod plan;

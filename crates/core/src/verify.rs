@@ -11,51 +11,7 @@ pub type Check = (String, Result<String, String>);
 
 /// A container image reference as Docker parses it: `[registry[:port]/]path[:tag][@digest]`.
 pub fn image_reference(image: &str) -> Result<(), String> {
-    let (rest, digest) = match image.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (image, None),
-    };
-    if let Some(d) = digest {
-        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
-            !alg.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
-        });
-        if !ok {
-            return Err(format!("digest \"{d}\" is not algorithm:hex"));
-        }
-    }
-    let (path, tag) = match rest.rsplit_once(':') {
-        Some((p, t)) if !t.contains('/') => (p, Some(t)),
-        _ => (rest, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
-            return Err(format!("tag \"{t}\" is not a valid image tag"));
-        }
-    }
-    let mut parts: Vec<&str> = path.split('/').collect();
-    // A first part with a dot, a colon or "localhost" is a registry host.
-    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
-        parts.remove(0);
-    }
-    for p in &parts {
-        let ok = !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-            && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        if !ok {
-            return Err(format!(
-                "\"{p}\" in \"{image}\" is not a valid repository name (lower-case letters, digits, . _ -)"
-            ));
-        }
-    }
-    Ok(())
+    crate::image::ImageRef::parse(image).map(|_| ())
 }
 
 fn statements(graph: &StackGraph, address: &Address) -> Vec<(Vec<String>, Vec<Value>)> {

@@ -11,15 +11,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::diff::normalize;
+use crate::diff::{ORDERED_ARRAYS, normalize};
 use crate::model::{UNKNOWN, as_reference, contains_unknown, is_unknown};
 use crate::plan::{self, Plan};
 
 /// Bumped on any change a consumer could notice (a field renamed, removed or re-typed).
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Arrays whose order means something: compared as a whole, never element by element.
-const ORDERED_ARRAYS: &[&str] = &["command"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanDoc {

@@ -982,17 +982,21 @@ fn api_url_credentials(url: &str) -> Result<(), String> {
 }
 
 fn api_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("api_url \"{url}\" must start with https:// or http://"))?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
+            "api_url \"{url}\" must start with https:// or http://"
+        ));
+    }
     api_url_credentials(url)?;
+    let parsed = url::Url::parse(url).ok().filter(|u| {
+        u.host_str().is_some_and(|h| !h.is_empty()) && !url.contains(char::is_whitespace)
+    });
+    let Some(parsed) = parsed else {
+        return Err(format!("api_url \"{url}\" is not a URL"));
+    };
+    let path = parsed.path();
     ensure(
-        !rest.is_empty() && !rest.contains(char::is_whitespace),
-        || format!("api_url \"{url}\" is not a URL"),
-    )?;
-    ensure(
-        rest.trim_end_matches('/').ends_with("/api") || rest.contains("/api/"),
+        path.trim_end_matches('/').ends_with("/api") || path.contains("/api/"),
         || {
             format!(
                 "api_url \"{url}\" does not look like a Prefect API URL, which ends in /api \
@@ -1017,12 +1021,9 @@ fn stack_name(name: &str) -> Result<(), String> {
 }
 
 fn uuid(id: &str) -> Result<(), String> {
-    let groups: Vec<&str> = id.split('-').collect();
-    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    let valid = lengths == [8, 4, 4, 4, 12]
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    // The hyphenated form only: it is the one Prefect Cloud's URLs use.
+    let valid = ::uuid::Uuid::try_parse(id)
+        .is_ok_and(|u| u.hyphenated().to_string() == id.to_ascii_lowercase());
     ensure(valid, || {
         format!("\"{id}\" is not a UUID; copy the id from the Prefect Cloud URL")
     })

@@ -1,0 +1,94 @@
+//! Container image references, parsed once: `verify` checks them with it, the graph reads
+//! from it whether an image is a plain `prefecthq/prefect` one.
+
+/// `[registry[:port]/]repository[:tag][@digest]`, as Docker parses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The registry host (`123456789012.dkr.ecr.us-east-1.amazonaws.com`, `localhost:5000`);
+    /// `None` for Docker Hub's short form.
+    pub registry: Option<String>,
+    /// The path below the registry: `prefecthq/prefect`, `flows/worker`, `ubuntu`.
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    pub fn parse(image: &str) -> Result<ImageRef, String> {
+        let (rest, digest) = match image.split_once('@') {
+            Some((r, d)) => (r, Some(d)),
+            None => (image, None),
+        };
+        if let Some(d) = digest {
+            let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+                !alg.is_empty() && hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+            });
+            if !ok {
+                return Err(format!("digest \"{d}\" is not algorithm:hex"));
+            }
+        }
+        let (path, tag) = match rest.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') => (p, Some(t)),
+            _ => (rest, None),
+        };
+        if let Some(t) = tag {
+            let ok = !t.is_empty()
+                && t.len() <= 128
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(format!("tag \"{t}\" is not a valid image tag"));
+            }
+        }
+        let mut parts: Vec<&str> = path.split('/').collect();
+        // A first part with a dot, a colon or "localhost" is a registry host.
+        let registry = (parts.len() > 1
+            && (parts[0].contains(['.', ':']) || parts[0] == "localhost"))
+            .then(|| parts.remove(0).to_owned());
+        for p in &parts {
+            let ok = !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+            if !ok {
+                return Err(format!(
+                    "\"{p}\" in \"{image}\" is not a valid repository name (lower-case letters, digits, . _ -)"
+                ));
+            }
+        }
+        Ok(ImageRef {
+            registry,
+            repository: parts.join("/"),
+            tag: tag.map(str::to_owned),
+            digest: digest.map(str::to_owned),
+        })
+    }
+
+    /// On Docker Hub: no registry, or Docker Hub's own host names.
+    pub fn on_docker_hub(&self) -> bool {
+        matches!(
+            self.registry.as_deref(),
+            None | Some("docker.io" | "index.docker.io" | "registry-1.docker.io")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_into_their_parts() {
+        let r = ImageRef::parse("docker.io/prefecthq/prefect:3-latest").unwrap();
+        assert!(r.on_docker_hub());
+        assert_eq!(r.repository, "prefecthq/prefect");
+        assert_eq!(r.tag.as_deref(), Some("3-latest"));
+        let r = ImageRef::parse("localhost:5000/worker").unwrap();
+        assert_eq!(r.registry.as_deref(), Some("localhost:5000"));
+        assert!(!r.on_docker_hub());
+        assert_eq!((r.repository.as_str(), r.tag), ("worker", None));
+    }
+}
