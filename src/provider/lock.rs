@@ -879,3 +879,69 @@ fn changes(service: &str, operation: &str) -> bool {
         );
     !read && !lock
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
+
+    fn event(at: i64, message: Value) -> OutputLogEvent {
+        OutputLogEvent::builder()
+            .timestamp(at)
+            .ingestion_time(at)
+            .message(message.to_string())
+            .build()
+    }
+
+    fn holder(token: &str, previous: Option<&str>) -> Value {
+        json!({"holder": format!("run {token}"), "token": token, "previous": previous})
+    }
+
+    /// The chain of holder events: the first starts it; only a holder event naming the
+    /// current holding as the one it follows replaces it; renewals count for the current
+    /// holding only.
+    #[test]
+    fn the_holder_is_the_chain_of_holdings_not_the_latest_event() {
+        let events = [
+            event(1_000, holder("a", None)),
+            // A run that lost the race to create the lock: ignored.
+            event(1_100, holder("racer", None)),
+            event(2_000, json!({"renewed_ms": 2_000, "token": "a"})),
+            // A late renewal of the racer counts for nobody.
+            event(2_500, json!({"renewed_ms": 2_500, "token": "racer"})),
+        ];
+        let r = read_record(&events);
+        assert_eq!(r.token.as_deref(), Some("a"));
+        assert_eq!(r.renewed_ms, Some(2_000));
+
+        // A takeover names the holding it follows and becomes the holder; a second taker of
+        // the same holding, written later, does not.
+        let mut events = events.to_vec();
+        events.push(event(70_000, holder("b", Some("a"))));
+        events.push(event(70_100, holder("c", Some("a"))));
+        // The paused old holder's renewal after the takeover keeps nothing.
+        events.push(event(71_000, json!({"renewed_ms": 71_000, "token": "a"})));
+        let r = read_record(&events);
+        assert_eq!(r.token.as_deref(), Some("b"));
+        assert_eq!(r.renewed_ms, Some(70_000));
+        assert_eq!(r.holder.unwrap()["holder"], "run b");
+
+        // A holder claiming its own expired holding continues the chain.
+        events.push(event(90_000, holder("b2", Some("b"))));
+        assert_eq!(read_record(&events).token.as_deref(), Some("b2"));
+        assert_eq!(read_record(&[]).token, None);
+    }
+
+    #[test]
+    fn changing_calls_are_told_from_reads_and_the_locks_own() {
+        assert!(changes("EC2", "CreateVpc"));
+        assert!(changes("ECS", "UpdateService"));
+        assert!(changes("IAM", "PutRolePolicy"));
+        assert!(!changes("EC2", "DescribeVpcs"));
+        assert!(!changes("ECS", "ListServices"));
+        assert!(!changes("Secrets Manager", "GetSecretValue"));
+        assert!(!changes("CloudWatch Logs", "PutLogEvents"));
+        assert!(!changes("CloudWatch Logs", "CreateLogStream"));
+        assert!(changes("CloudWatch Logs", "CreateLogGroup"));
+    }
+}
