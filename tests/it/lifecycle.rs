@@ -529,7 +529,7 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
             Some(&prefect().api_url.as_str())
         );
         // A plain Prefect image gets prefect-aws installed at start, or `--type ecs` fails.
-        assert_eq!(env.get("EXTRA_PIP_PACKAGES"), Some(&"prefect-aws"));
+        assert_eq!(env.get("EXTRA_PIP_PACKAGES"), Some(&"prefect-aws==0.7.12"));
         assert!(
             !env.contains_key("PREFECT_API_KEY") && !env.values().any(|v| *v == stack.canary()),
             "the API key is in the plain environment"

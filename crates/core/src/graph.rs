@@ -206,6 +206,10 @@ struct Expander<'a> {
     pool_template: &'a Value,
 }
 
+/// The prefect-aws a plain Prefect image installs at start: the release whose ECS job
+/// template the work pool's secret-ARN variables follow (it requires Prefect ≥ 3.8).
+pub const PREFECT_AWS: &str = "prefect-aws==0.7.12";
+
 /// The images Prefect publishes without prefect-aws: an `ecs` worker in them needs
 /// `EXTRA_PIP_PACKAGES=prefect-aws`, which their entrypoint installs at start.
 fn is_plain_prefect_image(image: &str) -> bool {
@@ -222,7 +226,7 @@ fn extra_pip_packages(image: &str, user: Option<&String>) -> Option<String> {
         .iter()
         .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"));
     if is_plain_prefect_image(image) && !has_aws {
-        packages.push("prefect-aws");
+        packages.push(PREFECT_AWS);
     }
     (!packages.is_empty()).then(|| packages.join(" "))
 }

@@ -528,3 +528,29 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn a_prefect_2_image_is_accepted_only_with_a_prefect_aws_of_the_users_own() {
+    let worker = |extra: &str| {
+        with_head(&format!(
+            "[[worker]]\nname = \"w\"\nwork_pool = \"pool\"\nimage = \"prefecthq/prefect:2-latest\"\n{extra}"
+        ))
+    };
+    let err = parse_str(&worker("")).unwrap_err();
+    assert!(
+        messages(&err)[0].contains("is Prefect 2"),
+        "{:?}",
+        messages(&err)
+    );
+    parse_str(&worker(
+        "env = { EXTRA_PIP_PACKAGES = \"prefect-aws==0.4.19\" }\n",
+    ))
+    .unwrap();
+    // A Prefect 3 tag, another repository, or a registry's own copy is not this rule's.
+    for image in ["prefecthq/prefect:3-latest", "myorg/prefect:2-latest"] {
+        parse_str(&with_head(&format!(
+            "[[worker]]\nname = \"w\"\nwork_pool = \"pool\"\nimage = \"{image}\"\n"
+        )))
+        .unwrap();
+    }
+}

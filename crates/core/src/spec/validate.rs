@@ -788,6 +788,32 @@ impl Checker<'_> {
                 "prefecthq/prefect:3-latest".to_owned(),
                 |image| ensure(!image.is_empty(), || "image must not be empty".to_owned()),
             );
+            let user_pins_aws = raw.env.get("EXTRA_PIP_PACKAGES").is_some_and(|v| {
+                v.get_ref()
+                    .split_whitespace()
+                    .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"))
+            });
+            let prefect_2 = crate::image::ImageRef::parse(&image).is_ok_and(|r| {
+                r.on_docker_hub()
+                    && r.repository == "prefecthq/prefect"
+                    && r.tag
+                        .as_deref()
+                        .is_some_and(|t| t == "2" || t.starts_with("2.") || t.starts_with("2-"))
+            });
+            if prefect_2 && !user_pins_aws {
+                let message = format!(
+                    "image \"{image}\" is Prefect 2, and the prefect-aws the work pool's template is \
+                     made for ({}) requires Prefect 3.8 or later: use a Prefect 3 image such as \
+                     prefecthq/prefect:3-latest, or pin a prefect-aws for Prefect 2 yourself in \
+                     env EXTRA_PIP_PACKAGES",
+                    crate::graph::PREFECT_AWS
+                );
+                self.report(
+                    raw.image.as_ref().map(|i| i.span()),
+                    &p.key("image"),
+                    message,
+                );
+            }
             let (cpu, memory) = self.size(raw, &p, table);
             let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
             let mut env = BTreeMap::new();
