@@ -367,7 +367,7 @@ impl Bench {
         for w in 1..=n {
             toml += &format!(
                 "\n[[worker]]\nname = \"bench{k}-worker-{w}\"\nwork_pool = \"bench{k}-pool-{w}\"\n\
-                 image = \"prefecthq/prefect:2-latest\"\ncpu = 512\nmemory = 1024\n"
+                 image = \"prefecthq/prefect:3-latest\"\ncpu = 512\nmemory = 1024\n"
             );
         }
         let path = self.dir.path().join(format!("bench{k}.toml"));
