@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, create_untokened, observed,
-    one_attempt, request_token, retry_codes, tag_delta, tags_value, wait_until,
+    request_token, retry_codes, tag_delta, tags_value, wait_until,
 };
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_STACK};
@@ -98,7 +98,7 @@ impl Aws {
     }
 
     /// The address of an EC2 resource if it is this stack's (tag filters are not trusted alone).
-    fn ec2_address(&self, tags: &[Tag]) -> Option<Address> {
+    pub(super) fn ec2_address(&self, tags: &[Tag]) -> Option<Address> {
         match self.ownership(&tag_map(tags)) {
             Ownership::Ours(a) => Some(a),
             Ownership::Foreign(_) => None,
@@ -433,7 +433,7 @@ impl Aws {
             Kind::Vpc => {
                 let cidr = attr(attrs, "cidr_block")?;
                 let (id, available) = create_untokened(
-                    &format!("{address}"),
+                    &address.to_string(),
                     || async {
                         let out = self
                             .ec2
@@ -441,9 +441,7 @@ impl Aws {
                             .cidr_block(cidr)
                             .tag_specifications(spec_tags(ResourceType::Vpc, tags))
                             .customize()
-                            .config_override(
-                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
-                            )
+                            .config_override(once!(aws_sdk_ec2))
                             .send()
                             .await
                             .map_err(|e| aws_err("CreateVpc", e))?;
@@ -471,7 +469,7 @@ impl Aws {
                     attr(attrs, "availability_zone")?,
                 );
                 let id = create_untokened(
-                    &format!("{address}"),
+                    &address.to_string(),
                     || async {
                         let out = self
                             .ec2
@@ -481,9 +479,7 @@ impl Aws {
                             .availability_zone(az)
                             .tag_specifications(spec_tags(ResourceType::Subnet, tags))
                             .customize()
-                            .config_override(
-                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
-                            )
+                            .config_override(once!(aws_sdk_ec2))
                             .send()
                             .await
                             .map_err(|e| aws_err("CreateSubnet", e))?;
@@ -503,16 +499,14 @@ impl Aws {
             }
             Kind::InternetGateway => {
                 let id = create_untokened(
-                    &format!("{address}"),
+                    &address.to_string(),
                     || async {
                         let out = self
                             .ec2
                             .create_internet_gateway()
                             .tag_specifications(spec_tags(ResourceType::InternetGateway, tags))
                             .customize()
-                            .config_override(
-                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
-                            )
+                            .config_override(once!(aws_sdk_ec2))
                             .send()
                             .await
                             .map_err(|e| aws_err("CreateInternetGateway", e))?;
@@ -547,7 +541,7 @@ impl Aws {
             }
             Kind::Eip => {
                 create_untokened(
-                    &format!("{address}"),
+                    &address.to_string(),
                     || async {
                         let out = self
                             .ec2
@@ -555,9 +549,7 @@ impl Aws {
                             .domain(DomainType::Vpc)
                             .tag_specifications(spec_tags(ResourceType::ElasticIp, tags))
                             .customize()
-                            .config_override(
-                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
-                            )
+                            .config_override(once!(aws_sdk_ec2))
                             .send()
                             .await
                             .map_err(|e| aws_err("AllocateAddress", e))?;
@@ -608,7 +600,7 @@ impl Aws {
                     attr(attrs, "description")?,
                 );
                 let id = create_untokened(
-                    &format!("{address}"),
+                    &address.to_string(),
                     || async {
                         let out = self
                             .ec2
@@ -618,9 +610,7 @@ impl Aws {
                             .description(description)
                             .tag_specifications(spec_tags(ResourceType::SecurityGroup, tags))
                             .customize()
-                            .config_override(
-                                aws_sdk_ec2::config::Builder::default().retry_config(one_attempt()),
-                            )
+                            .config_override(once!(aws_sdk_ec2))
                             .send()
                             .await
                             .map_err(|e| aws_err("CreateSecurityGroup", e))?;

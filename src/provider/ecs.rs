@@ -467,9 +467,7 @@ impl Aws {
             .container_definitions(container.clone())
             .set_tags(Some(ecs_tags(tags)))
             .customize()
-            .config_override(
-                aws_sdk_ecs::config::Builder::default().retry_config(super::one_attempt()),
-            )
+            .config_override(once!(aws_sdk_ecs))
             .send()
             .await
             .map_err(|e| aws_err("RegisterTaskDefinition", e))?;

@@ -346,12 +346,7 @@ impl Aws {
         let ours = addresses
             .addresses()
             .iter()
-            .filter(|a| {
-                a.tags().iter().any(|t| {
-                    t.key() == Some(crate::model::TAG_STACK)
-                        && t.value() == Some(self.settings.stack.as_str())
-                })
-            })
+            .filter(|a| self.ec2_address(a.tags()).is_some())
             .count();
         Ok((limit, addresses.addresses().len() - ours, ours))
     }

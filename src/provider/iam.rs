@@ -134,11 +134,7 @@ impl Aws {
             .filter_map(|p| p.policy_arn().map(String::from))
             .collect();
         managed.sort();
-        let tags: BTreeMap<String, String> = role
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
+        let tags = role_tags(role);
         let attrs = Attrs::from([
             ("name".into(), json!(name)),
             (
@@ -216,12 +212,7 @@ impl Aws {
                     .await
                     .map_err(|e| aws_err("GetRole", e))?;
                 let role = role.role();
-                let found: BTreeMap<String, String> = role
-                    .map(|r| r.tags())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect();
+                let found = role.map(role_tags).unwrap_or_default();
                 if !matches!(self.ownership(&found), super::Ownership::Ours(a) if &a == address) {
                     return Err(e.into());
                 }
@@ -401,4 +392,11 @@ impl Aws {
         )
         .await
     }
+}
+
+fn role_tags(role: &aws_sdk_iam::types::Role) -> BTreeMap<String, String> {
+    role.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
 }

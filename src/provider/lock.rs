@@ -156,6 +156,10 @@ pub(super) struct Held {
 /// character of stack names, so one stack's markers never look like another's lock.
 const TAKEOVER: &str = "/takeover/";
 
+/// Who holds a lock this run held and whose stream is gone.
+const BROKEN: &str =
+    "nobody now: another run took it over and has finished, or it was broken with force-unlock";
+
 /// What the stream's events say, read as a whole.
 struct Record {
     holder: Option<Value>,
@@ -215,10 +219,7 @@ impl Aws {
                 .log_stream_name(stack)
                 // Sent again after a lost answer it would fail as "exists": once, then look.
                 .customize()
-                .config_override(
-                    aws_sdk_cloudwatchlogs::config::Builder::default()
-                        .retry_config(super::one_attempt()),
-                )
+                .config_override(once!(aws_sdk_cloudwatchlogs))
                 .send()
                 .await;
             match created {
@@ -268,15 +269,43 @@ impl Aws {
         });
     }
 
+    /// Read or change this run's holding, if it has one.
+    fn held<R>(&self, f: impl FnOnce(&mut Held) -> R) -> Option<R> {
+        self.held.lock().expect("held lock").as_mut().map(f)
+    }
+
     fn held_token(&self) -> Option<(String, String, Duration)> {
-        let held = self.held.lock().expect("held lock");
-        held.as_ref()
-            .map(|h| (h.stack.clone(), h.token.clone(), h.lease))
+        self.held(|h| (h.stack.clone(), h.token.clone(), h.lease))
     }
 
     fn mark_lost(&self, who: String) {
-        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+        self.held(|h| {
             h.lost.get_or_insert(who);
+        });
+    }
+
+    /// The holder event is confirmed, or the lock found lost (or none is held): nothing more
+    /// to announce.
+    fn settled(&self) -> bool {
+        self.held(|h| h.announced || h.lost.is_some())
+            .unwrap_or(true)
+    }
+
+    /// Has the lease run out? An error when the lock was found lost.
+    fn expired(&self) -> Result<bool, ProviderError> {
+        self.held(|h| match &h.lost {
+            Some(who) => Err(lost(&h.stack, who)),
+            None => Ok(Instant::now() >= h.valid_until),
+        })
+        .unwrap_or(Ok(false))
+    }
+
+    /// Who holds the lock now, for the message of a run that lost it.
+    async fn holder_now(&self, stack: &str) -> String {
+        match self.lock_info(stack).await {
+            Ok(Some(i)) => i.to_string(),
+            Ok(None) => BROKEN.into(),
+            Err(_) => "another run".into(),
         }
     }
 
@@ -324,13 +353,7 @@ impl Aws {
         }
         self.hold(stack, lease, Instant::now(), info.token.clone());
         self.announce(operation, Some(&info.holder)).await?;
-        let lost = self
-            .held
-            .lock()
-            .expect("held lock")
-            .as_ref()
-            .and_then(|h| h.lost.clone());
-        if let Some(who) = lost {
+        if let Some(who) = self.held(|h| h.lost.clone()).flatten() {
             *self.held.lock().expect("held lock") = None;
             return Err(busy(who));
         }
@@ -367,12 +390,7 @@ impl Aws {
         let Some((stack, token, lease)) = self.held_token() else {
             return Ok(());
         };
-        let previous = self
-            .held
-            .lock()
-            .expect("held lock")
-            .as_ref()
-            .and_then(|h| h.previous.clone());
+        let previous = self.held(|h| h.previous.clone()).flatten();
         let holder = json!({
             "holder": this_holder(), "host": host_name(), "boot": boot_id(),
             "pid": std::process::id(), "operation": operation, "started_ms": now_ms(),
@@ -385,20 +403,34 @@ impl Aws {
         // believed they made or took the lock, the one written first holds it.
         match self.current_token(&stack).await? {
             Some(Some(current)) if current == token => {
-                if let Some(h) = self.held.lock().expect("held lock").as_mut() {
-                    h.announced = true;
-                }
+                self.held(|h| h.announced = true);
                 self.renewed(&token, sent);
             }
             Some(Some(_)) => {
-                let who = self.lock_info(&stack).await.ok().flatten();
-                self.mark_lost(who.map_or("another run".into(), |i| i.to_string()));
+                let who = self.holder_now(&stack).await;
+                self.mark_lost(who);
             }
             // Not visible yet: written again at the next try.
             Some(None) => {}
-            None => self.mark_lost("nobody now: the lock was broken with force-unlock".into()),
+            None => self.mark_lost(BROKEN.into()),
         }
         Ok(())
+    }
+
+    /// Announce until the holder event is confirmed or the lock found lost, `tries` at most,
+    /// backing off up to a quarter lease.
+    async fn announce_until_settled(&self, operation: &str, tries: u32, lease: Duration) {
+        let mut delay = Duration::from_millis(100);
+        for _ in 0..tries {
+            if let Err(e) = self.announce(operation, None).await {
+                tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
+            }
+            if self.settled() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(lease / 4);
+        }
     }
 
     /// Say who holds the lock (this run: `operation` is apply or destroy), then renew it every
@@ -409,30 +441,11 @@ impl Aws {
         let Some((_, _, lease)) = self.held_token() else {
             return std::future::pending().await;
         };
-        let announced = self
-            .held
-            .lock()
-            .expect("held lock")
-            .as_ref()
-            .is_some_and(|h| h.announced);
         // No change is made before the holder event is written and confirmed
         // (`ensure_lock` waits for it): tried until it is, or the lock is found lost.
-        let mut delay = Duration::from_millis(100);
-        let mut announced = announced;
-        while !announced {
-            if let Err(e) = self.announce(operation, None).await {
-                tracing::warn!("could not record this run as the holder of the stack's lock: {e}");
-            }
-            announced = self
-                .held
-                .lock()
-                .expect("held lock")
-                .as_ref()
-                .is_none_or(|h| h.announced || h.lost.is_some());
-            if !announced {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(lease / 4);
-            }
+        if !self.settled() {
+            self.announce_until_settled(operation, u32::MAX, lease)
+                .await;
         }
         loop {
             tokio::time::sleep(lease / 4).await;
@@ -446,16 +459,16 @@ impl Aws {
     /// was paused, or AWS did not answer) another run may be taking the lock over, so this
     /// run claims its own holding like a taker would, and has lost the lock if it cannot.
     async fn renew(&self, operation: &str) -> Result<(), ProviderError> {
-        let (stack, token, fresh) = {
-            let held = self.held.lock().expect("held lock");
-            match held.as_ref() {
-                Some(h) if h.lost.is_none() => (
-                    h.stack.clone(),
-                    h.token.clone(),
-                    Instant::now() < h.valid_until,
-                ),
-                _ => return Ok(()),
-            }
+        let Some((stack, token, lease, fresh)) = self
+            .held(|h| {
+                let fresh = Instant::now() < h.valid_until;
+                h.lost
+                    .is_none()
+                    .then(|| (h.stack.clone(), h.token.clone(), h.lease, fresh))
+            })
+            .flatten()
+        else {
+            return Ok(());
         };
         if fresh {
             let sent = Instant::now();
@@ -466,54 +479,34 @@ impl Aws {
                     Ok(())
                 }
                 Err(e) if e.0.contains("ResourceNotFoundException") => {
-                    self.mark_lost("nobody now: another run took it over and has finished, or it was broken with force-unlock".into());
+                    self.mark_lost(BROKEN.into());
                     Ok(())
                 }
                 Err(e) => Err(e),
             };
         }
-        if !self.claim(&stack, &token).await? {
-            let who = self.lock_info(&stack).await.ok().flatten();
-            self.mark_lost(who.map_or("another run".into(), |i| i.to_string()));
+        let still_ours = self.claim(&stack, &token).await?
+            && self.current_token(&stack).await? == Some(Some(token.clone()));
+        if !still_ours {
+            let who = self.holder_now(&stack).await;
+            self.mark_lost(who);
             return Ok(());
         }
-        match self.lock_info(&stack).await? {
-            Some(i) if i.token.as_deref() == Some(token.as_str()) => {}
-            Some(i) => {
-                self.mark_lost(i.to_string());
-                return Ok(());
-            }
-            None => {
-                self.mark_lost("nobody now: another run took it over and has finished, or it was broken with force-unlock".into());
-                return Ok(());
-            }
-        }
         // Still ours: hold it on as a new holding that follows the claimed one (spent).
-        if let Some(h) = self.held.lock().expect("held lock").as_mut() {
+        self.held(|h| {
             h.previous = Some(std::mem::replace(&mut h.token, new_token()));
             h.announced = false;
-        }
-        for _ in 0..5 {
-            self.announce(operation, None).await?;
-            let settled = self
-                .held
-                .lock()
-                .expect("held lock")
-                .as_ref()
-                .is_none_or(|h| h.announced || h.lost.is_some());
-            if settled {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        });
+        self.announce_until_settled(operation, 5, lease).await;
         Ok(())
     }
 
     fn renewed(&self, token: &str, sent: Instant) {
-        let mut held = self.held.lock().expect("held lock");
-        if let Some(h) = held.as_mut().filter(|h| h.token == token) {
-            h.valid_until = h.valid_until.max(sent + h.lease * 3 / 4);
-        }
+        self.held(|h| {
+            if h.token == token {
+                h.valid_until = h.valid_until.max(sent + h.lease * 3 / 4);
+            }
+        });
     }
 
     /// Before a change: is the lock still this run's? Free while the lease is fresh; once it
@@ -521,36 +514,24 @@ impl Aws {
     pub async fn ensure_lock(&self) -> Result<(), ProviderError> {
         // The first change waits until this run's holder event is confirmed.
         loop {
-            let waiting = {
-                let held = self.held.lock().expect("held lock");
-                held.as_ref().is_some_and(|h| {
-                    !h.announced && h.lost.is_none() && Instant::now() < h.valid_until
-                })
-            };
+            let waiting = self
+                .held(|h| !h.announced && h.lost.is_none() && Instant::now() < h.valid_until)
+                .unwrap_or(false);
             if !waiting {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let check = |held: &Option<Held>| -> Result<bool, ProviderError> {
-            match held {
-                None => Ok(false),
-                Some(h) => match &h.lost {
-                    Some(who) => Err(lost(&h.stack, who)),
-                    None => Ok(Instant::now() >= h.valid_until),
-                },
-            }
-        };
-        if !check(&self.held.lock().expect("held lock"))? {
+        if !self.expired()? {
             return Ok(());
         }
         // One check at a time: the steps that find the lease expired together wait for it.
         let _one = self.lock_check.lock().await;
         let operation = "apply or destroy (renewed after a pause)";
-        if check(&self.held.lock().expect("held lock"))? {
+        if self.expired()? {
             self.renew(operation).await?;
         }
-        if check(&self.held.lock().expect("held lock"))? {
+        if self.expired()? {
             let stack = self.held_token().map(|t| t.0).unwrap_or_default();
             return Err(ProviderError(format!(
                 "the lock of stack \"{stack}\" could not be renewed: stopping before changing anything more"
@@ -728,17 +709,16 @@ impl Aws {
     /// Give the lock back, if it is still this run's: a lock another run took over is left
     /// to it. A lock already gone is not an error.
     pub async fn release_lock(&self) -> Result<(), ProviderError> {
-        let Some((stack, token, _)) = self.held_token() else {
-            return Ok(());
-        };
-        let (lost, fresh, previous) = {
-            let held = self.held.lock().expect("held lock");
-            let h = held.as_ref().expect("held");
+        let Some((stack, token, lost, fresh, previous)) = self.held(|h| {
             (
+                h.stack.clone(),
+                h.token.clone(),
                 h.lost.is_some(),
                 Instant::now() < h.valid_until,
                 h.previous.clone(),
             )
+        }) else {
+            return Ok(());
         };
         // While the lease is fresh nobody can have taken the lock over: no need to look.
         let ours = !lost

@@ -1,6 +1,14 @@
 //! The AWS provider: the only module that talks to AWS. Discovery turns live AWS into
 //! [`ObservedState`]; the [`Provider`] impl turns steps into API calls and waits for them.
 
+/// The config override that sends a call once, without the SDK's retries: for creates that
+/// are not idempotent (see [`create_untokened`]). `once!(aws_sdk_ec2)`.
+macro_rules! once {
+    ($sdk:ident) => {
+        $sdk::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+    };
+}
+
 mod ec2;
 mod ecs;
 mod facts;
@@ -446,11 +454,6 @@ where
 /// that is done, not an error. `codes` are the service's "no such …" for that call.
 fn already(codes: &'static [&'static str]) -> impl Fn(AwsError) -> Result<(), AwsError> {
     move |e| if e.is(codes) { Ok(()) } else { Err(e) }
-}
-
-/// One attempt per SDK call: for creates that are not idempotent (see [`create_untokened`]).
-fn one_attempt() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::disabled()
 }
 
 /// Retry `op` while it fails with one of `codes` (AWS's "still in use" family), with backoff,

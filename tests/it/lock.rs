@@ -7,15 +7,23 @@ use std::time::{Duration, Instant};
 use crate::proxy::{Config, Proxy};
 use crate::realism::block_on;
 use crate::support::aws::{Aws, Ec2Stack, leftovers};
-use crate::support::{TestStack, moto, plan};
+use crate::support::{TestStack, moto, plan, signal, watch_stdout};
 
 /// Scale of the AWS latency model, as in the realism tests.
 const TIME_SCALE: f64 = 0.005;
 
 const LOCK_GROUP: &str = "/prefect-ecs/locks";
 
-/// Take the stack's lock the way another prefect-ecs run would: create its stream and say who.
-async fn hold_lock(aws: &Aws, stack: &str, holder: &str) {
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Take the stack's lock the way another prefect-ecs run would: create its stream and write
+/// `holder` (its holder event) into it.
+async fn take_lock(aws: &Aws, stack: &str, holder: serde_json::Value) {
     let _ = aws
         .logs
         .create_log_group()
@@ -29,28 +37,28 @@ async fn hold_lock(aws: &Aws, stack: &str, holder: &str) {
         .send()
         .await
         .expect("take the lock");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let message = format!(
-        r#"{{"holder": "{holder}", "operation": "apply", "started_ms": {}}}"#,
-        now - 90_000
-    );
     aws.logs
         .put_log_events()
         .log_group_name(LOCK_GROUP)
         .log_stream_name(stack)
         .log_events(
             aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                .timestamp(now)
-                .message(message)
+                .timestamp(now_ms())
+                .message(holder.to_string())
                 .build()
                 .unwrap(),
         )
         .send()
         .await
         .expect("write the holder");
+}
+
+/// A lock held for 90 s by `holder`, renewed just now.
+async fn hold_lock(aws: &Aws, stack: &str, holder: &str) {
+    let message = serde_json::json!({
+        "holder": holder, "operation": "apply", "started_ms": now_ms() - 90_000,
+    });
+    take_lock(aws, stack, message).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,41 +136,6 @@ fn wait_for_holder(aws: &Aws, stack: &str) {
     }
 }
 
-fn signal(child: &std::process::Child, signal: i32) {
-    // SAFETY: a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, signal);
-    }
-}
-
-/// Read a child's stdout on a thread; `wanted` is sent once a chunk holds `text`.
-fn watch_stdout(
-    child: &mut std::process::Child,
-    text: &'static str,
-) -> (
-    std::sync::mpsc::Receiver<()>,
-    std::thread::JoinHandle<String>,
-) {
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        let mut sent = false;
-        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            if !sent && String::from_utf8_lossy(&seen).contains(text) {
-                sent = tx.send(()).is_ok();
-            }
-        }
-        String::from_utf8_lossy(&seen).into_owned()
-    });
-    (rx, reader)
-}
-
 /// Issue 10, defect 4: the interrupt handler came after the prompt, so Ctrl-C there killed
 /// the process with the lock held. Now it cancels, gives the lock back, changes nothing.
 #[test]
@@ -224,43 +197,11 @@ fn ctrl_c_at_the_confirmation_prompt_gives_the_lock_back() {
 fn a_lock_not_renewed_for_its_lease_is_taken_over_naming_its_holder() {
     let aws = block_on(Aws::new());
     let stack = TestStack::new("lease");
-    block_on(async {
-        let _ = aws
-            .logs
-            .create_log_group()
-            .log_group_name(LOCK_GROUP)
-            .send()
-            .await;
-        aws.logs
-            .create_log_stream()
-            .log_group_name(LOCK_GROUP)
-            .log_stream_name(&stack.name)
-            .send()
-            .await
-            .expect("take the lock");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        let message = serde_json::json!({
-            "holder": "ci@runner-9 (pid 77)", "host": "runner-9", "pid": 77,
-            "operation": "destroy", "started_ms": now, "token": "0123abcd", "lease_ms": 1000,
-        });
-        aws.logs
-            .put_log_events()
-            .log_group_name(LOCK_GROUP)
-            .log_stream_name(&stack.name)
-            .log_events(
-                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
-                    .timestamp(now)
-                    .message(message.to_string())
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("write the holder");
+    let holder = serde_json::json!({
+        "holder": "ci@runner-9 (pid 77)", "host": "runner-9", "pid": 77,
+        "operation": "destroy", "started_ms": now_ms(), "token": "0123abcd", "lease_ms": 1000,
     });
+    block_on(take_lock(&aws, &stack.name, holder));
     // Its lease is one second; nobody renews it.
     std::thread::sleep(Duration::from_millis(2500));
     let out = stack.apply().assert_ok();

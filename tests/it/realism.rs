@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::proxy::model::Span;
 use crate::proxy::{Config, Fault, Injected, Proxy};
 use crate::support::aws::{Aws, Ec2Stack, discovery_services_named, leftovers, namespaces_named};
-use crate::support::{TestStack, moto, plan};
+use crate::support::{TestStack, moto, plan, signal, watch_stdout};
 
 /// Scale of the AWS latency model: a 100 s service rollout takes 0.5 s.
 const TIME_SCALE: f64 = 0.005;
@@ -302,26 +302,11 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
     let args = ["apply", "--auto-approve", spec.to_str().unwrap()];
     let mut child = stack.spawn(&args, &env);
     // Interrupt once creates are under way: read progress until the first one starts.
-    let stdout = child.stdout.take().unwrap();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-            let line = line.unwrap();
-            if line.contains("creating") {
-                let _ = started_tx.send(());
-            }
-            seen.push(line);
-        }
-        seen.join("\n")
-    });
-    started_rx
+    let (started, reader) = watch_stdout(&mut child, "creating");
+    started
         .recv_timeout(Duration::from_secs(60))
         .expect("apply never started creating");
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    signal(&child, libc::SIGINT);
     let mut out = stack.wait(&args, child);
     out.stdout = reader.join().unwrap();
     assert!(

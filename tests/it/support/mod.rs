@@ -430,3 +430,39 @@ impl TestStack {
         all
     }
 }
+
+/// Send `signal` to a child process.
+pub fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+/// Read a child's stdout on a thread; `wanted` is sent once a chunk holds `text`.
+pub fn watch_stdout(
+    child: &mut std::process::Child,
+    text: &'static str,
+) -> (
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut sent = false;
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !sent && String::from_utf8_lossy(&seen).contains(text) {
+                sent = tx.send(()).is_ok();
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    (rx, reader)
+}
