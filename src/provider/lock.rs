@@ -797,7 +797,8 @@ fn lost(stack: &str, who: &str) -> ProviderError {
 
 /// On every AWS client: refuses each changing call (not a read, not the lock's own) once the
 /// lock is lost or this run's lease ran out before it was renewed, also in the middle of a
-/// step (a run paused between two calls of one create). [`Aws::ensure_lock`] renews at the
+/// step (a run paused between two calls of one create), checked as late as the SDK allows:
+/// right before the request is sent. [`Aws::ensure_lock`] renews at the
 /// start of a step; this only refuses.
 #[derive(Debug, Clone)]
 pub(super) struct LockGuard(pub(super) std::sync::Arc<std::sync::Mutex<Option<Held>>>);
@@ -807,7 +808,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for LockGuard {
         "prefect-ecs stack lock"
     }
 
-    fn read_before_attempt(
+    fn read_before_transmit(
         &self,
         _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
         _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
