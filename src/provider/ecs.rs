@@ -3,23 +3,17 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
-    Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    HealthCheck, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
-    NetworkMode, Secret, ServiceField, ServiceRegistry, Tag, TaskDefinitionField,
+    ClusterField, ClusterSettingName, ServiceField, Tag, TaskDefinitionField,
 };
 use serde_json::{Value, json};
 
-use super::create_untokened;
-use super::{
-    Aws, Found, Ownership, Poll, attr, attr_strings, aws_err, changed, observed, request_token,
-    retry_codes, retry_when, tag_delta, tags_value, wait_until,
-};
+use super::{Aws, Found, Ownership, aws_err, observed, retry_when, tag_delta, tags_value};
 use crate::apply::ProviderError;
-use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_ADDRESS, TAG_SPEC, TAG_STACK};
+use crate::kinds::{self, ecs_cluster, ecs_service, task_definition};
+use crate::model::{Address, Attrs, Kind, Observed};
 use crate::spec::Spec;
 
-fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+pub(super) fn ecs_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -75,9 +69,9 @@ impl Aws {
                     .and_then(|s| s.value())
                     .unwrap_or("disabled");
                 let attrs = Attrs::from([
-                    ("name".into(), json!(name)),
-                    ("container_insights".into(), json!(insights)),
-                    ("tags".into(), tags_value(&tags)),
+                    (ecs_cluster::NAME.into(), json!(name)),
+                    (ecs_cluster::CONTAINER_INSIGHTS.into(), json!(insights)),
+                    (kinds::TAGS.into(), tags_value(&tags)),
                 ]);
                 found.resources.push(observed(
                     address,
@@ -230,477 +224,11 @@ impl Aws {
         }
         Ok(out)
     }
-
-    pub(super) async fn create_ecs(
-        &self,
-        address: &Address,
-        attrs: &Attrs,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Outputs, ProviderError> {
-        match address.kind {
-            Kind::EcsCluster => {
-                let name = attr(attrs, "name")?;
-                // CreateCluster is idempotent by name (an ACTIVE cluster of that name is
-                // returned as it is): the SDK's retries after a lost answer make no second one.
-                let out = self
-                    .ecs
-                    .create_cluster()
-                    .cluster_name(name)
-                    .settings(insights(attrs))
-                    .set_tags(Some(ecs_tags(tags)))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("CreateCluster", e))?;
-                let arn = out
-                    .cluster()
-                    .and_then(|c| c.cluster_arn())
-                    .unwrap_or_default()
-                    .to_string();
-                Ok(Outputs::from([
-                    ("id".into(), arn.clone()),
-                    ("arn".into(), arn),
-                    ("name".into(), name.into()),
-                ]))
-            }
-            Kind::TaskDefinition => {
-                let arn = self.register_task_definition(attrs, tags).await?;
-                Ok(Outputs::from([
-                    ("id".into(), arn.clone()),
-                    ("arn".into(), arn),
-                ]))
-            }
-            Kind::EcsService => {
-                let name = attr(attrs, "name")?;
-                let cluster = attr(attrs, "cluster")?;
-                let token = request_token();
-                // A service of the same name that is still draining makes the create fail for a while.
-                let out = retry_when(
-                    self.settings.deadline,
-                    |e| {
-                        is_iam_propagation(e)
-                            || e.is(&["InvalidParameterException"])
-                                && e.message.contains("idempoten")
-                    },
-                    &format!("create ECS service {name}"),
-                    || async {
-                        self.ecs
-                            .create_service()
-                            .cluster(cluster)
-                            .service_name(name)
-                            .task_definition(attr(attrs, "task_definition").unwrap_or_default())
-                            .desired_count(
-                                attrs
-                                    .get("desired_count")
-                                    .and_then(Value::as_i64)
-                                    .unwrap_or(1) as i32,
-                            )
-                            .launch_type(LaunchType::Fargate)
-                            .network_configuration(network(attrs))
-                            .set_service_registries(Some(
-                                attr_strings(attrs.get("service_registries"))
-                                    .into_iter()
-                                    .map(|a| ServiceRegistry::builder().registry_arn(a).build())
-                                    .collect(),
-                            ))
-                            .deployment_configuration(deployment(attrs))
-                            .client_token(&token)
-                            .set_tags(Some(ecs_tags(tags)))
-                            .send()
-                            .await
-                            .map_err(|e| aws_err("CreateService", e))
-                    },
-                )
-                .await?;
-                let arn = out
-                    .service()
-                    .and_then(|s| s.service_arn())
-                    .unwrap_or_default()
-                    .to_string();
-                self.wait_stable(cluster, &arn, name).await?;
-                Ok(Outputs::from([
-                    ("id".into(), arn.clone()),
-                    ("arn".into(), arn),
-                    ("name".into(), name.into()),
-                ]))
-            }
-            _ => unreachable!("not an ECS kind"),
-        }
-    }
-
-    async fn register_task_definition(
-        &self,
-        attrs: &Attrs,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<String, ProviderError> {
-        let c = attrs.get("container").cloned().unwrap_or(Value::Null);
-        let pairs = |v: &Value| -> Vec<(String, String)> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| {
-                    (
-                        e["name"].as_str().unwrap_or_default().to_string(),
-                        e["value"]
-                            .as_str()
-                            .or(e["value_from"].as_str())
-                            .unwrap_or_default()
-                            .to_string(),
-                    )
-                })
-                .collect()
-        };
-        let options: BTreeMap<String, String> = c["log_configuration"]["options"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let container = ContainerDefinition::builder()
-            .name(c["name"].as_str().unwrap_or("worker"))
-            .image(c["image"].as_str().unwrap_or_default())
-            .essential(c["essential"].as_bool().unwrap_or(true))
-            .set_command(Some(attr_strings(c.get("command"))))
-            .set_environment(Some(
-                pairs(&c["environment"])
-                    .into_iter()
-                    .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
-                    .collect(),
-            ))
-            .set_secrets(Some(
-                pairs(&c["secrets"])
-                    .into_iter()
-                    .filter_map(|(k, v)| Secret::builder().name(k).value_from(v).build().ok())
-                    .collect(),
-            ))
-            .set_health_check(health_check(&c["health_check"])?)
-            .set_stop_timeout(c["stop_timeout"].as_i64().map(|t| t as i32))
-            .log_configuration(
-                LogConfiguration::builder()
-                    .log_driver(LogDriver::from(
-                        c["log_configuration"]["driver"]
-                            .as_str()
-                            .unwrap_or("awslogs"),
-                    ))
-                    .set_options(Some(options.into_iter().collect()))
-                    .build()
-                    .map_err(|e| ProviderError(e.to_string()))?,
-            )
-            .build();
-        let family = attr(attrs, "family").unwrap_or_default();
-        let since = aws_sdk_ecs::primitives::DateTime::from_secs(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs() as i64
-                // Clock skew between this machine and AWS.
-                - 300,
-        );
-        // No idempotency token: every call registers a revision. Sent once at a time; after a
-        // failure AWS may have acted on, the family's latest revision is ours when it carries
-        // this address and spec digest and was registered since this create began.
-        let what = format!("task definition {family}");
-        retry_iam_propagation(self, || {
-            create_untokened(
-                &what,
-                || self.register_once(attrs, tags, &container),
-                || self.registered_since(family, tags, since),
-            )
-        })
-        .await
-    }
-
-    async fn registered_since(
-        &self,
-        family: &str,
-        tags: &BTreeMap<String, String>,
-        since: aws_sdk_ecs::primitives::DateTime,
-    ) -> Result<Option<String>, ProviderError> {
-        let out = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(family)
-            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
-            .send()
-            .await
-            .map_err(|e| aws_err("DescribeTaskDefinition", e));
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.is(&["ClientException", "InvalidParameterException"]) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let found: BTreeMap<&str, &str> = out
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?, t.value()?)))
-            .collect();
-        let same = [TAG_STACK, TAG_ADDRESS, TAG_SPEC]
-            .iter()
-            .all(|k| found.get(k).copied() == tags.get(*k).map(String::as_str));
-        let td = out.task_definition();
-        let recent = td
-            .and_then(|t| t.registered_at())
-            .is_none_or(|at| at.secs() >= since.secs());
-        Ok(td
-            .filter(|_| same && recent)
-            .and_then(|t| t.task_definition_arn())
-            .map(str::to_owned))
-    }
-
-    async fn register_once(
-        &self,
-        attrs: &Attrs,
-        tags: &BTreeMap<String, String>,
-        container: &ContainerDefinition,
-    ) -> Result<String, super::AwsError> {
-        let out = self
-            .ecs
-            .register_task_definition()
-            .family(attr(attrs, "family").unwrap_or_default())
-            .cpu(attr(attrs, "cpu").unwrap_or_default())
-            .memory(attr(attrs, "memory").unwrap_or_default())
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .execution_role_arn(attr(attrs, "execution_role_arn").unwrap_or_default())
-            .task_role_arn(attr(attrs, "task_role_arn").unwrap_or_default())
-            .container_definitions(container.clone())
-            .set_tags(Some(ecs_tags(tags)))
-            .customize()
-            .config_override(once!(aws_sdk_ecs))
-            .send()
-            .await
-            .map_err(|e| aws_err("RegisterTaskDefinition", e))?;
-        Ok(out
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .unwrap_or_default()
-            .to_string())
-    }
-
-    async fn wait_stable(
-        &self,
-        cluster: &str,
-        service: &str,
-        name: &str,
-    ) -> Result<(), ProviderError> {
-        if !self.settings.wait {
-            return Ok(());
-        }
-        let waited = wait_until(
-            self.settings.deadline,
-            &format!("ECS service {name} to reach its desired count"),
-            || async {
-                let r = self
-                    .ecs
-                    .describe_services()
-                    .cluster(cluster)
-                    .services(service)
-                    // Every DescribeServices asks for tags: moto applies include/exclude
-                    // to all concurrent answers, and one without would strip discovery's tags.
-                    .include(ServiceField::Tags)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("DescribeServices", e))?;
-                let Some(s) = r.services().first() else {
-                    return Ok(Poll::Pending("not found".into()));
-                };
-                let primary = s
-                    .deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"));
-                let rollout = primary
-                    .and_then(|d| d.rollout_state())
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_default();
-                if rollout == "FAILED" {
-                    let reason = primary
-                        .and_then(|d| d.rollout_state_reason())
-                        .unwrap_or("no reason given");
-                    return Ok(Poll::Failed(format!("deployment failed: {reason}")));
-                }
-                let done = s.running_count() == s.desired_count()
-                    && s.deployments().len() == 1
-                    && rollout == "COMPLETED";
-                Ok(if done {
-                    Poll::Done
-                } else {
-                    Poll::Pending(format!(
-                        "{}/{} running, rollout {}",
-                        s.running_count(),
-                        s.desired_count(),
-                        rollout
-                    ))
-                })
-            },
-        )
-        .await;
-        let Err(e) = waited else { return Ok(()) };
-        // Not "timed out" alone: what the service, its stopped tasks and the worker's log say.
-        let worker = super::WorkerRef {
-            cluster: cluster.to_owned(),
-            service: name.to_owned(),
-            pool: self.settings.pools.get(name).cloned().unwrap_or_default(),
-            log_group: self.settings.log_group.clone().unwrap_or_default(),
-        };
-        let facts = self.worker_facts(&worker, 30).await;
-        Err(ProviderError(format!(
-            "{e}\n{}",
-            crate::diagnose::render(&facts).trim_end()
-        )))
-    }
-
-    pub(super) async fn update_ecs(
-        &self,
-        attrs: &Attrs,
-        o: &Observed,
-    ) -> Result<(), ProviderError> {
-        let arn = o.outputs.get("arn").cloned().unwrap_or_default();
-        match o.address.kind {
-            Kind::EcsCluster if changed(attrs, o, "container_insights") => {
-                self.ecs
-                    .update_cluster()
-                    .cluster(&o.id)
-                    .settings(insights(attrs))
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("UpdateCluster", e))?;
-            }
-            Kind::EcsService => {
-                let cluster = attr(attrs, "cluster")?;
-                let fields = [
-                    "task_definition",
-                    "desired_count",
-                    "network",
-                    "deployment_circuit_breaker",
-                ];
-                if fields.iter().any(|f| changed(attrs, o, f)) {
-                    self.ecs
-                        .update_service()
-                        .cluster(cluster)
-                        .service(&o.id)
-                        .task_definition(attr(attrs, "task_definition")?)
-                        .desired_count(
-                            attrs
-                                .get("desired_count")
-                                .and_then(Value::as_i64)
-                                .unwrap_or(1) as i32,
-                        )
-                        .network_configuration(network(attrs))
-                        .deployment_configuration(deployment(attrs))
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("UpdateService", e))?;
-                    self.wait_stable(cluster, &o.id, &o.address.name).await?;
-                }
-            }
-            _ => {}
-        }
-        let (set, remove) = tag_delta(attrs, o);
-        if !set.is_empty() {
-            self.ecs
-                .tag_resource()
-                .resource_arn(&arn)
-                .set_tags(Some(ecs_tags(&set)))
-                .send()
-                .await
-                .map_err(|e| aws_err("TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            self.ecs
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|e| aws_err("UntagResource", e))?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn delete_ecs(&self, o: &Observed) -> Result<(), ProviderError> {
-        let deadline = self.settings.deadline;
-        match o.address.kind {
-            Kind::EcsCluster => {
-                retry_codes(
-                    deadline,
-                    &[
-                        "ClusterContainsServicesException",
-                        "ClusterContainsTasksException",
-                    ],
-                    &format!("delete ECS cluster {}", o.id),
-                    || async {
-                        self.ecs
-                            .delete_cluster()
-                            .cluster(&o.id)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map(|_| ())
-                            .map_err(|e| aws_err("DeleteCluster", e))
-                            .or_else(super::already(&["ClusterNotFoundException"]))
-                    },
-                )
-                .await
-            }
-            Kind::TaskDefinition => {
-                self.ecs
-                    .deregister_task_definition()
-                    .task_definition(&o.id)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("DeregisterTaskDefinition", e))?;
-                Ok(())
-            }
-            Kind::EcsService => {
-                let cluster = attr(&o.attrs, "cluster")?;
-                // A forced delete scales the service down itself: no UpdateService to zero first.
-                self.ecs
-                    .delete_service()
-                    .cluster(cluster)
-                    .service(&o.id)
-                    .force(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| aws_err("DeleteService", e))
-                    .or_else(super::already(&["ServiceNotFoundException"]))?;
-                wait_until(
-                    deadline,
-                    &format!("ECS service {} to drain", o.address.name),
-                    || async {
-                        let r = self
-                            .ecs
-                            .describe_services()
-                            .cluster(cluster)
-                            .services(&o.id)
-                            .include(ServiceField::Tags)
-                            .send()
-                            .await
-                            .map_err(|e| aws_err("DescribeServices", e))?;
-                        let status = r
-                            .services()
-                            .first()
-                            .and_then(|s| s.status())
-                            .unwrap_or("INACTIVE")
-                            .to_string();
-                        Ok(if status == "INACTIVE" {
-                            Poll::Done
-                        } else {
-                            Poll::Pending(status)
-                        })
-                    },
-                )
-                .await
-            }
-            _ => unreachable!("not an ECS kind"),
-        }
-    }
 }
 
 /// Retry a call that IAM's eventual consistency can fail right after a role was created:
 /// ECS checks `iam:PassRole` and role trust against an IAM that may not know the role yet.
-async fn retry_iam_propagation<T, F, Fut>(aws: &Aws, op: F) -> Result<T, ProviderError>
+pub(super) async fn retry_iam_propagation<T, F, Fut>(aws: &Aws, op: F) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, super::AwsError>>,
@@ -718,7 +246,7 @@ where
     .await
 }
 
-fn is_iam_propagation(e: &super::AwsError) -> bool {
+pub(super) fn is_iam_propagation(e: &super::AwsError) -> bool {
     const SIGNS: &[&str] = &[
         "Role is not valid",
         "nable to assume",
@@ -730,49 +258,6 @@ fn is_iam_propagation(e: &super::AwsError) -> bool {
         "ClientException",
         "InvalidParameterException",
     ]) && SIGNS.iter().any(|s| e.message.contains(s))
-}
-
-fn insights(attrs: &Attrs) -> ClusterSetting {
-    ClusterSetting::builder()
-        .name(ClusterSettingName::ContainerInsights)
-        .value(
-            attrs
-                .get("container_insights")
-                .and_then(Value::as_str)
-                .unwrap_or("disabled"),
-        )
-        .build()
-}
-
-fn network(attrs: &Attrs) -> NetworkConfiguration {
-    let n = attrs.get("network").cloned().unwrap_or(Value::Null);
-    NetworkConfiguration::builder()
-        .awsvpc_configuration(
-            AwsVpcConfiguration::builder()
-                .set_subnets(Some(attr_strings(n.get("subnets"))))
-                .set_security_groups(Some(attr_strings(n.get("security_groups"))))
-                .assign_public_ip(AssignPublicIp::from(
-                    n["assign_public_ip"].as_str().unwrap_or("DISABLED"),
-                ))
-                .build()
-                .expect("subnets are set"),
-        )
-        .build()
-}
-
-fn deployment(attrs: &Attrs) -> DeploymentConfiguration {
-    let cb = attrs
-        .get("deployment_circuit_breaker")
-        .cloned()
-        .unwrap_or(Value::Null);
-    DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder()
-                .enable(cb["enable"].as_bool().unwrap_or(false))
-                .rollback(cb["rollback"].as_bool().unwrap_or(false))
-                .build(),
-        )
-        .build()
 }
 
 fn service_observed(
@@ -796,24 +281,24 @@ fn service_observed(
         .collect();
     let td = s.task_definition().unwrap_or_default();
     let mut attrs = Attrs::from([
-        ("name".into(), json!(s.service_name())),
-        ("cluster".into(), json!(cluster)),
-        ("task_definition".into(), json!(td)),
-        ("desired_count".into(), json!(s.desired_count())),
+        (ecs_service::NAME.into(), json!(s.service_name())),
+        (ecs_service::CLUSTER.into(), json!(cluster)),
+        (ecs_service::TASK_DEFINITION.into(), json!(td)),
+        (ecs_service::DESIRED_COUNT.into(), json!(s.desired_count())),
         (
-            "launch_type".into(),
+            ecs_service::LAUNCH_TYPE.into(),
             json!(s.launch_type().map(|l| l.as_str())),
         ),
         (
-            "network".into(),
+            ecs_service::NETWORK.into(),
             json!({
                 "subnets": subnets,
                 "security_groups": sgs,
                 "assign_public_ip": vpc.and_then(|v| v.assign_public_ip()).map(|a| a.as_str()).unwrap_or("DISABLED"),
             }),
         ),
-        ("service_registries".into(), json!(registries)),
-        ("tags".into(), tags_value(&tags)),
+        (ecs_service::SERVICE_REGISTRIES.into(), json!(registries)),
+        (kinds::TAGS.into(), tags_value(&tags)),
     ]);
     // Reported only by implementations that keep it: absent stays absent (unknown, not drift).
     if let Some(cb) = s
@@ -821,7 +306,7 @@ fn service_observed(
         .and_then(|d| d.deployment_circuit_breaker())
     {
         attrs.insert(
-            "deployment_circuit_breaker".into(),
+            ecs_service::DEPLOYMENT_CIRCUIT_BREAKER.into(),
             json!({"enable": cb.enable(), "rollback": cb.rollback()}),
         );
     }
@@ -839,23 +324,6 @@ fn service_observed(
         attrs,
         uses,
     )
-}
-
-/// The container health check as ECS takes it; `None` when the spec has none.
-fn health_check(v: &Value) -> Result<Option<HealthCheck>, ProviderError> {
-    if v.is_null() {
-        return Ok(None);
-    }
-    let n = |k: &str| v[k].as_i64().map(|x| x as i32);
-    HealthCheck::builder()
-        .set_command(Some(attr_strings(v.get("command"))))
-        .set_interval(n("interval"))
-        .set_timeout(n("timeout"))
-        .set_retries(n("retries"))
-        .set_start_period(n("start_period"))
-        .build()
-        .map(Some)
-        .map_err(|e| ProviderError(e.to_string()))
 }
 
 fn task_definition_observed(
@@ -913,15 +381,15 @@ fn task_definition_observed(
     let exec = d.execution_role_arn().unwrap_or_default();
     let task = d.task_role_arn().unwrap_or_default();
     let attrs = Attrs::from([
-        ("family".into(), json!(d.family())),
-        ("cpu".into(), json!(d.cpu())),
-        ("memory".into(), json!(d.memory())),
+        (task_definition::FAMILY.into(), json!(d.family())),
+        (task_definition::CPU.into(), json!(d.cpu())),
+        (task_definition::MEMORY.into(), json!(d.memory())),
         (
-            "network_mode".into(),
+            task_definition::NETWORK_MODE.into(),
             json!(d.network_mode().map(|n| n.as_str())),
         ),
         (
-            "requires_compatibilities".into(),
+            task_definition::REQUIRES_COMPATIBILITIES.into(),
             json!(
                 d.requires_compatibilities()
                     .iter()
@@ -929,10 +397,10 @@ fn task_definition_observed(
                     .collect::<Vec<_>>()
             ),
         ),
-        ("execution_role_arn".into(), json!(exec)),
-        ("task_role_arn".into(), json!(task)),
-        ("container".into(), container),
-        ("tags".into(), tags_value(&tags)),
+        (task_definition::EXECUTION_ROLE_ARN.into(), json!(exec)),
+        (task_definition::TASK_ROLE_ARN.into(), json!(task)),
+        (task_definition::CONTAINER.into(), container),
+        (kinds::TAGS.into(), tags_value(&tags)),
     ]);
     let mut uses = vec![exec.to_string(), task.to_string()];
     uses.extend(
@@ -942,4 +410,33 @@ fn task_definition_observed(
     );
     uses.extend(options.get("awslogs-group").cloned());
     observed(address, arn, &[("arn", arn)], attrs, uses)
+}
+
+/// Tags set and removed to go from the observed resource's to the wanted ones.
+pub(super) async fn sync_ecs_tags(
+    aws: &Aws,
+    attrs: &Attrs,
+    o: &Observed,
+) -> Result<(), ProviderError> {
+    let arn = o.outputs.get("arn").cloned().unwrap_or_default();
+    let (set, remove) = tag_delta(attrs, o);
+    if !set.is_empty() {
+        aws.ecs
+            .tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(ecs_tags(&set)))
+            .send()
+            .await
+            .map_err(|e| aws_err("TagResource", e))?;
+    }
+    if !remove.is_empty() {
+        aws.ecs
+            .untag_resource()
+            .resource_arn(&arn)
+            .set_tag_keys(Some(remove))
+            .send()
+            .await
+            .map_err(|e| aws_err("UntagResource", e))?;
+    }
+    Ok(())
 }

@@ -9,13 +9,14 @@ macro_rules! once {
     };
 }
 
+mod cloud_map;
 mod ec2;
 mod ecs;
 mod facts;
 mod iam;
+mod kinds;
 mod lock;
 mod prefect;
-mod services;
 
 pub use prefect::{PoolStatus, PrefectApi, WorkerStatus, is_tier_refusal};
 
@@ -34,7 +35,7 @@ use serde_json::Value;
 
 use crate::apply::{Provider, ProviderError};
 use crate::model::{
-    Address, Attrs, Conflict, Kind, Observed, ObservedState, Outputs, TAG_ADDRESS, TAG_STACK,
+    Address, Attrs, Conflict, Observed, ObservedState, Outputs, TAG_ADDRESS, TAG_STACK,
 };
 use crate::secret::SecretValue;
 use crate::spec::Spec;
@@ -148,30 +149,12 @@ impl Aws {
         }
     }
 
-    /// Everything of this stack that exists, read with independent calls in parallel.
+    /// Everything of this stack that exists: every kind's discovery at once (`kinds/`).
     pub async fn discover(&self, spec: &Spec) -> Result<ObservedState, ProviderError> {
-        let mut state = Found::default();
-        let pools = async {
-            match &self.prefect {
-                Some(p) => p.discover(spec).await,
-                None => Ok(Found::default()),
-            }
-        };
-        let (ec2, iam, secret, logs, ecs, sd, pools) = tokio::join!(
-            self.discover_ec2(),
-            self.discover_iam(spec),
-            self.discover_secret(spec),
-            self.discover_log_group(spec),
-            self.discover_ecs(spec),
-            self.discover_cloud_map(spec),
-            pools,
-        );
-        for part in [ec2, iam, secret, logs, ecs, sd, pools] {
-            state.merge(part?);
-        }
+        let found = kinds::discover(self, spec).await?;
         Ok(ObservedState {
-            resources: state.resources,
-            conflicts: state.conflicts,
+            resources: found.resources,
+            conflicts: found.conflicts,
         })
     }
 
@@ -252,6 +235,13 @@ fn observed(
     attrs: Attrs,
     uses: Vec<String>,
 ) -> Observed {
+    // A kind reports only what its definition declares (`crates/core/src/kinds/`): anything
+    // else would be diffed without its shape. Checked wherever discovery runs in tests.
+    debug_assert!(
+        attrs.keys().all(|k| address.kind.def().attr(k).is_some()),
+        "{address} reports an attribute its kind does not declare: {:?}",
+        attrs.keys().collect::<Vec<_>>()
+    );
     let id = id.into();
     let mut out: Outputs = outputs
         .iter()
@@ -301,7 +291,7 @@ fn tags_value(tags: &BTreeMap<String, String>) -> Value {
 /// The tags in a resource's attributes (desired or observed).
 fn tags_in(attrs: &Attrs) -> BTreeMap<String, String> {
     attrs
-        .get("tags")
+        .get(crate::kinds::TAGS)
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -346,13 +336,11 @@ fn attr_strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether the wanted `key` differs from the observed one, compared as the diff compares it.
 fn changed(desired: &Attrs, observed: &Observed, key: &str) -> bool {
-    let d = desired.get(key).map(|v| crate::diff::normalize(key, v));
-    let o = observed
-        .attrs
-        .get(key)
-        .map(|v| crate::diff::normalize(key, v));
-    d != o
+    let kind = observed.address.kind;
+    let normal = |a: &Attrs| a.get(key).map(|v| crate::diff::normalize(kind, key, v));
+    normal(desired) != normal(&observed.attrs)
 }
 
 /// An AWS error as a message: the operation, the error code and AWS's own words.
@@ -564,6 +552,7 @@ enum Poll {
     Failed(String),
 }
 
+/// Every step is its kind's (`kinds/`), after the lock check.
 impl Provider for Aws {
     async fn create(
         &self,
@@ -573,75 +562,34 @@ impl Provider for Aws {
     ) -> Result<Outputs, ProviderError> {
         self.ensure_lock().await?;
         let tags = tags_in(attrs);
-        match address.kind {
-            Kind::Vpc
-            | Kind::Subnet
-            | Kind::InternetGateway
-            | Kind::Eip
-            | Kind::NatGateway
-            | Kind::RouteTable
-            | Kind::SecurityGroup => self.create_ec2(address, attrs, &tags).await,
-            Kind::IamRole | Kind::IamRolePolicy => self.create_iam(address, attrs, &tags).await,
-            Kind::Secret => self.create_secret(attrs, &tags, sensitive).await,
-            Kind::Namespace => self.create_namespace(attrs, &tags).await,
-            Kind::CloudMapService => self.create_cloud_map_service(attrs, &tags).await,
-            Kind::LogGroup => self.create_log_group(attrs, &tags).await,
-            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
-                self.create_ecs(address, attrs, &tags).await
-            }
-            Kind::WorkPool => self.prefect()?.create_pool(attrs).await,
-        }
+        let c = kinds::Create {
+            address,
+            attrs,
+            tags: &tags,
+            sensitive,
+        };
+        kinds::create(self, &c).await
     }
 
     async fn update(
         &self,
-        address: &Address,
+        _: &Address,
         attrs: &Attrs,
         sensitive: Option<&SecretValue>,
         observed: &Observed,
     ) -> Result<Outputs, ProviderError> {
         self.ensure_lock().await?;
-        match address.kind {
-            Kind::Vpc
-            | Kind::Subnet
-            | Kind::InternetGateway
-            | Kind::Eip
-            | Kind::NatGateway
-            | Kind::RouteTable
-            | Kind::SecurityGroup => self.update_ec2(attrs, observed).await?,
-            Kind::IamRole | Kind::IamRolePolicy => self.update_iam(attrs, observed).await?,
-            Kind::Secret => self.update_secret(attrs, sensitive, observed).await?,
-            Kind::Namespace | Kind::CloudMapService => {
-                self.update_cloud_map_tags(attrs, observed).await?
-            }
-            Kind::LogGroup => self.update_log_group(attrs, observed).await?,
-            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
-                self.update_ecs(attrs, observed).await?
-            }
-            Kind::WorkPool => self.prefect()?.update_pool(attrs).await?,
-        }
+        let u = kinds::Update {
+            attrs,
+            sensitive,
+            observed,
+        };
+        kinds::update(self, &u).await?;
         Ok(observed.outputs.clone())
     }
 
     async fn delete(&self, observed: &Observed) -> Result<(), ProviderError> {
         self.ensure_lock().await?;
-        match observed.address.kind {
-            Kind::Vpc
-            | Kind::Subnet
-            | Kind::InternetGateway
-            | Kind::Eip
-            | Kind::NatGateway
-            | Kind::RouteTable
-            | Kind::SecurityGroup => self.delete_ec2(observed).await,
-            Kind::IamRole | Kind::IamRolePolicy => self.delete_iam(observed).await,
-            Kind::Secret => self.delete_secret(observed).await,
-            Kind::Namespace => self.delete_namespace(observed).await,
-            Kind::CloudMapService => self.delete_cloud_map_service(observed).await,
-            Kind::LogGroup => self.delete_log_group(observed).await,
-            Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
-                self.delete_ecs(observed).await
-            }
-            Kind::WorkPool => self.prefect()?.delete_pool(observed).await,
-        }
+        kinds::delete(self, observed).await
     }
 }

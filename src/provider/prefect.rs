@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Found, note, observed};
 use crate::apply::ProviderError;
+use crate::kinds::work_pool;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs, TAG_ADOPTED, TAG_STACK};
 use crate::secret::SecretValue;
 use crate::spec::{CredentialKind, Spec};
@@ -308,7 +309,7 @@ impl PrefectApi {
     }
 
     pub(super) async fn create_pool(&self, attrs: &Attrs) -> Result<Outputs, ProviderError> {
-        let name = super::attr(attrs, "name")?;
+        let name = super::attr(attrs, work_pool::NAME)?;
         let reserved = self
             .reserved
             .lock()
@@ -321,7 +322,7 @@ impl PrefectApi {
         }
         let body = json!({
             "name": name,
-            "type": super::attr(attrs, "type")?,
+            "type": super::attr(attrs, work_pool::TYPE)?,
             "description": full_description(attrs),
             "base_job_template": template_of(attrs)?,
         });
@@ -364,11 +365,11 @@ impl PrefectApi {
         for c in &plan.changes {
             if c.address.kind == Kind::WorkPool && c.action == crate::plan::Action::Create {
                 let mut attrs = c.planned.clone();
-                attrs.insert("base_job_template".into(), template.clone());
+                attrs.insert(work_pool::BASE_JOB_TEMPLATE.into(), template.clone());
                 let outputs = self.create_pool(&attrs).await.map_err(|e| {
                     ProviderError(format!("{}: {e}; nothing was changed in AWS", c.address))
                 })?;
-                let name = super::attr(&attrs, "name")?.to_owned();
+                let name = super::attr(&attrs, work_pool::NAME)?.to_owned();
                 self.reserved
                     .lock()
                     .expect("reserved pools")
@@ -379,7 +380,7 @@ impl PrefectApi {
     }
 
     pub(super) async fn update_pool(&self, attrs: &Attrs) -> Result<(), ProviderError> {
-        let name = super::attr(attrs, "name")?;
+        let name = super::attr(attrs, work_pool::NAME)?;
         let body = json!({
             "description": full_description(attrs),
             "base_job_template": template_of(attrs)?,
@@ -395,7 +396,11 @@ impl PrefectApi {
     }
 
     pub(super) async fn delete_pool(&self, o: &Observed) -> Result<(), ProviderError> {
-        let name = o.attrs.get("name").and_then(Value::as_str).unwrap_or(&o.id);
+        let name = o
+            .attrs
+            .get(work_pool::NAME)
+            .and_then(Value::as_str)
+            .unwrap_or(&o.id);
         self.expect(
             Method::DELETE,
             &format!("/work_pools/{}", encode(name)),

@@ -204,7 +204,7 @@ pub fn schedule(plan: &Plan) -> (Vec<Step>, Vec<Vec<usize>>) {
         }
         if plan.changes[i].action == Action::Replace {
             let b = build[&i];
-            if plan.changes[i].address.kind.schema().create_before_destroy {
+            if plan.changes[i].address.kind.def().create_before_destroy {
                 deps[step].push(b);
             } else {
                 // Names are unique in AWS: the old resource must go before the new one comes.

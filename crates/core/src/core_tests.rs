@@ -1176,3 +1176,51 @@ fn an_ignored_attribute_is_never_a_change_and_an_update_keeps_what_aws_has() {
         json!({"enable": true, "rollback": true})
     );
 }
+
+/// Every attribute the graph sets is one its kind declares (`kinds/`): an undeclared one
+/// would be diffed without its shape (a policy compared as text, a tag map with AWS's keys)
+/// and never written by the provider, which reads only declared attributes.
+#[test]
+fn the_graph_sets_only_attributes_its_kinds_declare() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stacks");
+    let mut stacks: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    stacks.sort();
+    assert!(stacks.len() >= 2, "{stacks:?}");
+    let mut kinds = std::collections::BTreeSet::new();
+    for name in stacks {
+        let g = build(&load(&name), "us-east-1", key(), Some(&template())).unwrap();
+        for d in g.resources() {
+            kinds.insert(d.address.kind);
+            for attr in d.attrs.keys() {
+                assert!(
+                    d.address.kind.def().attr(attr).is_some(),
+                    "{name}: {} sets {attr}, which kinds/{}.rs does not declare",
+                    d.address,
+                    d.address.kind.as_str()
+                );
+            }
+        }
+    }
+    // The stacks between them use every kind, so every kind's declarations are checked.
+    assert_eq!(kinds.len(), Kind::ALL.len(), "{kinds:?}");
+}
+
+#[test]
+fn kind_names_are_unique_and_parse_back() {
+    for &k in Kind::ALL {
+        assert_eq!(Kind::parse(k.as_str()), Some(k));
+        let mut names: Vec<&str> = k.def().attrs.iter().map(|a| a.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            k.def().attrs.len(),
+            "{} repeats an attribute",
+            k.as_str()
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::kinds::Shape;
 use crate::model::{Kind, Observed, contains_unknown};
 use crate::secret::SecretValue;
 
@@ -18,26 +19,17 @@ pub struct AttrDiff {
     pub sensitive: bool,
 }
 
-/// Attributes holding IAM policy documents.
-const POLICY_ATTRS: &[&str] = &["assume_role_policy", "document"];
-/// Arrays whose order means something; every other array is compared as a set (and the
-/// plan shows them whole, never element by element).
-pub const ORDERED_ARRAYS: &[&str] = &["command"];
-
-/// Canonical form of a value: tags without AWS-reserved keys, policy documents in one shape,
-/// order-free arrays sorted.
-pub fn normalize(attr: &str, v: &Value) -> Value {
-    let v = if POLICY_ATTRS.contains(&attr) {
-        normalize_policy(v)
-    } else {
-        v.clone()
+/// Canonical form of `kind`'s attribute `attr` as its definition shapes it: tags without
+/// AWS-reserved keys, policy documents in one shape, arrays sorted unless the kind says their
+/// order means something.
+pub fn normalize(kind: Kind, attr: &str, v: &Value) -> Value {
+    let def = kind.def();
+    let v = match def.shape(attr) {
+        Shape::Policy => normalize_policy(v),
+        Shape::Tags => strip_aws_tags(v),
+        Shape::Value => v.clone(),
     };
-    let v = if attr == "tags" {
-        strip_aws_tags(&v)
-    } else {
-        v
-    };
-    sort_arrays(&v, attr)
+    sort_arrays(&v, attr, def.ordered)
 }
 
 fn strip_aws_tags(v: &Value) -> Value {
@@ -52,11 +44,12 @@ fn strip_aws_tags(v: &Value) -> Value {
     }
 }
 
-fn sort_arrays(v: &Value, key: &str) -> Value {
+fn sort_arrays(v: &Value, key: &str, ordered: &[&str]) -> Value {
     match v {
         Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(|i| sort_arrays(i, key)).collect();
-            if !ORDERED_ARRAYS.contains(&key) {
+            let mut items: Vec<Value> =
+                items.iter().map(|i| sort_arrays(i, key, ordered)).collect();
+            if !ordered.contains(&key) {
                 items.sort_by_key(|i| i.to_string());
                 items.dedup();
             }
@@ -64,7 +57,7 @@ fn sort_arrays(v: &Value, key: &str) -> Value {
         }
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, i)| (k.clone(), sort_arrays(i, k)))
+                .map(|(k, i)| (k.clone(), sort_arrays(i, k, ordered)))
                 .collect(),
         ),
         other => other.clone(),
@@ -117,23 +110,23 @@ pub fn compare(
     desired_sensitive: Option<&SecretValue>,
     observed: &Observed,
 ) -> Vec<AttrDiff> {
-    let schema = kind.schema();
+    let def = kind.def();
     let mut out = Vec::new();
     for (attr, want) in desired {
         let have = observed.attrs.get(attr);
-        if have.is_none() && schema.optional.contains(&attr.as_str()) {
+        if have.is_none() && def.optional(attr) {
             continue;
         }
-        let want_n = normalize(attr, want);
+        let want_n = normalize(kind, attr, want);
         let unknown = contains_unknown(want);
-        if !unknown && have.map(|h| normalize(attr, h)).as_ref() == Some(&want_n) {
+        if !unknown && have.map(|h| normalize(kind, attr, h)).as_ref() == Some(&want_n) {
             continue;
         }
         out.push(AttrDiff {
             attr: attr.clone(),
             before: have.cloned(),
             after: Some(want.clone()),
-            forces_replacement: schema.replace.contains(&attr.as_str()),
+            forces_replacement: def.replaces(attr),
             sensitive: false,
         });
     }

@@ -7,6 +7,11 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Value, json};
 
+use crate::kinds::{
+    self, cloud_map_service, ecs_cluster, ecs_service, eip, iam_role, iam_role_policy,
+    internet_gateway, log_group, namespace, nat_gateway, route_table, secret, security_group,
+    subnet, task_definition, vpc, work_pool,
+};
 use crate::model::{
     Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
 };
@@ -245,9 +250,9 @@ impl Expander<'_> {
         if let Some(n) = ec2_name {
             tags["Name"] = json!(n);
         }
-        attrs.insert("tags".into(), tags);
-        let digest = spec_digest(&attrs);
-        attrs.get_mut("tags").expect("just inserted")[TAG_SPEC] = json!(digest);
+        attrs.insert(kinds::TAGS.into(), tags);
+        let digest = spec_digest(address.kind, &attrs);
+        attrs.get_mut(kinds::TAGS).expect("just inserted")[TAG_SPEC] = json!(digest);
         Desired::new(address, attrs)
     }
 
@@ -269,15 +274,15 @@ impl Expander<'_> {
         out.push(self.res(
             vpc.clone(),
             attrs([
-                ("cidr_block", json!(net.cidr.to_string())),
-                ("enable_dns_support", json!(true)),
-                ("enable_dns_hostnames", json!(true)),
+                (vpc::CIDR_BLOCK, json!(net.cidr.to_string())),
+                (vpc::ENABLE_DNS_SUPPORT, json!(true)),
+                (vpc::ENABLE_DNS_HOSTNAMES, json!(true)),
             ]),
             Some(net.vpc_name.clone()),
         ));
         out.push(self.res(
             igw.clone(),
-            attrs([("vpc_id", reference(&vpc, "id"))]),
+            attrs([(internet_gateway::VPC_ID, reference(&vpc, "id"))]),
             Some(format!("{}-igw", s.name)),
         ));
         for (i, z) in net.zones.iter().enumerate() {
@@ -288,10 +293,10 @@ impl Expander<'_> {
                 out.push(self.res(
                     idx(Kind::Subnet, tier, i),
                     attrs([
-                        ("vpc_id", reference(&vpc, "id")),
-                        ("cidr_block", json!(cidr.to_string())),
-                        ("availability_zone", json!(z.az)),
-                        ("map_public_ip_on_launch", json!(public)),
+                        (subnet::VPC_ID, reference(&vpc, "id")),
+                        (subnet::CIDR_BLOCK, json!(cidr.to_string())),
+                        (subnet::AVAILABILITY_ZONE, json!(z.az)),
+                        (subnet::MAP_PUBLIC_IP_ON_LAUNCH, json!(public)),
                     ]),
                     Some(format!("{}-{tier}-{}", s.name, z.az)),
                 ));
@@ -302,18 +307,18 @@ impl Expander<'_> {
             let eip = idx(Kind::Eip, "nat", i);
             out.push(self.res(
                 eip.clone(),
-                attrs([("domain", json!("vpc"))]),
+                attrs([(eip::DOMAIN, json!("vpc"))]),
                 Some(format!("{}-nat-{i}", s.name)),
             ));
             let mut nat = self.res(
                 idx(Kind::NatGateway, "nat", i),
                 attrs([
                     (
-                        "subnet_id",
+                        nat_gateway::SUBNET_ID,
                         reference(&idx(Kind::Subnet, "public", i), "id"),
                     ),
-                    ("allocation_id", reference(&eip, "id")),
-                    ("connectivity_type", json!("public")),
+                    (nat_gateway::ALLOCATION_ID, reference(&eip, "id")),
+                    (nat_gateway::CONNECTIVITY_TYPE, json!("public")),
                 ]),
                 Some(format!("{}-nat-{i}", s.name)),
             );
@@ -327,12 +332,15 @@ impl Expander<'_> {
         out.push(self.res(
             addr(Kind::RouteTable, "public"),
             attrs([
-                ("vpc_id", reference(&vpc, "id")),
+                (route_table::VPC_ID, reference(&vpc, "id")),
                 (
-                    "routes",
+                    route_table::ROUTES,
                     json!([{"destination": "0.0.0.0/0", "target": reference(&igw, "id")}]),
                 ),
-                ("subnet_ids", Value::Array(public_subnets.clone())),
+                (
+                    route_table::SUBNET_IDS,
+                    Value::Array(public_subnets.clone()),
+                ),
             ]),
             Some(format!("{}-public", s.name)),
         ));
@@ -351,9 +359,9 @@ impl Expander<'_> {
             out.push(self.res(
                 idx(Kind::RouteTable, "private", t),
                 attrs([
-                    ("vpc_id", reference(&vpc, "id")),
-                    ("routes", routes),
-                    ("subnet_ids", Value::Array(subnets)),
+                    (route_table::VPC_ID, reference(&vpc, "id")),
+                    (route_table::ROUTES, routes),
+                    (route_table::SUBNET_IDS, Value::Array(subnets)),
                 ]),
                 Some(format!("{}-private-{t}", s.name)),
             ));
@@ -362,11 +370,11 @@ impl Expander<'_> {
         out.push(self.res(
             sg.clone(),
             attrs([
-                ("vpc_id", reference(&vpc, "id")),
-                ("group_name", json!(format!("{}-worker", s.name))),
-                ("description", json!("prefect-ecs workers: all egress, no ingress")),
-                ("ingress", json!([])),
-                ("egress", json!([{"protocol": "-1", "from_port": null, "to_port": null, "cidr": "0.0.0.0/0"}])),
+                (security_group::VPC_ID, reference(&vpc, "id")),
+                (security_group::GROUP_NAME, json!(format!("{}-worker", s.name))),
+                (security_group::DESCRIPTION, json!("prefect-ecs workers: all egress, no ingress")),
+                (security_group::INGRESS, json!([])),
+                (security_group::EGRESS, json!([{"protocol": "-1", "from_port": null, "to_port": null, "cidr": "0.0.0.0/0"}])),
             ]),
             Some(format!("{}-worker", s.name)),
         ));
@@ -376,15 +384,15 @@ impl Expander<'_> {
             let mut sec = self.res(
                 secret.clone(),
                 attrs([
-                    ("name", json!(s.secret.name)),
+                    (secret::NAME, json!(s.secret.name)),
                     (
-                        "description",
+                        secret::DESCRIPTION,
                         json!(format!(
                             "{} for the prefect-ecs workers",
                             credential.kind.describe()
                         )),
                     ),
-                    ("scheduled_for_deletion", json!(false)),
+                    (secret::SCHEDULED_FOR_DELETION, json!(false)),
                 ]),
                 None,
             );
@@ -401,18 +409,18 @@ impl Expander<'_> {
         out.push(self.res(
             exec_role.clone(),
             attrs([
-                ("name", json!(s.iam.execution_role_name)),
-                ("assume_role_policy", trust.clone()),
-                ("managed_policy_arns", json!([EXECUTION_POLICY_ARN])),
+                (iam_role::NAME, json!(s.iam.execution_role_name)),
+                (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
+                (iam_role::MANAGED_POLICY_ARNS, json!([EXECUTION_POLICY_ARN])),
             ]),
             None,
         ));
         out.push(self.res(
             task_role.clone(),
             attrs([
-                ("name", json!(s.iam.task_role_name)),
-                ("assume_role_policy", trust.clone()),
-                ("managed_policy_arns", json!([])),
+                (iam_role::NAME, json!(s.iam.task_role_name)),
+                (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
+                (iam_role::MANAGED_POLICY_ARNS, json!([])),
             ]),
             None,
         ));
@@ -422,9 +430,9 @@ impl Expander<'_> {
             out.push(self.res(
                 flow_run.clone(),
                 attrs([
-                    ("name", json!(name)),
-                    ("assume_role_policy", trust.clone()),
-                    ("managed_policy_arns", json!([])),
+                    (iam_role::NAME, json!(name)),
+                    (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
+                    (iam_role::MANAGED_POLICY_ARNS, json!([])),
                 ]),
                 None,
             ));
@@ -434,10 +442,10 @@ impl Expander<'_> {
             out.push(Desired::new(
                 addr(Kind::IamRolePolicy, "execution"),
                 attrs([
-                    ("role", reference(&exec_role, "name")),
-                    ("name", json!("read-prefect-api-key")),
+                    (iam_role_policy::ROLE, reference(&exec_role, "name")),
+                    (iam_role_policy::NAME, json!("read-prefect-api-key")),
                     (
-                        "document",
+                        iam_role_policy::DOCUMENT,
                         policy(vec![(
                             vec!["secretsmanager:GetSecretValue"],
                             vec![reference(&secret, "arn")],
@@ -449,9 +457,9 @@ impl Expander<'_> {
         out.push(Desired::new(
             addr(Kind::IamRolePolicy, "task"),
             attrs([
-                ("role", reference(&task_role, "name")),
-                ("name", json!("prefect-ecs-worker")),
-                ("document", policy(worker_permissions(pass))),
+                (iam_role_policy::ROLE, reference(&task_role, "name")),
+                (iam_role_policy::NAME, json!("prefect-ecs-worker")),
+                (iam_role_policy::DOCUMENT, policy(worker_permissions(pass))),
             ]),
         ));
 
@@ -459,8 +467,8 @@ impl Expander<'_> {
         out.push(self.res(
             ns.clone(),
             attrs([
-                ("name", json!(s.namespace)),
-                ("vpc_id", reference(&vpc, "id")),
+                (namespace::NAME, json!(s.namespace)),
+                (namespace::VPC_ID, reference(&vpc, "id")),
             ]),
             None,
         ));
@@ -468,8 +476,8 @@ impl Expander<'_> {
         out.push(self.res(
             logs.clone(),
             attrs([
-                ("name", json!(s.logs.group)),
-                ("retention_in_days", json!(s.logs.retention_days)),
+                (log_group::NAME, json!(s.logs.group)),
+                (log_group::RETENTION_IN_DAYS, json!(s.logs.retention_days)),
             ]),
             None,
         ));
@@ -477,9 +485,9 @@ impl Expander<'_> {
         out.push(self.res(
             cluster.clone(),
             attrs([
-                ("name", json!(s.cluster.name)),
+                (ecs_cluster::NAME, json!(s.cluster.name)),
                 (
-                    "container_insights",
+                    ecs_cluster::CONTAINER_INSIGHTS,
                     json!(if s.cluster.container_insights {
                         "enabled"
                     } else {
@@ -583,21 +591,21 @@ impl Expander<'_> {
             tags[TAG_ADOPTED] = json!("true");
         }
         let mut attrs = attrs([
-            ("name", json!(pool.name)),
-            ("type", json!("ecs")),
+            (work_pool::NAME, json!(pool.name)),
+            (work_pool::TYPE, json!("ecs")),
             (
-                "description",
+                work_pool::DESCRIPTION,
                 json!(format!(
                     "ECS workers of prefect-ecs stack \"{}\". Managed by prefect-ecs: \
                      `prefect-ecs apply` puts back any edit to the base job template.",
                     s.name
                 )),
             ),
-            ("base_job_template", template),
-            ("tags", tags),
+            (work_pool::BASE_JOB_TEMPLATE, template),
+            (kinds::TAGS, tags),
         ]);
-        let digest = spec_digest(&attrs);
-        attrs.get_mut("tags").expect("just inserted")[TAG_SPEC] = json!(digest);
+        let digest = spec_digest(Kind::WorkPool, &attrs);
+        attrs.get_mut(kinds::TAGS).expect("just inserted")[TAG_SPEC] = json!(digest);
         let mut d = Desired::new(address, attrs);
         // Flow runs launched before their network can reach the internet fail to start.
         d.extra_deps.extend(self.task_routes(private_tables));
@@ -621,9 +629,12 @@ impl Expander<'_> {
         let sd_res = self.res(
             sd.clone(),
             attrs([
-                ("name", json!(w.name)),
-                ("namespace_id", reference(ns, "id")),
-                ("dns_records", json!([{"type": "A", "ttl": 60}])),
+                (cloud_map_service::NAME, json!(w.name)),
+                (cloud_map_service::NAMESPACE_ID, reference(ns, "id")),
+                (
+                    cloud_map_service::DNS_RECORDS,
+                    json!([{"type": "A", "ttl": 60}]),
+                ),
             ]),
             None,
         );
@@ -655,15 +666,15 @@ impl Expander<'_> {
         let td_res = self.res(
             td.clone(),
             attrs([
-                ("family", json!(w.name)),
-                ("cpu", json!(w.cpu.to_string())),
-                ("memory", json!(w.memory.to_string())),
-                ("network_mode", json!("awsvpc")),
-                ("requires_compatibilities", json!(["FARGATE"])),
-                ("execution_role_arn", reference(&addr(Kind::IamRole, "execution"), "arn")),
-                ("task_role_arn", reference(&addr(Kind::IamRole, "task"), "arn")),
+                (task_definition::FAMILY, json!(w.name)),
+                (task_definition::CPU, json!(w.cpu.to_string())),
+                (task_definition::MEMORY, json!(w.memory.to_string())),
+                (task_definition::NETWORK_MODE, json!("awsvpc")),
+                (task_definition::REQUIRES_COMPATIBILITIES, json!(["FARGATE"])),
+                (task_definition::EXECUTION_ROLE_ARN, reference(&addr(Kind::IamRole, "execution"), "arn")),
+                (task_definition::TASK_ROLE_ARN, reference(&addr(Kind::IamRole, "task"), "arn")),
                 (
-                    "container",
+                    task_definition::CONTAINER,
                     json!({
                         "name": CONTAINER_NAME,
                         "image": w.image,
@@ -699,22 +710,25 @@ impl Expander<'_> {
         let mut svc_res = self.res(
             svc,
             attrs([
-                ("name", json!(w.name)),
-                ("cluster", reference(cluster, "arn")),
-                ("task_definition", reference(&td, "arn")),
-                ("desired_count", json!(w.desired_count)),
-                ("launch_type", json!("FARGATE")),
+                (ecs_service::NAME, json!(w.name)),
+                (ecs_service::CLUSTER, reference(cluster, "arn")),
+                (ecs_service::TASK_DEFINITION, reference(&td, "arn")),
+                (ecs_service::DESIRED_COUNT, json!(w.desired_count)),
+                (ecs_service::LAUNCH_TYPE, json!("FARGATE")),
                 (
-                    "network",
+                    ecs_service::NETWORK,
                     json!({
                         "subnets": subnets,
                         "security_groups": [reference(sg, "id")],
                         "assign_public_ip": assign_public_ip,
                     }),
                 ),
-                ("service_registries", json!([reference(&sd, "arn")])),
                 (
-                    "deployment_circuit_breaker",
+                    ecs_service::SERVICE_REGISTRIES,
+                    json!([reference(&sd, "arn")]),
+                ),
+                (
+                    ecs_service::DEPLOYMENT_CIRCUIT_BREAKER,
                     json!({"enable": true, "rollback": true}),
                 ),
             ]),
@@ -784,11 +798,11 @@ fn with_secret_arn_variables(template: &Value) -> Value {
 
 /// The digest recorded in [`TAG_SPEC`]: of the normalized desired attributes, references
 /// unresolved (so it depends on the spec only, not on ids AWS picked).
-fn spec_digest(attrs: &Attrs) -> String {
+fn spec_digest(kind: Kind, attrs: &Attrs) -> String {
     use sha2::{Digest, Sha256};
     let normalized: BTreeMap<&String, Value> = attrs
         .iter()
-        .map(|(k, v)| (k, crate::diff::normalize(k, v)))
+        .map(|(k, v)| (k, crate::diff::normalize(kind, k, v)))
         .collect();
     let bytes = serde_json::to_vec(&normalized).expect("JSON values serialize");
     Sha256::digest(&bytes)

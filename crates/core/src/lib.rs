@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod diff;
 pub mod graph;
 pub mod image;
+pub mod kinds;
 pub mod model;
 pub mod outputs;
 pub mod plan;

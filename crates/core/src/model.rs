@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
+use crate::kinds::KindDef;
 use crate::secret::SecretValue;
 
 /// Tag keys that mark a resource as this tool's.
@@ -18,116 +19,56 @@ pub const TAG_SPEC: &str = "prefect-ecs:spec";
 pub const TAG_ADOPTED: &str = "prefect-ecs:adopted";
 
 macro_rules! kinds {
-    ($($variant:ident => $name:literal),* $(,)?) => {
+    ($($variant:ident => $module:ident),* $(,)?) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Kind { $($variant),* }
 
         impl Kind {
             pub const ALL: &[Kind] = &[$(Kind::$variant),*];
 
-            pub fn as_str(self) -> &'static str {
-                match self { $(Kind::$variant => $name),* }
+            /// The kind's definition, in its module under `kinds/`.
+            pub fn def(self) -> &'static KindDef {
+                match self { $(Kind::$variant => &crate::kinds::$module::DEF),* }
             }
         }
     };
 }
 
+// The registry: every kind and the module that defines it. Adding a kind is a line here, its
+// module under `kinds/`, its provider module (`src/provider/kinds/`) and its graph expansion.
 kinds! {
-    Vpc => "vpc",
-    Subnet => "subnet",
-    InternetGateway => "internet_gateway",
-    Eip => "eip",
-    NatGateway => "nat_gateway",
-    RouteTable => "route_table",
-    SecurityGroup => "security_group",
-    IamRole => "iam_role",
-    IamRolePolicy => "iam_role_policy",
-    Secret => "secret",
-    Namespace => "service_discovery_namespace",
-    CloudMapService => "service_discovery_service",
-    LogGroup => "log_group",
-    EcsCluster => "ecs_cluster",
-    TaskDefinition => "ecs_task_definition",
-    EcsService => "ecs_service",
-    WorkPool => "prefect_work_pool",
+    Vpc => vpc,
+    Subnet => subnet,
+    InternetGateway => internet_gateway,
+    Eip => eip,
+    NatGateway => nat_gateway,
+    RouteTable => route_table,
+    SecurityGroup => security_group,
+    IamRole => iam_role,
+    IamRolePolicy => iam_role_policy,
+    Secret => secret,
+    Namespace => namespace,
+    CloudMapService => cloud_map_service,
+    LogGroup => log_group,
+    EcsCluster => ecs_cluster,
+    TaskDefinition => task_definition,
+    EcsService => ecs_service,
+    WorkPool => work_pool,
 }
 
 impl Kind {
-    /// Made through the AWS APIs, so it counts toward `--parallelism`, which keeps a run
-    /// within AWS's request rates. A work pool is the Prefect API's: its client paces its
-    /// own writes, and a pool step waiting for a slot behind ten service rollouts would only
-    /// wait.
+    pub fn as_str(self) -> &'static str {
+        self.def().name
+    }
+
+    /// Counts toward `--parallelism` ([`KindDef::aws`]).
     pub fn is_aws(self) -> bool {
-        self != Kind::WorkPool
+        self.def().aws
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| k.as_str() == s)
     }
-
-    /// How a kind's attributes behave in a diff.
-    pub fn schema(self) -> Schema {
-        use Kind::*;
-        let (replace, optional, create_before_destroy): (&[&str], &[&str], bool) = match self {
-            Vpc => (&["cidr_block"], &[], false),
-            Subnet => (&["vpc_id", "cidr_block", "availability_zone"], &[], false),
-            InternetGateway => (&["vpc_id"], &[], false),
-            Eip => (&["domain"], &[], false),
-            NatGateway => (
-                &["subnet_id", "allocation_id", "connectivity_type"],
-                &[],
-                false,
-            ),
-            RouteTable => (&["vpc_id"], &[], false),
-            SecurityGroup => (&["vpc_id", "group_name", "description"], &[], false),
-            IamRole => (&["name"], &[], false),
-            IamRolePolicy => (&["role", "name"], &[], false),
-            Secret => (&["name"], &[], false),
-            Namespace => (&["name", "vpc_id"], &[], false),
-            CloudMapService => (&["name", "namespace_id", "dns_records"], &[], false),
-            LogGroup => (&["name"], &[], false),
-            EcsCluster => (&["name"], &[], false),
-            // A task definition revision is immutable: every change registers a new one, and
-            // the old one is deregistered only after the service has moved off it.
-            TaskDefinition => (
-                &[
-                    "family",
-                    "cpu",
-                    "memory",
-                    "network_mode",
-                    "requires_compatibilities",
-                    "execution_role_arn",
-                    "task_role_arn",
-                    "container",
-                ],
-                &[],
-                true,
-            ),
-            // Some ECS implementations do not report these back; where absent they cannot drift.
-            EcsService => (
-                &["name", "cluster", "launch_type", "service_registries"],
-                &["deployment_circuit_breaker", "enable_execute_command"],
-                false,
-            ),
-            // Prefect cannot change a pool's type in place.
-            WorkPool => (&["name", "type"], &[], false),
-        };
-        Schema {
-            replace,
-            optional,
-            create_before_destroy,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Schema {
-    /// Attributes whose change forces a new resource.
-    pub replace: &'static [&'static str],
-    /// Attributes some API implementations leave out of their answers: absent means unknown.
-    pub optional: &'static [&'static str],
-    /// The replacement is created before the old resource is deleted.
-    pub create_before_destroy: bool,
 }
 
 /// A stable, human-readable resource address: `subnet.private[1]`, `ecs_service.dev-worker`.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diff::normalize;
 use crate::graph::StackGraph;
-use crate::model::{Attrs, ObservedState};
+use crate::model::{Attrs, Kind, ObservedState};
 use crate::render::PlanDoc;
 use crate::secret::SecretValue;
 
@@ -62,13 +62,14 @@ fn secret_label(salt: &str) -> String {
 }
 
 fn attr_digests(
+    kind: Kind,
     attrs: &Attrs,
     sensitive: Option<&SecretValue>,
     salt: &str,
 ) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = attrs
         .iter()
-        .map(|(k, v)| (k.clone(), digest(&normalize(k, v))))
+        .map(|(k, v)| (k.clone(), digest(&normalize(kind, k, v))))
         .collect();
     if let Some(s) = sensitive {
         out.insert("value".into(), s.keyed_digest(&secret_label(salt)));
@@ -91,14 +92,14 @@ fn fingerprints(
                 d.address.to_string(),
                 Fingerprint {
                     id: None,
-                    attrs: attr_digests(&d.attrs, d.sensitive.as_ref(), salt),
+                    attrs: attr_digests(d.address.kind, &d.attrs, d.sensitive.as_ref(), salt),
                 },
             )
         })
         .collect();
     let mut seen: BTreeMap<String, Vec<Fingerprint>> = BTreeMap::new();
     for o in &observed.resources {
-        let mut attrs = attr_digests(&o.attrs, o.sensitive.as_ref(), salt);
+        let mut attrs = attr_digests(o.address.kind, &o.attrs, o.sensitive.as_ref(), salt);
         // What apply uses besides the attributes: the ids others refer to, what it uses, and
         // whether it is already being deleted.
         let mut uses = o.uses.clone();

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::diff::{ORDERED_ARRAYS, normalize};
+use crate::diff::normalize;
 use crate::model::{UNKNOWN, as_reference, contains_unknown, is_unknown};
 use crate::plan::{self, Plan};
 
@@ -144,7 +144,7 @@ fn change_doc(c: &plan::Change) -> Option<ChangeDoc> {
         plan::Action::Delete => Action::Delete,
     };
     let replace_order = (action == Action::Replace).then(|| {
-        if c.address.kind.schema().create_before_destroy {
+        if c.address.kind.def().create_before_destroy {
             ReplaceOrder::CreateBeforeDelete
         } else {
             ReplaceOrder::DeleteBeforeCreate
@@ -157,7 +157,7 @@ fn change_doc(c: &plan::Change) -> Option<ChangeDoc> {
         .map(|o| {
             o.attrs
                 .iter()
-                .map(|(k, v)| (k.clone(), normalize(k, v)))
+                .map(|(k, v)| (k.clone(), normalize(c.address.kind, k, v)))
                 .collect()
         });
     let mut unknown_paths = Vec::new();
@@ -189,14 +189,16 @@ fn change_doc(c: &plan::Change) -> Option<ChangeDoc> {
             });
             continue;
         }
-        let before = d.before.as_ref().map(|v| normalize(&d.attr, v));
-        let after = d.after.as_ref().map(|v| normalize(&d.attr, v));
+        let kind = c.address.kind;
+        let before = d.before.as_ref().map(|v| normalize(kind, &d.attr, v));
+        let after = d.after.as_ref().map(|v| normalize(kind, &d.attr, v));
         let mut leaves = Vec::new();
         nested(
             &d.attr,
             &d.attr,
             before.as_ref(),
             after.as_ref(),
+            kind.def().ordered,
             &mut leaves,
         );
         for (path, before, after) in leaves {
@@ -306,11 +308,13 @@ fn name_path(parent: &str, name: &str) -> String {
 type Leaf = (String, Option<Value>, Option<Value>);
 
 /// The smallest sub-values of `before` and `after` (both normalized) that differ.
+/// `ordered`: the keys whose arrays keep their order ([`crate::kinds::KindDef::ordered`]).
 fn nested(
     path: &str,
     key: &str,
     before: Option<&Value>,
     after: Option<&Value>,
+    ordered: &[&str],
     out: &mut Vec<Leaf>,
 ) {
     if before == after {
@@ -322,11 +326,11 @@ fn nested(
         {
             let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
             for k in keys {
-                nested(&key_path(path, k), k, b.get(k), a.get(k), out);
+                nested(&key_path(path, k), k, b.get(k), a.get(k), ordered, out);
             }
         }
-        (Some(Value::Array(b)), Some(Value::Array(a))) if !ORDERED_ARRAYS.contains(&key) => {
-            array_diff(path, key, b, a, out)
+        (Some(Value::Array(b)), Some(Value::Array(a))) if !ordered.contains(&key) => {
+            array_diff(path, key, b, a, ordered, out)
         }
         _ => out.push((path.to_string(), before.cloned(), after.cloned())),
     }
@@ -346,7 +350,14 @@ fn without_name(v: &Value) -> Value {
     Value::Object(m)
 }
 
-fn array_diff(path: &str, key: &str, b: &[Value], a: &[Value], out: &mut Vec<Leaf>) {
+fn array_diff(
+    path: &str,
+    key: &str,
+    b: &[Value],
+    a: &[Value],
+    ordered: &[&str],
+    out: &mut Vec<Leaf>,
+) {
     let named = |xs: &[Value]| xs.iter().all(|x| element_name(x).is_some());
     if !a.is_empty() && !b.is_empty() && named(a) && named(b) {
         let find = |xs: &[Value], n: &str| {
@@ -361,6 +372,7 @@ fn array_diff(path: &str, key: &str, b: &[Value], a: &[Value], out: &mut Vec<Lea
                 key,
                 find(b, n).as_ref(),
                 find(a, n).as_ref(),
+                ordered,
                 out,
             );
         }
@@ -388,7 +400,7 @@ fn array_diff(path: &str, key: &str, b: &[Value], a: &[Value], out: &mut Vec<Lea
         .all(|x| x.is_object());
     if removed.len() == added.len() && objects {
         for (r, (i, x)) in removed.into_iter().zip(added) {
-            nested(&index_path(path, i), key, Some(r), Some(x), out);
+            nested(&index_path(path, i), key, Some(r), Some(x), ordered, out);
         }
         return;
     }
@@ -508,10 +520,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The leaves of a change to `attr` of the kind the tests take it from.
     fn leaves(attr: &str, before: Value, after: Value) -> Vec<String> {
+        use crate::model::Kind;
+        let kind = match attr {
+            "container" => Kind::TaskDefinition,
+            "document" => Kind::IamRolePolicy,
+            "routes" => Kind::RouteTable,
+            _ => Kind::Vpc,
+        };
         let mut out = Vec::new();
-        let (b, a) = (normalize(attr, &before), normalize(attr, &after));
-        nested(attr, attr, Some(&b), Some(&a), &mut out);
+        let (b, a) = (
+            normalize(kind, attr, &before),
+            normalize(kind, attr, &after),
+        );
+        let ordered = kind.def().ordered;
+        nested(attr, attr, Some(&b), Some(&a), ordered, &mut out);
         out.into_iter()
             .map(|(path, before, after)| {
                 let mut unknown = Vec::new();

@@ -1,0 +1,17 @@
+//! An IAM role that ECS tasks assume, with the managed policies attached to it.
+use super::{AttrDef, KindDef};
+
+pub const NAME: &str = "name";
+pub const ASSUME_ROLE_POLICY: &str = "assume_role_policy";
+pub const MANAGED_POLICY_ARNS: &str = "managed_policy_arns";
+
+pub const DEF: KindDef = KindDef {
+    name: "iam_role",
+    attrs: &[
+        AttrDef::new(NAME).replace(),
+        AttrDef::new(ASSUME_ROLE_POLICY).policy(),
+        AttrDef::new(MANAGED_POLICY_ARNS),
+        AttrDef::TAGS,
+    ],
+    ..KindDef::AWS
+};

@@ -1,0 +1,19 @@
+//! The Secrets Manager secret holding the Prefect credential. Its value is the resource's one
+//! sensitive value (`Desired::sensitive`), never an attribute.
+use super::{AttrDef, KindDef};
+
+pub const NAME: &str = "name";
+pub const DESCRIPTION: &str = "description";
+/// In its recovery window after a delete: applying restores it.
+pub const SCHEDULED_FOR_DELETION: &str = "scheduled_for_deletion";
+
+pub const DEF: KindDef = KindDef {
+    name: "secret",
+    attrs: &[
+        AttrDef::new(NAME).replace(),
+        AttrDef::new(DESCRIPTION),
+        AttrDef::new(SCHEDULED_FOR_DELETION),
+        AttrDef::TAGS,
+    ],
+    ..KindDef::AWS
+};
