@@ -12,6 +12,7 @@ mod online;
 mod proxy;
 #[path = "proxy/tests.rs"]
 mod proxy_tests;
+mod real_worker;
 mod realism;
 mod realism_more;
 mod safety;

@@ -56,6 +56,9 @@ pub struct Call {
     /// None when the proxy dropped the connection.
     pub status: Option<u16>,
     pub injected: Option<Injected>,
+    /// The request as sent: path, query and body (lossily UTF-8), for tests that look for a
+    /// value that must never be sent.
+    pub request: String,
 }
 
 /// What the proxy answered instead of moto.
@@ -246,6 +249,7 @@ struct Record {
     start: Instant,
     status: Option<u16>,
     injected: Option<Injected>,
+    request: String,
 }
 
 impl Drop for Record {
@@ -260,6 +264,7 @@ impl Drop for Record {
             end: Instant::now(),
             status: self.status,
             injected: self.injected.take(),
+            request: std::mem::take(&mut self.request),
         };
         // A poisoned log means a test already failed; losing this entry changes nothing.
         if let Ok(mut log) = self.shared.log.lock() {
@@ -375,6 +380,7 @@ async fn handle(
         start: Instant::now(),
         status: None,
         injected: None,
+        request: format!("{} {}", parts.uri, String::from_utf8_lossy(&body)),
     };
     let plan = shared.plan(&op);
     // A call is answered `latency` after it arrived, and AWS acts on it then; moto's own time

@@ -32,6 +32,11 @@ impl Moto {
             .arg(port.to_string())
             .arg(&log)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            // RunTask for the real prefect-aws worker (`moto-patch/sitecustomize.py`).
+            .env(
+                "PYTHONPATH",
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/moto-patch"),
+            )
             .stdin(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {exe} through sh: {e}"));

@@ -47,9 +47,14 @@ pub fn prefect_with_auth() -> &'static PrefectServer {
     })
 }
 
+/// The `prefect` of the pinned venv (`scripts/setup-prefect`): the server and, with
+/// prefect-aws, the real ECS worker.
+pub fn prefect_bin() -> String {
+    std::env::var("PREFECT_ECS_PREFECT_BIN").unwrap_or_else(|_| super::setup("setup-prefect"))
+}
+
 fn start(auth: Option<String>) -> PrefectServer {
-    let exe =
-        std::env::var("PREFECT_ECS_PREFECT_BIN").unwrap_or_else(|_| super::setup("setup-prefect"));
+    let exe = prefect_bin();
     let port = free_port();
     let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prefect-{port}"));
     std::fs::create_dir_all(&home).expect("prefect home");
@@ -195,6 +200,34 @@ impl PrefectServer {
             .iter()
             .find(|w| w["name"] == worker)
             .and_then(|w| w["status"].as_str().map(str::to_owned))
+    }
+
+    /// A flow, a deployment of it in `pool` and a flow run of that deployment, due now, made
+    /// as a user's `flow.deploy()` and `prefect deployment run` would make them; returns the
+    /// deployment's and the flow run's ids.
+    pub fn create_flow_run(&self, pool: &str, name: &str) -> (String, String) {
+        let post = |path: &str, body: Value| {
+            let (s, v) = self.call(reqwest::Method::POST, path, Some(body));
+            assert!(s == 200 || s == 201, "POST {path}: {s} {v}");
+            v["id"].as_str().expect("an id").to_owned()
+        };
+        let flow = post("/flows/", json!({"name": name}));
+        let deployment = post(
+            "/deployments/",
+            json!({"name": name, "flow_id": flow, "work_pool_name": pool}),
+        );
+        let run = post(
+            &format!("/deployments/{deployment}/create_flow_run"),
+            json!({}),
+        );
+        (deployment, run)
+    }
+
+    /// A flow run as Prefect has it.
+    pub fn flow_run(&self, id: &str) -> Value {
+        let (s, v) = self.call(reqwest::Method::GET, &format!("/flow_runs/{id}"), None);
+        assert_eq!(s, 200, "flow run {id}: {v}");
+        v
     }
 
     /// The server's default `ecs` base job template.

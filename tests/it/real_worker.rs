@@ -1,0 +1,296 @@
+//! The real prefect-aws ECS worker (PyPI prefect-aws, the release the pool template is written
+//! for), run by the test as its ECS task would run it, against moto and the local Prefect
+//! server: it is what passes apply's online gate, and a flow run of a deployment in the
+//! stack's pool becomes a task in the stack's cluster, network and roles, with the API key
+//! from the stack's secret and nowhere else. moto runs no containers, so the test plays the
+//! ECS task the worker is; everything the worker asks of AWS is real prefect-aws code.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proxy::{Config, Proxy};
+use crate::support::aws::{Aws, Ec2Stack, at, secret_arn};
+use crate::support::prefect::{prefect, prefect_bin};
+use crate::support::{TestStack, moto};
+
+/// `prefect worker start --type ecs` in a process group of its own, stopped (and timed) on drop.
+struct RealWorker {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl RealWorker {
+    /// The worker named `name` polling `pool`, with the environment its task would have: the
+    /// API URL, the key (the container gets it from the stack's secret), AWS through
+    /// `aws_endpoint`.
+    fn start(dir: &Path, pool: &str, name: &str, aws_endpoint: &str, api_key: &str) -> Self {
+        let home = dir.join("worker-home");
+        std::fs::create_dir_all(&home).expect("worker home");
+        let log = dir.join("worker.log");
+        let out = std::fs::File::create(&log).expect("worker log");
+        let child = Command::new(prefect_bin())
+            .args([
+                "worker", "start", "--pool", pool, "--type", "ecs", "--name", name,
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("PREFECT_HOME", &home)
+            .env("PREFECT_API_URL", &prefect().api_url)
+            .env("PREFECT_API_KEY", api_key)
+            .env("PREFECT_WORKER_HEARTBEAT_SECONDS", "5")
+            .env("PREFECT_WORKER_QUERY_SECONDS", "2")
+            .env("DO_NOT_TRACK", "1")
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.join("no-aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("start the prefect-aws worker");
+        RealWorker {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM to the worker's process group, as ECS stops a task; how long it took to exit
+    /// (SIGKILL after 60 s, as ECS would after the stop timeout).
+    fn stop(&mut self) -> Option<Duration> {
+        let mut child = self.child.take()?;
+        let group = -(child.id() as i32);
+        // SAFETY: kill(2) on the process group this struct started.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if child.try_wait().ok().flatten().is_some() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(group, libc::SIGKILL) };
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for RealWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Runtime::new().expect("runtime").block_on(f)
+}
+
+#[test]
+fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
+    // prefect-ecs talks to AWS through the realism proxy (its ECS service reaches its desired
+    // count there, as on AWS); the worker through one that only logs what it sent.
+    let realism = Proxy::start(&moto().endpoint, Config::realistic(31, 0.005));
+    let proxy = Proxy::start(&moto().endpoint, Config::passthrough());
+    let tool = [("AWS_ENDPOINT_URL", realism.endpoint())];
+    let mut stack = TestStack::new("real-worker");
+    // No heartbeat played by the harness: only the real worker can pass the gate.
+    stack.workers_online = false;
+    let (pool, name) = (
+        stack.workers[0].work_pool.clone(),
+        stack.workers[0].name.clone(),
+    );
+
+    let spec = stack.write();
+    let apply = stack.spawn(&["apply", "--auto-approve", spec.to_str().unwrap()], &tool);
+    // `prefect worker start --pool P` makes P itself when it does not exist: the worker starts
+    // once apply has made the pool, as the worker's ECS task does.
+    wait_for("the work pool", Duration::from_secs(120), || {
+        prefect().pool(&pool)
+    });
+    let mut worker = RealWorker::start(
+        &stack.path(""),
+        &pool,
+        &name,
+        proxy.endpoint(),
+        stack.canary(),
+    );
+    let out = stack.wait(&["apply"], apply);
+    assert_eq!(out.code, 0, "{out}\nworker log:\n{}", worker.log());
+    assert!(
+        out.stderr
+            .contains(&format!("worker {name} is online in work pool {pool}")),
+        "{out}"
+    );
+
+    // A deployment in the pool and a flow run of it: the worker submits it to ECS.
+    let (deployment, flow_run) = prefect().create_flow_run(&pool, &format!("{}-flow", stack.name));
+    let run_task = wait_for("the worker's RunTask", Duration::from_secs(90), || {
+        proxy
+            .calls()
+            .into_iter()
+            .find(|c| c.operation == "RunTask" && c.status == Some(200))
+    });
+    let aws = block_on(Aws::new());
+    let ec2 = block_on(Ec2Stack::load(&aws, &stack.name));
+    let tasks = block_on(aws.ecs.list_tasks().cluster(stack.cluster()).send()).expect("ListTasks");
+    assert_eq!(tasks.task_arns().len(), 1, "{run_task:?}");
+    let described = block_on(
+        aws.ecs
+            .describe_tasks()
+            .cluster(stack.cluster())
+            .set_tasks(Some(tasks.task_arns().to_vec()))
+            .send(),
+    )
+    .expect("DescribeTasks");
+    let task = &described.tasks()[0];
+    assert_eq!(task.launch_type().map(|l| l.as_str()), Some("FARGATE"));
+    assert!(
+        task.cluster_arn()
+            .unwrap_or_default()
+            .ends_with(&format!("/{}", stack.cluster())),
+        "{task:?}"
+    );
+    // The flow run runs where the pool says: the stack's private subnets and security group,
+    // no public IP, the flow-run role.
+    let (_, body) = run_task.request.split_once(' ').expect("path and body");
+    let run: serde_json::Value = serde_json::from_str(body).expect("RunTask is JSON");
+    let network = &run["networkConfiguration"]["awsvpcConfiguration"];
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    let mut private: Vec<String> = ec2
+        .subnets
+        .iter()
+        .filter(|(a, _)| a.starts_with("subnet.private"))
+        .map(|(_, s)| s.subnet_id().unwrap_or_default().to_owned())
+        .collect();
+    private.sort();
+    let mut subnets = strings(&network["subnets"]);
+    subnets.sort();
+    assert!(!private.is_empty());
+    assert_eq!(subnets, private, "{run}");
+    let sg = at(&ec2.security_groups, "security_group.worker")
+        .group_id()
+        .unwrap_or_default();
+    assert_eq!(strings(&network["securityGroups"]), [sg], "{run}");
+    assert_eq!(network["assignPublicIp"], "DISABLED", "{run}");
+    assert_eq!(run["launchType"], "FARGATE", "{run}");
+    let flow_run_role = format!("role/{}", stack.flow_run_role());
+    assert!(
+        run["overrides"]["taskRoleArn"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&flow_run_role)),
+        "{run}"
+    );
+    // Its task definition: the stack's execution role, its log group, and the key only as a
+    // reference to the stack's secret.
+    let td = block_on(
+        aws.ecs
+            .describe_task_definition()
+            .task_definition(task.task_definition_arn().unwrap_or_default())
+            .send(),
+    )
+    .expect("DescribeTaskDefinition");
+    let td = td.task_definition().expect("a task definition");
+    assert!(
+        td.execution_role_arn()
+            .unwrap_or_default()
+            .ends_with(&format!("role/{}", stack.execution_role())),
+        "{td:?}"
+    );
+    let container = &td.container_definitions()[0];
+    let options = container
+        .log_configuration()
+        .and_then(|l| l.options())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        options.get("awslogs-group").map(String::as_str),
+        Some(stack.log_group().as_str()),
+        "{td:?}"
+    );
+    let secret = block_on(secret_arn(&aws, &stack.secret_name()));
+    assert!(
+        container
+            .secrets()
+            .iter()
+            .any(|s| s.name() == "PREFECT_API_KEY" && s.value_from() == secret),
+        "the flow run does not read the key from the stack's secret: {td:?}"
+    );
+    // The key itself: in none of the worker's AWS requests, nor in what ECS holds.
+    let calls = proxy.calls();
+    assert!(calls.len() > 3, "{calls:?}");
+    for c in &calls {
+        assert!(
+            !c.request.contains(stack.canary()),
+            "the API key was sent to AWS in {} {}",
+            c.service,
+            c.operation
+        );
+    }
+    for (what, text) in [
+        ("task", format!("{task:?}")),
+        ("task definition", format!("{td:?}")),
+    ] {
+        assert!(
+            !text.contains(stack.canary()),
+            "the API key is in the {what}"
+        );
+    }
+    let state = prefect().flow_run(&flow_run);
+    assert_eq!(state["deployment_id"], deployment.as_str());
+    assert!(
+        state["infrastructure_pid"]
+            .as_str()
+            .is_some_and(|p| p.contains(tasks.task_arns()[0].as_str())),
+        "Prefect does not know the flow run's task: {state}"
+    );
+
+    // ECS stops a worker's task with SIGTERM; the stop timeout is measured, not assumed.
+    let stopped = worker.stop();
+    eprintln!("the prefect-aws worker exited {stopped:?} after SIGTERM");
+    assert!(
+        stopped.is_some(),
+        "the worker did not exit within 60 s of SIGTERM"
+    );
+    // The flow run's task would end with the flow; moto runs none, so it is stopped here.
+    block_on(
+        aws.ecs
+            .stop_task()
+            .cluster(stack.cluster())
+            .task(tasks.task_arns()[0].as_str())
+            .send(),
+    )
+    .expect("StopTask");
+    stack.run(&["destroy", "--auto-approve"], &tool).assert_ok();
+}
