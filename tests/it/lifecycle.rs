@@ -18,7 +18,7 @@ use crate::support::prefect::{default_of, prefect};
 use crate::support::{AZS, EXECUTION_MANAGED_POLICY, IMAGE, REGION, TestStack};
 use serde_json::json;
 
-const TASK_ROLE_ACTIONS: [&str; 11] = [
+const TASK_ROLE_ACTIONS: [&str; 10] = [
     "ecs:RunTask",
     "ecs:StopTask",
     "ecs:DescribeTasks",
@@ -29,7 +29,6 @@ const TASK_ROLE_ACTIONS: [&str; 11] = [
     "ec2:DescribeSubnets",
     "ec2:DescribeVpcs",
     "logs:GetLogEvents",
-    "logs:PutLogEvents",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -513,7 +512,10 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
             "{health:?}"
         );
         assert!(health.start_period().is_some_and(|p| p > 0), "{health:?}");
-        assert_eq!(c.stop_timeout(), Some(120));
+        assert_eq!(
+            c.stop_timeout(),
+            Some(prefect_ecs::graph::WORKER_STOP_TIMEOUT as i32)
+        );
         let env: BTreeMap<&str, &str> = c
             .environment()
             .iter()

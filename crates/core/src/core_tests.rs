@@ -187,7 +187,7 @@ fn a_cycle_is_an_error_naming_its_resources() {
 /// What AWS would report right after applying `g`: every attribute as desired, fake ids.
 fn converged(g: &StackGraph) -> ObservedState {
     let outputs = |addr: &Address| -> Outputs {
-        ["id", "arn", "name"]
+        ["id", "arn", "name", crate::graph::LOG_STREAMS_ARN]
             .iter()
             .map(|o| (o.to_string(), format!("{o}:{addr}")))
             .collect()
@@ -431,7 +431,7 @@ impl Provider for Fake {
             "{address} was started with unresolved references"
         );
         self.op(format!("create {address}"), address).await?;
-        Ok(["id", "arn", "name"]
+        Ok(["id", "arn", "name", crate::graph::LOG_STREAMS_ARN]
             .iter()
             .map(|o| (o.to_string(), format!("{o}:{address}")))
             .collect())
@@ -517,6 +517,8 @@ fn a_failure_skips_only_its_dependents() {
         BTreeSet::from([
             "ecs_task_definition.dev-worker".into(),
             "ecs_service.dev-worker".into(),
+            // The worker's policy names the group's streams: the only logs it may read.
+            "iam_role_policy.task".into(),
             // The pool's flow runs log to the group.
             "prefect_work_pool.ecs-work-pool".into(),
         ])
@@ -527,7 +529,7 @@ fn a_failure_skips_only_its_dependents() {
             .iter()
             .any(|(s, _)| s.address == a("nat_gateway.nat[0]") && s.op == Op::Create)
     );
-    assert_eq!(report.done.len(), g.graph.node_count() - 4);
+    assert_eq!(report.done.len(), g.graph.node_count() - 5);
 }
 
 #[test]
@@ -1222,5 +1224,77 @@ fn kind_names_are_unique_and_parse_back() {
             "{} repeats an attribute",
             k.as_str()
         );
+    }
+}
+
+/// Issue 11, item 5: every call the real prefect-aws worker makes (the integration test
+/// `real_worker` records them) is allowed by the worker's policy in its own stack, and the
+/// same call on another cluster, log group or role, or for another service, is denied.
+#[test]
+fn the_worker_policy_allows_the_workers_calls_in_its_stack_and_nowhere_else() {
+    use crate::policy::{Request, allows};
+    const ACCOUNT: &str = "123456789012";
+    let cluster = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/dev-cluster");
+    let group = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/prefect-ecs/dev");
+    let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let g = dev();
+    let lookup = |a: &Address, o: &str| {
+        Some(match (a.kind, o) {
+            (Kind::EcsCluster, "arn") => cluster.clone(),
+            (Kind::LogGroup, crate::graph::LOG_STREAMS_ARN) => format!("{group}:log-stream:*"),
+            (Kind::IamRole, "arn") => role(&a.name),
+            _ => format!("{o}:{a}"),
+        })
+    };
+    let doc = resolve(
+        &g.get(&a("iam_role_policy.task")).unwrap().attrs["document"],
+        &lookup,
+    );
+    let task = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/dev-cluster/0123");
+    let td = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/dev_ecs-work-pool:1");
+    let stream = format!("{group}:log-stream:flow-run/prefect/0123");
+    let in_cluster =
+        |action: &str, resource: &str| Request::new(action, resource).with("ecs:cluster", &cluster);
+    let pass = |r: &str| {
+        Request::new("iam:PassRole", &role(r))
+            .with("iam:PassedToService", "ecs-tasks.amazonaws.com")
+    };
+    let worker_calls = [
+        Request::new("ec2:DescribeVpcs", "*"),
+        Request::new("ec2:DescribeSubnets", "*"),
+        Request::new("ecs:RegisterTaskDefinition", "*"),
+        Request::new("ecs:DescribeTaskDefinition", "*"),
+        Request::new("ecs:DeregisterTaskDefinition", "*"),
+        Request::new("ecs:TagResource", &td).with("ecs:CreateAction", "RegisterTaskDefinition"),
+        in_cluster("ecs:RunTask", &td),
+        Request::new("ecs:TagResource", &task).with("ecs:CreateAction", "RunTask"),
+        in_cluster("ecs:DescribeTasks", &task),
+        in_cluster("ecs:StopTask", &task),
+        Request::new("logs:GetLogEvents", &stream),
+        pass("execution"),
+        pass("flow_run"),
+    ];
+    for r in &worker_calls {
+        assert!(allows(&doc, r), "the worker's policy denies {r:?}");
+    }
+    let other_cluster = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/prod-cluster");
+    let elsewhere = [
+        Request::new("ecs:RunTask", &td).with("ecs:cluster", &other_cluster),
+        Request::new("ecs:StopTask", &task).with("ecs:cluster", &other_cluster),
+        Request::new("ecs:DescribeTasks", &task).with("ecs:cluster", &other_cluster),
+        Request::new("ecs:TagResource", &task).with("ecs:CreateAction", "CreateService"),
+        Request::new(
+            "logs:GetLogEvents",
+            &format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/other:log-stream:s"),
+        ),
+        Request::new("logs:PutLogEvents", &stream),
+        pass("admin"),
+        Request::new("iam:PassRole", &role("flow_run"))
+            .with("iam:PassedToService", "ec2.amazonaws.com"),
+        Request::new("ecs:DeleteCluster", &cluster),
+        Request::new("secretsmanager:GetSecretValue", "*"),
+    ];
+    for r in &elsewhere {
+        assert!(!allows(&doc, r), "the worker's policy allows {r:?}");
     }
 }

@@ -22,31 +22,59 @@ pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
 const CONTAINER_NAME: &str = "worker";
 const HEALTH_PORT: u16 = 8080;
+/// The log group's output naming all its streams, `<group arn>:log-stream:*`.
+pub const LOG_STREAMS_ARN: &str = "log_streams_arn";
+/// How long ECS lets a worker stop after SIGTERM before it kills it. The real prefect-aws
+/// worker exits 1-3 s after SIGTERM, 9 s when its Prefect server is gone (measured,
+/// tests/it/real_worker.rs): 30 s is three times the worst seen, and a redeploy never waits
+/// the two minutes Fargate allows at most.
+pub const WORKER_STOP_TIMEOUT: u32 = 30;
 
-/// What the worker's task role may do: run and watch flow-run tasks, and pass exactly the
-/// roles those tasks use (`iam:PassRole` on `*` would let a worker escalate to any role).
-pub fn worker_permissions(pass_roles: Vec<Value>) -> Vec<(Vec<&'static str>, Vec<Value>)> {
-    vec![
-        (
-            vec![
-                "ecs:DeregisterTaskDefinition",
-                "ecs:DescribeTaskDefinition",
-                "ecs:DescribeTasks",
-                "ecs:ListTaskDefinitions",
-                "ecs:RegisterTaskDefinition",
-                "ecs:RunTask",
-                "ecs:StopTask",
-                "ecs:TagResource",
+/// What the worker's task role may do, scoped to this stack wherever AWS can scope it: run,
+/// stop and watch tasks in the stack's cluster only (`ecs:cluster`), tag only what those
+/// calls create (`ecs:CreateAction`), read flow-run logs of the stack's log group only, and
+/// pass exactly the roles flow-run tasks use, to ECS tasks only (`iam:PassRole` on `*` would
+/// let a worker escalate to any role). Task-definition calls and the two EC2 reads the worker
+/// checks its network with have no resource-level permissions in AWS: `*` is all there is.
+/// The calls are those the real prefect-aws worker makes (tests/it/real_worker.rs).
+pub fn worker_permissions(pass_roles: Vec<Value>, cluster_arn: Value, log_streams: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeTasks", "ecs:RunTask", "ecs:StopTask"],
+            "Resource": ["*"],
+            "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
                 "ec2:DescribeSubnets",
                 "ec2:DescribeVpcs",
-                "logs:CreateLogStream",
-                "logs:GetLogEvents",
-                "logs:PutLogEvents",
+                "ecs:DeregisterTaskDefinition",
+                "ecs:DescribeTaskDefinition",
+                "ecs:ListTaskDefinitions",
+                "ecs:RegisterTaskDefinition",
             ],
-            vec![json!("*")],
-        ),
-        (vec!["iam:PassRole"], pass_roles),
-    ]
+            "Resource": ["*"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["ecs:TagResource"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"ecs:CreateAction": ["RegisterTaskDefinition", "RunTask"]}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["logs:GetLogEvents"],
+            "Resource": [log_streams],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": pass_roles,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        },
+    ]})
 }
 
 /// The desired resources of a stack, in a graph whose edges point from a dependency to its
@@ -459,7 +487,14 @@ impl Expander<'_> {
             attrs([
                 (iam_role_policy::ROLE, reference(&task_role, "name")),
                 (iam_role_policy::NAME, json!("prefect-ecs-worker")),
-                (iam_role_policy::DOCUMENT, policy(worker_permissions(pass))),
+                (
+                    iam_role_policy::DOCUMENT,
+                    worker_permissions(
+                        pass,
+                        reference(&addr(Kind::EcsCluster, "main"), "arn"),
+                        reference(&addr(Kind::LogGroup, "workers"), LOG_STREAMS_ARN),
+                    ),
+                ),
             ]),
         ));
 
@@ -556,8 +591,16 @@ impl Expander<'_> {
                     "awslogs-group": reference(&addr(Kind::LogGroup, "workers"), "name"),
                     "awslogs-region": self.region,
                     "awslogs-stream-prefix": "flow-run",
+                    // prefect-aws asks ECS to create the group by default, which the
+                    // execution role may not (its managed policy has no logs:CreateLogGroup):
+                    // the flow run's task would fail to start. The stack made the group.
+                    "awslogs-create-group": "false",
                 }),
             ),
+            // One task-definition family per pool, reused across worker restarts while the
+            // flow runs' configuration is the same: no new revision per flow run or restart.
+            ("family", json!(flow_run_family(&s.name, &pool.name))),
+            ("match_latest_revision_in_family", json!(true)),
         ];
         if s.iam.flow_run_role_name.is_some() {
             defaults.push((
@@ -690,8 +733,7 @@ impl Expander<'_> {
                             // pip installs EXTRA_PIP_PACKAGES before the worker starts.
                             "start_period": 120,
                         },
-                        // Fargate's maximum: a worker stopped by a deployment finishes submitting.
-                        "stop_timeout": 120,
+                        "stop_timeout": WORKER_STOP_TIMEOUT,
                         "log_configuration": {
                             "driver": "awslogs",
                             "options": {
@@ -745,6 +787,22 @@ impl Expander<'_> {
         svc_res.extra_deps.extend(self.task_routes(private_tables));
         vec![sd_res, td_res, svc_res]
     }
+}
+
+/// The task-definition family of a pool's flow runs: `<stack>_<pool>`, in the characters ECS
+/// allows in a family (letters, digits, `-`, `_`), at most 255 of them.
+pub fn flow_run_family(stack: &str, pool: &str) -> String {
+    format!("{stack}_{pool}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(255)
+        .collect()
 }
 
 /// The job-template variable through which prefect-aws's ECS worker gives flow-run tasks the

@@ -14,6 +14,7 @@ pub mod model;
 pub mod outputs;
 pub mod plan;
 pub mod planfile;
+pub mod policy;
 pub mod render;
 pub mod secret;
 pub mod spec;

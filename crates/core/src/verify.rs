@@ -19,7 +19,7 @@ fn statements(graph: &StackGraph, address: &Address) -> Vec<(Vec<String>, Vec<Va
         return Vec::new();
     };
     d.attrs
-        .get("document")
+        .get(crate::kinds::iam_role_policy::DOCUMENT)
         .and_then(|doc| doc.get("Statement"))
         .and_then(Value::as_array)
         .into_iter()

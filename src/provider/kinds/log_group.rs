@@ -12,11 +12,17 @@ use super::super::{
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
 use crate::kinds::TAGS;
+use crate::graph::LOG_STREAMS_ARN;
 use crate::kinds::log_group::{NAME, RETENTION_IN_DAYS};
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
 use crate::spec::Spec;
 
 pub(super) struct LogGroup;
+
+/// The ARN that names every stream of the group (what a policy scoped to it grants on).
+fn streams(group_arn: &str) -> String {
+    format!("{group_arn}:log-stream:*")
+}
 
 /// The log group named exactly `name` and its tags, if it exists.
 async fn log_group_named(aws: &Aws, name: &str,
@@ -73,10 +79,11 @@ async fn discover_log_group(aws: &Aws, spec: &Spec) -> Result<Found, ProviderErr
         (RETENTION_IN_DAYS.into(), json!(g.retention_in_days())),
         (TAGS.into(), tags_value(&tags)),
     ]);
+    let streams = streams(&arn);
     found.resources.push(observed(
         address,
         name,
-        &[("arn", &arn), ("name", name)],
+        &[("arn", &arn), ("name", name), (LOG_STREAMS_ARN, &streams)],
         attrs,
         vec![],
     ));
@@ -131,6 +138,7 @@ async fn create_log_group(aws: &Aws, attrs: &Attrs,
     Ok(Outputs::from([
         ("id".into(), name.into()),
         (NAME.into(), name.into()),
+        (LOG_STREAMS_ARN.into(), streams(&arn)),
         ("arn".into(), arn),
     ]))
 }
