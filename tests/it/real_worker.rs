@@ -278,13 +278,21 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
             "the API key is in the {what}"
         );
     }
-    let state = prefect().flow_run(&flow_run);
+    // The worker tells Prefect which task runs the flow run right after RunTask answers.
+    let state = wait_for(
+        "Prefect to know the flow run's task",
+        Duration::from_secs(30),
+        || {
+            let state = prefect().flow_run(&flow_run);
+            state["infrastructure_pid"].is_string().then_some(state)
+        },
+    );
     assert_eq!(state["deployment_id"], deployment.as_str());
     assert!(
         state["infrastructure_pid"]
             .as_str()
             .is_some_and(|p| p.contains(tasks.task_arns()[0].as_str())),
-        "Prefect does not know the flow run's task: {state}"
+        "Prefect knows another task for the flow run: {state}"
     );
 
     // Every call the worker made is one its policy, as applied, allows in this stack, and
@@ -373,9 +381,14 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
         Some(flow_run_family(&stack.name, &pool).as_str()),
         "{td:?}"
     );
-    assert!(
-        prefect().flow_run(&second)["infrastructure_pid"].is_string(),
-        "the second flow run was not submitted"
+    wait_for(
+        "Prefect to know the second flow run's task",
+        Duration::from_secs(30),
+        || {
+            prefect().flow_run(&second)["infrastructure_pid"]
+                .is_string()
+                .then_some(())
+        },
     );
     worker.stop();
 
