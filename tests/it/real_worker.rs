@@ -15,6 +15,7 @@ use prefect_ecs::graph::flow_run_family;
 use prefect_ecs::policy::{Request, allows};
 
 use crate::proxy::{Call, Config, Proxy};
+use crate::realism::block_on;
 use crate::support::aws::{
     Aws, Ec2Stack, at, ecs_service, inline_policies, secret_arn, task_definition,
 };
@@ -111,10 +112,6 @@ fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Runtime::new().expect("runtime").block_on(f)
 }
 
 #[test]

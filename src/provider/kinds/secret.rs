@@ -19,6 +19,17 @@ use crate::spec::Spec;
 
 pub(super) struct Secret;
 
+fn secret_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_secretsmanager::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
 async fn discover_secret(aws: &Aws, spec: &Spec) -> Result<Found, ProviderError> {
     let mut found = Found::default();
     let name = &spec.secret.name;
@@ -98,16 +109,7 @@ async fn create_secret(aws: &Aws, attrs: &Attrs,
                 .name(name)
                 .description(attr(attrs, DESCRIPTION).unwrap_or_default())
                 .secret_string(value.expose())
-                .set_tags(Some(
-                    tags.iter()
-                        .map(|(k, v)| {
-                            aws_sdk_secretsmanager::types::Tag::builder()
-                                .key(k)
-                                .value(v)
-                                .build()
-                        })
-                        .collect(),
-                ))
+                .set_tags(Some(secret_tags(tags)))
                 .send()
                 .await
                 .map_err(|e| aws_err("CreateSecret", e))
@@ -159,16 +161,7 @@ async fn update_secret(aws: &Aws, attrs: &Attrs,
         aws.secrets
             .tag_resource()
             .secret_id(&o.id)
-            .set_tags(Some(
-                set.iter()
-                    .map(|(k, v)| {
-                        aws_sdk_secretsmanager::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                    })
-                    .collect(),
-            ))
+            .set_tags(Some(secret_tags(&set)))
             .send()
             .await
             .map_err(|e| aws_err("TagResource", e))?;
