@@ -186,7 +186,7 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
     );
     // The flow run runs where the pool says: the stack's private subnets and security group,
     // no public IP, the flow-run role.
-    let (_, body) = run_task.request.split_once(' ').expect("path and body");
+    let (_, body) = run_task.request.0.split_once(' ').expect("path and body");
     let run: serde_json::Value = serde_json::from_str(body).expect("RunTask is JSON");
     let network = &run["networkConfiguration"]["awsvpcConfiguration"];
     let strings = |v: &serde_json::Value| -> Vec<String> {
@@ -260,7 +260,7 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
     assert!(calls.len() > 3, "{calls:?}");
     for c in &calls {
         assert!(
-            !c.request.contains(stack.canary()),
+            !c.request.0.contains(stack.canary()),
             "the API key was sent to AWS in {} {}",
             c.service,
             c.operation
@@ -403,7 +403,7 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
 /// What IAM authorizes for one of the worker's calls: its action, resource and condition
 /// keys, and what authorizes with it (tagging what it creates, passing a role).
 fn iam_requests(call: &Call, cluster_arn: &str) -> Vec<Request> {
-    let Some((_, body)) = call.request.split_once(' ') else {
+    let Some((_, body)) = call.request.0.split_once(' ') else {
         return Vec::new();
     };
     let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();

@@ -58,7 +58,18 @@ pub struct Call {
     pub injected: Option<Injected>,
     /// The request as sent: path, query and body (lossily UTF-8), for tests that look for a
     /// value that must never be sent.
-    pub request: String,
+    pub request: RequestText,
+}
+
+/// A request's text. Its `Debug` shows only its length: a call log printed in a failure
+/// message must not print the secrets a CreateSecret or PutSecretValue carried.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct RequestText(pub String);
+
+impl std::fmt::Debug for RequestText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({} bytes)", self.0.len())
+    }
 }
 
 /// What the proxy answered instead of moto.
@@ -264,7 +275,7 @@ impl Drop for Record {
             end: Instant::now(),
             status: self.status,
             injected: self.injected.take(),
-            request: std::mem::take(&mut self.request),
+            request: RequestText(std::mem::take(&mut self.request)),
         };
         // A poisoned log means a test already failed; losing this entry changes nothing.
         if let Ok(mut log) = self.shared.log.lock() {

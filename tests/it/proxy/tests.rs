@@ -188,7 +188,7 @@ fn round_trip_depth_counts_overlapping_calls_once() {
         end: ms(end),
         status: Some(200),
         injected: None,
-        request: String::new(),
+        request: Default::default(),
     };
     // Two parallel calls, then one after both, then one that overlaps the third.
     let calls = [call(0, 10), call(1, 12), call(12, 20), call(15, 30)];
