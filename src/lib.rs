@@ -6,8 +6,8 @@
 //! and their output.
 
 pub use prefect_ecs_core::{
-    apply, diagnose, diff, graph, image, kinds, model, outputs, plan, planfile, policy, render,
-    secret, spec, verify,
+    apply, diagnose, diff, graph, image, kinds, model, online, outputs, plan, planfile, policy,
+    render, secret, spec, verify,
 };
 
 pub mod cli;

@@ -12,6 +12,7 @@ macro_rules! once {
 mod cloud_map;
 mod ec2;
 mod ecs;
+mod ecs_reads;
 mod facts;
 mod iam;
 mod kinds;
@@ -81,6 +82,8 @@ pub struct Aws {
     /// The stack's lock while this run holds it (`lock.rs`).
     held: std::sync::Arc<std::sync::Mutex<Option<lock::Held>>>,
     lock_check: tokio::sync::Mutex<()>,
+    /// Polls of ECS services, coalesced (`ecs_reads.rs`).
+    service_reads: ecs_reads::ServiceReads,
 }
 
 /// The region, from the command line, then the environment and AWS config files.
@@ -146,6 +149,7 @@ impl Aws {
             region: region.to_string(),
             held,
             lock_check: Default::default(),
+            service_reads: Default::default(),
         }
     }
 
@@ -421,7 +425,7 @@ where
                     "{what}: {} (looking for it, then retrying)",
                     e.message
                 ));
-                tokio::time::sleep(delay).await;
+                crate::apply::idle(tokio::time::sleep(delay)).await;
                 delay = (delay * 2).min(Duration::from_secs(20));
                 let found = find().await.map_err(|e| AwsError {
                     code: None,
@@ -477,7 +481,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) if transient(&e) && start.elapsed() + delay < deadline => {
                 note(&format!("{what}: {} (retrying in {delay:.1?})", e.message));
-                tokio::time::sleep(delay).await;
+                crate::apply::idle(tokio::time::sleep(delay)).await;
             }
             Err(e) if transient(&e) => {
                 return Err(ProviderError(format!(
@@ -540,7 +544,7 @@ where
                     "waiting for {what}: {state} ({:.0?})",
                     start.elapsed()
                 ));
-                tokio::time::sleep(poll_delay(start.elapsed())).await;
+                crate::apply::idle(tokio::time::sleep(poll_delay(start.elapsed()))).await;
             }
         }
     }

@@ -36,13 +36,7 @@ pub struct PrefectApi {
     writes: tokio::sync::Semaphore,
 }
 
-/// One worker as Prefect reports it.
-#[derive(Debug, Clone)]
-pub struct WorkerStatus {
-    pub name: String,
-    pub status: String,
-    pub last_heartbeat: Option<String>,
-}
+pub use crate::online::WorkerStatus;
 
 /// A pool as Prefect reports it, for `status`.
 #[derive(Debug, Clone)]

@@ -1,11 +1,15 @@
 //! The executor: runs a plan's changes as a graph of steps, each as soon as what it needs is
-//! done (no level barriers), at most `parallelism` AWS steps at once. A failed step fails only
-//! the steps that need it; everything independent goes on. No AWS here: it drives a
-//! [`Provider`].
+//! done (no level barriers), at most `parallelism` AWS steps calling AWS at once (a step that
+//! only waits, in [`idle`], gives its slot back meanwhile). A failed step fails only the steps
+//! that need it; everything independent goes on. No AWS here: it drives a [`Provider`].
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -97,15 +101,56 @@ impl Report {
     }
 }
 
+/// The step a provider call runs for: so that what it waits on reaches the progress output,
+/// and so that it can give its `--parallelism` slot back while it only waits.
+struct StepScope {
+    address: Address,
+    waits: tokio::sync::mpsc::UnboundedSender<(Address, String)>,
+    /// `None` for a step that takes no slot (`Kind::is_aws`).
+    slot: Option<Arc<Slot>>,
+}
+
+/// An AWS step's share of `--parallelism`: the permit it holds while it calls AWS.
+struct Slot {
+    semaphore: Arc<Semaphore>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
 tokio::task_local! {
-    /// The step a provider call runs for, so that what it waits on reaches the progress output.
-    static STEP: (Address, tokio::sync::mpsc::UnboundedSender<(Address, String)>);
+    static STEP: StepScope;
 }
 
 /// Report what the running step waits for. `false` outside a step (nothing listens).
 pub fn report_wait(message: &str) -> bool {
-    STEP.try_with(|(address, tx)| tx.send((address.clone(), message.to_string())).is_ok())
-        .unwrap_or(false)
+    STEP.try_with(|s| {
+        s.waits
+            .send((s.address.clone(), message.to_string()))
+            .is_ok()
+    })
+    .unwrap_or(false)
+}
+
+/// Wait for `f` (a sleep between polls of a pending state, a backoff before a retry) without
+/// holding the running step's `--parallelism` slot: `parallelism` bounds AWS calls in flight,
+/// not resources waiting for AWS. The slot is taken back before `f`'s output is returned, so
+/// the step's next call is bounded again. Outside a step, or in one that takes no slot, it
+/// just awaits `f`. Steps waiting to take their slot back go before steps not yet started.
+pub async fn idle<F: Future>(f: F) -> F::Output {
+    let Some(slot) = STEP.try_with(|s| s.slot.clone()).ok().flatten() else {
+        return f.await;
+    };
+    let given_back = slot.permit.lock().expect("slot lock").take();
+    let held = given_back.is_some();
+    drop(given_back);
+    let out = f.await;
+    if held {
+        let permit = Arc::clone(&slot.semaphore)
+            .acquire_owned()
+            .await
+            .expect("the executor never closes its semaphore");
+        *slot.permit.lock().expect("slot lock") = Some(permit);
+    }
+    out
 }
 
 /// The steps of a plan and, for each, the steps it must wait for.
@@ -268,24 +313,33 @@ pub async fn execute_until<P: Provider>(
     let mut blocked = vec![false; steps.len()];
     let mut report = Report::default();
     let mut running = FuturesUnordered::new();
-    // AWS steps in flight: only they count toward `parallelism` (`Kind::is_aws`).
-    let mut aws_running = 0;
+    // Only AWS steps take a slot (`Kind::is_aws`), and only while they call AWS (`idle`).
+    let slots = Arc::new(Semaphore::new(parallelism.max(1)));
+    // A slot the executor waited for, for the next AWS step.
+    let mut spare: Option<OwnedSemaphorePermit> = None;
     let (waits_tx, mut waits) = tokio::sync::mpsc::unbounded_channel();
     loop {
         while !stop.load(Ordering::SeqCst) {
-            // The next ready step in order, passing over AWS steps while no slot is free.
-            let full = aws_running >= parallelism.max(1);
+            // The next ready step in order, passing over AWS steps while no slot is free. A
+            // slot is only taken for a ready AWS step: held idle, it would keep a step that
+            // waits to take its own back from calling AWS.
+            if spare.is_none() && ready.iter().any(|&s| steps[s].address.kind.is_aws()) {
+                spare = Arc::clone(&slots).try_acquire_owned().ok();
+            }
             let Some(at) = ready
                 .iter()
-                .rposition(|&s| !(full && steps[s].address.kind.is_aws()))
+                .rposition(|&s| spare.is_some() || !steps[s].address.kind.is_aws())
             else {
                 break;
             };
             let s = ready.remove(at);
             let step = &steps[s];
-            if step.address.kind.is_aws() {
-                aws_running += 1;
-            }
+            let slot = step.address.kind.is_aws().then(|| {
+                Arc::new(Slot {
+                    semaphore: Arc::clone(&slots),
+                    permit: Mutex::new(spare.take()),
+                })
+            });
             on_event(Event::Started(step));
             let change = &plan.changes[step.change];
             let lookup = |a: &Address, out: &str| outputs.get(a).and_then(|o| o.get(out)).cloned();
@@ -302,7 +356,11 @@ pub async fn execute_until<P: Provider>(
                     .collect()
             });
             let sensitive = change.desired.as_ref().and_then(|d| d.sensitive.as_ref());
-            let context = (step.address.clone(), waits_tx.clone());
+            let context = StepScope {
+                address: step.address.clone(),
+                waits: waits_tx.clone(),
+                slot,
+            };
             running.push(STEP.scope(context, async move {
                 let t = Instant::now();
                 let result = match step.op {
@@ -327,6 +385,14 @@ pub async fn execute_until<P: Provider>(
                 (s, t.elapsed(), result)
             }));
         }
+        if stop.load(Ordering::SeqCst) {
+            // Nothing starts any more: the slot goes back to the steps still running.
+            spare = None;
+        }
+        // An AWS step ready and no slot: a step that goes idle or finishes frees one.
+        let want_slot = spare.is_none()
+            && !stop.load(Ordering::SeqCst)
+            && ready.iter().any(|&s| steps[s].address.kind.is_aws());
         let next = tokio::select! {
             biased;
             Some((address, message)) = waits.recv() => {
@@ -334,14 +400,15 @@ pub async fn execute_until<P: Provider>(
                 continue;
             }
             next = running.next() => next,
+            Ok(permit) = Arc::clone(&slots).acquire_owned(), if want_slot => {
+                spare = Some(permit);
+                continue;
+            }
         };
         let Some((s, took, result)) = next else {
             break;
         };
         let step = &steps[s];
-        if step.address.kind.is_aws() {
-            aws_running -= 1;
-        }
         match result {
             Ok(out) => {
                 on_event(Event::Finished(step, took, Ok(())));

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use petgraph::algo::has_path_connecting;
 use serde_json::json;
@@ -390,10 +391,31 @@ struct Fake {
     /// All steps in flight (work pools too), and the most at once.
     all_running: RefCell<usize>,
     max_all_running: RefCell<usize>,
+    /// Each AWS step calls, waits this long in `apply::idle` (a pending state polled), then
+    /// calls again; AWS steps between their start and end, and the most at once.
+    idle: Option<std::time::Duration>,
+    in_progress: RefCell<usize>,
+    max_in_progress: RefCell<usize>,
 }
 
 impl Fake {
     async fn op(&self, what: String, address: &Address) -> Result<(), ProviderError> {
+        let Some(idle) = self.idle.filter(|_| address.kind.is_aws()) else {
+            return self.call(what, address).await;
+        };
+        *self.in_progress.borrow_mut() += 1;
+        let now = *self.in_progress.borrow();
+        let peak = (*self.max_in_progress.borrow()).max(now);
+        *self.max_in_progress.borrow_mut() = peak;
+        self.call(format!("{what} (start)"), address).await?;
+        crate::apply::idle(tokio::time::sleep(idle)).await;
+        let result = self.call(what, address).await;
+        *self.in_progress.borrow_mut() -= 1;
+        result
+    }
+
+    /// One call: counted in flight while it runs.
+    async fn call(&self, what: String, address: &Address) -> Result<(), ProviderError> {
         let aws = address.kind.is_aws();
         *self.running.borrow_mut() += usize::from(aws);
         *self.all_running.borrow_mut() += 1;
@@ -495,6 +517,71 @@ fn parallelism_bounds_aws_steps_and_the_work_pool_does_not_wait_for_a_slot() {
         2,
         "the pool step ran beside an AWS step"
     );
+}
+
+/// On tokio's paused clock: a sleep takes no real time, and a step that never gets its slot
+/// back shows as the timeout, not as a hung test.
+fn run_paused(
+    p: &Plan,
+    fake: &Fake,
+    parallelism: usize,
+    stop: &AtomicBool,
+) -> crate::apply::Report {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let run = crate::apply::execute_until(p, fake, parallelism, |_| {}, stop);
+            tokio::time::timeout(std::time::Duration::from_secs(3600), run)
+                .await
+                .expect("the run ended (no step waited forever for a slot)")
+        })
+}
+
+#[test]
+fn a_step_that_only_waits_holds_no_slot() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let fake = Fake {
+        idle: Some(std::time::Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let report = run_paused(&p, &fake, 1, &AtomicBool::new(false));
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(
+        *fake.max_running.borrow(),
+        1,
+        "one AWS call in flight at a time"
+    );
+    // Before `idle`, the first step to wait kept every other AWS step from starting.
+    assert!(
+        *fake.max_in_progress.borrow() > 1,
+        "steps started while another waited: {}",
+        *fake.max_in_progress.borrow()
+    );
+    assert_eq!(
+        fake.log.borrow().len(),
+        2 * g.graph.node_count() - 1,
+        "every AWS step called twice, the pool once"
+    );
+}
+
+#[test]
+fn an_interrupted_run_with_waiting_steps_ends() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let fake = Fake {
+        idle: Some(std::time::Duration::from_secs(60)),
+        interrupt_after: Some(("vpc.main".into(), std::sync::Arc::clone(&stop))),
+        ..Default::default()
+    };
+    let report = run_paused(&p, &fake, 2, &stop);
+    assert!(report.interrupted);
+    assert!(!report.not_started.is_empty());
+    assert!(*fake.max_running.borrow() <= 2);
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod image;
 pub mod kinds;
 pub mod model;
+pub mod online;
 pub mod outputs;
 pub mod plan;
 pub mod planfile;

@@ -4,7 +4,7 @@
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType,
-    NetworkConfiguration, ServiceField, ServiceRegistry,
+    NetworkConfiguration, ServiceRegistry,
 };
 use serde_json::Value;
 
@@ -66,18 +66,7 @@ async fn wait_stable(aws: &Aws, cluster: &str,
         aws.settings.deadline,
         &format!("ECS service {name} to reach its desired count"),
         || async {
-            let r = aws
-                .ecs
-                .describe_services()
-                .cluster(cluster)
-                .services(service)
-                // Every DescribeServices asks for tags: moto applies include/exclude
-                // to all concurrent answers, and one without would strip discovery's tags.
-                .include(ServiceField::Tags)
-                .send()
-                .await
-                .map_err(|e| aws_err("DescribeServices", e))?;
-            let Some(s) = r.services().first() else {
+            let Some(s) = aws.read_service(cluster, service).await? else {
                 return Ok(Poll::Pending("not found".into()));
             };
             let primary = s
@@ -238,21 +227,11 @@ impl Resource for EcsService {
             deadline,
             &format!("ECS service {} to drain", o.address.name),
             || async {
-                let r = aws
-                    .ecs
-                    .describe_services()
-                    .cluster(cluster)
-                    .services(&o.id)
-                    .include(ServiceField::Tags)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("DescribeServices", e))?;
-                let status = r
-                    .services()
-                    .first()
-                    .and_then(|s| s.status())
-                    .unwrap_or("INACTIVE")
-                    .to_string();
+                let status = aws
+                    .read_service(cluster, &o.id)
+                    .await?
+                    .and_then(|s| s.status().map(str::to_owned))
+                    .unwrap_or_else(|| "INACTIVE".into());
                 Ok(if status == "INACTIVE" {
                     Poll::Done
                 } else {

@@ -1,0 +1,60 @@
+//! `plan`: what apply would change, and why; `--out` saves it for `apply` to run exactly.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use miette::{IntoDiagnostic, Result, miette};
+
+use super::{Context, Settings, print};
+use crate::cli::{PlanFormat, ShowFlags};
+use crate::model::ObservedState;
+use crate::planfile::{Basis, PlanFile};
+use crate::render::PlanDoc;
+
+pub async fn run(
+    settings: &Settings,
+    spec: &Path,
+    show: &ShowFlags,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    let ctx = Context::new(spec, settings, true, true).await?;
+    let (observed, plan) = ctx.observe_and_plan().await?;
+    let doc = PlanDoc::new(&plan);
+    if let Some(out) = out {
+        save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
+    }
+    print::plan(&doc, show, settings.style)
+}
+
+/// `Some` when `path` holds a plan saved by `plan --out` rather than a spec.
+pub(super) fn read_saved_plan(path: &Path) -> Result<Option<PlanFile>> {
+    let bytes = std::fs::read(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
+    PlanFile::parse(&bytes).map_err(|e| miette!("{}: {e}", path.display()))
+}
+
+fn save_plan(
+    spec: &Path,
+    out: &Path,
+    ctx: &Context,
+    observed: &ObservedState,
+    doc: &PlanDoc,
+    format: PlanFormat,
+) -> Result<()> {
+    let spec_bytes = std::fs::read(spec).into_diagnostic()?;
+    let basis = Basis {
+        spec_bytes: &spec_bytes,
+        region: &ctx.region,
+        graph: ctx.graph.get().expect("plan builds the desired graph"),
+        observed,
+    };
+    let file = PlanFile::new(&spec.to_string_lossy(), &basis, doc.clone());
+    std::fs::write(out, file.to_bytes())
+        .map_err(|e| miette!("cannot write the plan to {}: {e}", out.display()))?;
+    let note = format!(
+        "Saved the plan to {}: `prefect-ecs apply {}` applies exactly this plan, and refuses if the spec or the stack changed in the meantime.",
+        out.display(),
+        out.display()
+    );
+    print::note(format, &note);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Flags and environment resolved once, for every command: where AWS is, which region, how
+//! output looks, and the spec with its credential.
+
+use std::path::Path;
+use std::time::Duration;
+
+use miette::{IntoDiagnostic, Result, miette};
+
+use crate::cli::Global;
+use crate::provider::{Aws, Connection, PrefectApi, resolve_region};
+use crate::render::human::Style;
+use crate::secret::SecretValue;
+use crate::spec::{self, ApiKeySource, Spec};
+
+/// What the command line and the environment say, resolved once.
+pub struct Settings {
+    pub conn: Connection,
+    pub style: Style,
+    pub parallelism: u16,
+    pub timeout: Duration,
+    pub lock_lease: Duration,
+}
+
+impl Settings {
+    pub fn resolve(g: &Global) -> Settings {
+        // Colour only for a terminal, and never when asked not to (`--no-color`, `NO_COLOR`).
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Settings {
+            conn: Connection {
+                region: g.region.clone(),
+                profile: g.profile.clone(),
+                endpoint_url: g.endpoint_url.clone(),
+            },
+            style: Style {
+                color: !g.no_color
+                    && !no_color_env
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            },
+            parallelism: g.parallelism,
+            timeout: g.timeout,
+            lock_lease: g.lock_lease,
+        }
+    }
+
+    /// The region without asking AWS's config chain: the spec's, `--region`, `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`. For what needs no AWS call (validation, `graph`).
+    pub fn region_hint(&self, spec_region: Option<&str>) -> Option<String> {
+        spec_region
+            .map(str::to_owned)
+            .or_else(|| self.conn.region.clone())
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+    }
+
+    /// The one rule for the region a command talks to: the spec's (a `--region` that differs
+    /// is an error: a stack lives in one region), else `--region`, else the AWS config chain
+    /// (environment, profile). The chain is asked only when the spec names no region.
+    pub async fn region(&self, spec_region: Option<&str>) -> Result<String> {
+        match (spec_region, &self.conn.region) {
+            (Some(s), Some(r)) if r != s => Err(miette!(
+                "the spec's region is {s} but --region says {r}: a stack lives in one region"
+            )),
+            (Some(s), _) => Ok(s.to_owned()),
+            (None, _) => resolve_region(&self.conn).await.ok_or_else(|| {
+                miette!("no AWS region: set [stack] region in the spec, --region, or AWS_REGION")
+            }),
+        }
+    }
+
+    /// The spec at `path`, validated; `${VAR}` from the environment.
+    pub fn load(&self, path: &Path) -> Result<Spec> {
+        let env = |k: &str| std::env::var(k).ok();
+        Ok(spec::load(path, &env, self.region_hint(None).as_deref())?)
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+}
+
+/// The API key or auth string, from where the spec says; never from the spec itself. `None`
+/// for a server without auth.
+pub fn credential(spec: &Spec) -> Result<Option<SecretValue>> {
+    let Some(credential) = &spec.prefect.credential else {
+        return Ok(None);
+    };
+    let what = credential.kind.describe();
+    let value = match &credential.source {
+        ApiKeySource::Env(var) => std::env::var(var).map_err(|_| {
+            miette!(
+                "secret \"{}\": {var} is not set (the {what}, needed to create and compare the secret)",
+                spec.secret.name
+            )
+        })?,
+        // Already relative to the spec's folder (`spec::load` resolved it).
+        ApiKeySource::File(f) => {
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    miette!(
+                        "secret \"{}\": cannot read the {what} file {}: {e}",
+                        spec.secret.name,
+                        f.display()
+                    )
+                })?
+                .trim()
+                .to_string()
+        }
+    };
+    if value.is_empty() {
+        return Err(miette!(
+            "secret \"{}\": the {what} is empty",
+            spec.secret.name
+        ));
+    }
+    Ok(Some(SecretValue::new(value)))
+}
+
+/// The client of the stack's Prefect API, authenticated with the credential's value.
+pub fn prefect_api(
+    spec: &Spec,
+    value: Option<SecretValue>,
+) -> std::result::Result<PrefectApi, crate::apply::ProviderError> {
+    let auth = spec.prefect.credential.as_ref().zip(value);
+    PrefectApi::new(
+        &spec.prefect.api_url,
+        auth.map(|(c, v)| (c.kind, v)),
+        spec.prefect.cloud.is_some(),
+    )
+}
+
+impl Settings {
+    /// A connection for commands that touch only AWS, for `stack` (`force-unlock`, `verify`).
+    pub async fn connect_aws(&self, stack: &str, region: &str, deadline: Duration) -> Aws {
+        let provider = crate::provider::Settings {
+            stack: stack.to_owned(),
+            wait: false,
+            recovery_window_days: None,
+            deadline,
+            log_group: None,
+            pools: Default::default(),
+            redact: None,
+        };
+        Aws::connect(&self.conn, region, provider).await
+    }
+}
