@@ -7,7 +7,7 @@
 
 pub use prefect_ecs_core::{
     apply, diagnose, diff, graph, image, kinds, model, online, outputs, plan, planfile, policy,
-    render, secret, spec, verify,
+    render, secret, spec, stack, verify,
 };
 
 pub mod cli;

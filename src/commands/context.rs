@@ -17,12 +17,13 @@ use crate::graph::{self, StackGraph};
 use crate::model::ObservedState;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
-use crate::provider::{self, Aws, WorkerRef};
+use crate::provider::{self, Aws};
 use crate::secret::SecretValue;
 use crate::spec::{self, Spec};
+use crate::stack::{Stack, WorkerRef};
 
 /// One command's run on one stack: its spec, its connections and its lock.
-pub struct Context {
+pub struct Context<S = Aws> {
     pub spec: Spec,
     pub region: String,
     /// Plan and apply compare with the desired stack; destroy, `status`… do not.
@@ -32,14 +33,15 @@ pub struct Context {
     /// template (read alongside discovery).
     pub graph: std::sync::OnceLock<StackGraph>,
     pub pool_template: std::sync::OnceLock<serde_json::Value>,
-    pub aws: Aws,
+    /// AWS and Prefect: [`Aws`], or an in-memory stack in tests.
+    pub aws: S,
     /// Ctrl-C, listened for from before the lock is taken to the end of the run.
     interrupt: Arc<Interrupt>,
     lock_lease: Duration,
     parallelism: u16,
 }
 
-impl Context {
+impl Context<Aws> {
     /// The spec at `path` and connections to AWS and its Prefect API. `desired`: plan and
     /// apply compare with the spec; `wait`: waits for services to be stable.
     pub async fn new(
@@ -67,18 +69,42 @@ impl Context {
         };
         let mut aws = Aws::connect(&settings.conn, &region, provider).await;
         aws.prefect = Some(prefect);
-        Ok(Context {
+        Ok(Context::with_cloud(
+            spec,
+            region,
+            credential,
+            aws,
+            desired,
+            settings.lock_lease,
+            settings.parallelism,
+        ))
+    }
+}
+
+impl<S: Stack> Context<S> {
+    /// A run on `cloud` for `spec`, connecting nothing (tests build theirs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_cloud(
+        spec: Spec,
+        region: String,
+        credential: Option<SecretValue>,
+        cloud: S,
+        desired: bool,
+        lock_lease: Duration,
+        parallelism: u16,
+    ) -> Context<S> {
+        Context {
             spec,
             region,
             desired,
             credential,
             graph: Default::default(),
             pool_template: Default::default(),
-            aws,
+            aws: cloud,
             interrupt: Default::default(),
-            lock_lease: settings.lock_lease,
-            parallelism: settings.parallelism,
-        })
+            lock_lease,
+            parallelism,
+        }
     }
 
     pub fn worker_ref(&self, w: &spec::Worker) -> WorkerRef {
@@ -145,10 +171,9 @@ impl Context {
             let plan = self.destroy_plan(&observed)?;
             return Ok((observed, plan));
         }
-        let prefect = self.aws.prefect.as_ref().expect("connected with Prefect");
         // Independent reads: the template and the live stack in one wave, not two.
         let (template, observed) =
-            tokio::join!(prefect.ecs_template(), self.aws.discover(&self.spec));
+            tokio::join!(self.aws.pool_template(), self.aws.discover(&self.spec));
         let (template, observed) = (template?, observed?);
         if self.graph.get().is_none() {
             let graph = graph::build(
@@ -186,9 +211,6 @@ impl Context {
     /// decides what counts); at the deadline, say why not.
     async fn wait_online(&self, timeout: Duration, redeployed: &BTreeSet<String>) -> Result<()> {
         use crate::online::{Awaited, Gate, PoolAnswer, next_delay};
-        let Some(prefect) = &self.aws.prefect else {
-            return Ok(());
-        };
         let mut gate = Gate::new(
             self.spec
                 .workers
@@ -206,7 +228,8 @@ impl Context {
             // One read per pool, every pool at once: the gate's look costs one round trip
             // however many workers the stack has.
             let pools = gate.pools();
-            let reads = futures::future::join_all(pools.iter().map(|p| prefect.workers(p))).await;
+            let reads =
+                futures::future::join_all(pools.iter().map(|p| self.aws.pool_workers(p))).await;
             let answers = pools
                 .iter()
                 .zip(&reads)
@@ -280,10 +303,8 @@ impl Context {
         if !flags.auto_approve {
             confirm(progress.verb(), &self.spec.name, &self.interrupt).await?;
         }
-        if let (Some(prefect), Some(template)) = (&self.aws.prefect, self.pool_template.get()) {
-            // A change outside the executor: the same check its steps make first.
-            self.aws.ensure_lock().await?;
-            prefect.reserve_pools(&plan, template).await?;
+        if let Some(template) = self.pool_template.get() {
+            self.aws.reserve_pools(&plan, template).await?;
         }
         progress.start(schedule(&plan).0.len());
         let report = execute_until(

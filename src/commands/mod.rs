@@ -15,6 +15,8 @@ mod print;
 mod settings;
 mod show;
 mod status;
+#[cfg(test)]
+mod tests;
 mod validate;
 mod verify;
 

@@ -7,14 +7,7 @@ use super::{Aws, aws_err};
 use crate::apply::ProviderError;
 use crate::diagnose::{ServiceState, StoppedTask, WorkerFacts};
 
-/// Where a worker lives, by name.
-#[derive(Debug, Clone)]
-pub struct WorkerRef {
-    pub cluster: String,
-    pub service: String,
-    pub pool: String,
-    pub log_group: String,
-}
+pub use crate::stack::WorkerRef;
 
 /// `12s ago (2026-11-22T08:14:00Z)`; the timestamp alone if it does not parse.
 fn heartbeat_age(timestamp: &str) -> String {

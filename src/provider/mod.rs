@@ -597,3 +597,48 @@ impl Provider for Aws {
         kinds::delete(self, observed).await
     }
 }
+
+/// Discovery, the lock and the Prefect side, for command orchestration (`crate::stack`).
+impl crate::stack::Stack for Aws {
+    async fn discover(&self, spec: &Spec) -> Result<ObservedState, ProviderError> {
+        Aws::discover(self, spec).await
+    }
+
+    async fn pool_template(&self) -> Result<Value, ProviderError> {
+        self.prefect()?.ecs_template().await
+    }
+
+    async fn acquire_lock(
+        &self,
+        stack: &str,
+        lease: Duration,
+        operation: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        Aws::acquire_lock(self, stack, lease, operation).await
+    }
+
+    async fn hold_lock(&self, operation: &str) -> std::convert::Infallible {
+        Aws::hold_lock(self, operation).await
+    }
+
+    async fn release_lock(&self) -> Result<(), ProviderError> {
+        Aws::release_lock(self).await
+    }
+
+    async fn reserve_pools(
+        &self,
+        plan: &crate::plan::Plan,
+        template: &Value,
+    ) -> Result<(), ProviderError> {
+        self.ensure_lock().await?;
+        self.prefect()?.reserve_pools(plan, template).await
+    }
+
+    async fn pool_workers(&self, pool: &str) -> Result<Option<Vec<WorkerStatus>>, ProviderError> {
+        self.prefect()?.workers(pool).await
+    }
+
+    async fn worker_facts(&self, worker: &WorkerRef, lines: i32) -> crate::diagnose::WorkerFacts {
+        Aws::worker_facts(self, worker, lines).await
+    }
+}

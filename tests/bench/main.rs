@@ -50,7 +50,7 @@ const FULL: Mode = Mode {
     name: "full",
     time_scale: 0.1,
     latency: Duration::from_millis(100),
-    worker_counts: &[1, 5, 10],
+    worker_counts: &[1, 5, 10, 50],
     dev: true,
     baseline: true,
     validate_runs: 30,
@@ -515,6 +515,24 @@ impl Bench {
                 r.calls.len(),
                 round_trip_depth(&r.calls)
             );
+        }
+        // The no-op plan's growth with the stack: each against the 1-worker stack's.
+        let plan_of = |label: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.scenario == format!("no-op plan, {label}"))
+                .map(|r| r.wall.as_secs_f64())
+        };
+        if let Some(one) = plan_of("1 worker(s)") {
+            for &n in self.mode.worker_counts.iter().filter(|&&n| n > 1) {
+                if let Some(wall) = plan_of(&format!("{n} worker(s)")) {
+                    let _ = writeln!(
+                        out,
+                        "no-op plan, {n} workers vs 1 worker: {:.2}x ({wall:.3} s / {one:.3} s)",
+                        wall / one
+                    );
+                }
+            }
         }
         // BENCH_CALLS=DIR: every scenario's calls as a timeline (TSV), for a closer look.
         if let Some(dir) = std::env::var_os("BENCH_CALLS") {

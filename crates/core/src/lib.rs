@@ -19,6 +19,7 @@ pub mod policy;
 pub mod render;
 pub mod secret;
 pub mod spec;
+pub mod stack;
 pub mod verify;
 
 #[cfg(test)]
