@@ -66,6 +66,9 @@ pub enum Command {
         /// was computed from has changed since).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Let `--out` overwrite a file that is not a saved plan.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Make AWS match the spec, or apply a plan saved with `plan --out` exactly, without asking.
     Apply {

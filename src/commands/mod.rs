@@ -36,9 +36,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Validate { spec } => validate::run(s, spec),
         Command::Graph { spec, format } => graph::run(s, spec, *format),
-        Command::Plan { spec, show, out } => {
-            runtime()?.block_on(plan::run(s, spec, show, out.as_deref()))
-        }
+        Command::Plan {
+            spec,
+            show,
+            out,
+            force,
+        } => runtime()?.block_on(plan::run(s, spec, show, out.as_deref(), *force)),
         Command::Apply { spec, run } => runtime()?.block_on(apply::run(s, spec, run)),
         Command::Destroy { spec, run } => runtime()?.block_on(destroy::run(s, spec, run)),
         Command::ForceUnlock { stack } => runtime()?.block_on(force_unlock::run(s, stack)),

@@ -16,7 +16,11 @@ pub async fn run(
     spec: &Path,
     show: &ShowFlags,
     out: Option<&Path>,
+    force: bool,
 ) -> Result<ExitCode> {
+    if let Some(out) = out {
+        may_write(spec, out, force)?;
+    }
     let ctx = Context::new(spec, settings, true, true).await?;
     let (observed, plan) = ctx.observe_and_plan().await?;
     let doc = PlanDoc::new(&plan);
@@ -27,6 +31,29 @@ pub async fn run(
 }
 
 /// `Some` when `path` holds a plan saved by `plan --out` rather than a spec.
+/// `--out` never overwrites the spec, nor any other file that is not a saved plan unless
+/// `--force`: checked before anything is read from AWS.
+fn may_write(spec: &Path, out: &Path, force: bool) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same(spec, out) {
+        return Err(miette!(
+            "--out {} is the spec itself: name a new file for the plan, e.g. --out {}",
+            out.display(),
+            spec.with_extension("plan").display()
+        ));
+    }
+    if !force && !matches!(read_saved_plan(out), Ok(Some(_))) {
+        return Err(miette!(
+            "{} exists and is not a saved plan: name a new file, or pass --force to overwrite it",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn read_saved_plan(path: &Path) -> Result<Option<PlanFile>> {
     let bytes = std::fs::read(path).map_err(|e| miette!("cannot read {}: {e}", path.display()))?;
     PlanFile::parse(&bytes).map_err(|e| miette!("{}: {e}", path.display()))

@@ -146,3 +146,42 @@ impl Settings {
         Aws::connect(&self.conn, region, provider).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, bug 2: `plan stacks/prod.toml` read `stacks/stacks/secrets/…`. The spec
+    /// resolves `api_key_file` against its own folder once; the credential reads that path.
+    #[test]
+    fn api_key_file_is_read_relative_to_the_spec_once() {
+        // A folder of its own in the package's folder (where unit tests run), so that the
+        // spec is named by a relative path with a folder, as a user types it.
+        let cwd_relative = Path::new("target-test-spec-dir");
+        let spec_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(cwd_relative);
+        std::fs::create_dir_all(spec_dir.join("secrets")).expect("spec dir");
+        let source =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/prod.toml"))
+                .expect("stacks/prod.toml");
+        std::fs::write(spec_dir.join("prod.toml"), source).expect("spec");
+        std::fs::write(
+            spec_dir.join("secrets/prefect-api-key.txt"),
+            "pnu_relative_key\n",
+        )
+        .expect("key file");
+        let env = |k: &str| match k {
+            "PREFECT_ACCOUNT_ID" => Some("9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f".to_string()),
+            "PREFECT_WORKSPACE_ID" => Some("3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99".to_string()),
+            _ => Some("x".to_string()),
+        };
+        // Unit tests run in the package's folder: the same relative path a user types.
+        let spec = spec::load(&cwd_relative.join("prod.toml"), &env, Some("eu-west-1"));
+        let result = spec.map(|s| credential(&s));
+        std::fs::remove_dir_all(&spec_dir).expect("clean up");
+        let value = result
+            .expect("the spec is valid")
+            .expect("the key file is read")
+            .expect("a credential");
+        assert!(value.expose() == "pnu_relative_key");
+    }
+}

@@ -185,9 +185,77 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
         "{out}"
     );
 
+    // Issue 15, bug 1: a saved plan that replaces the task definition (and so updates the
+    // service to an ARN known only after apply) applies; it was always refused as stale.
+    stack.workers[0].cpu = 512;
+    stack.workers[0].memory = 1024;
+    let replace = stack.path("replace.plan");
+    let replace = replace.to_str().expect("utf-8 path");
+    let out = stack.run(&["plan", "--out", replace], &[]).assert_ok();
+    assert!(
+        out.stdout
+            .contains(&format!("ecs_task_definition.{worker}")),
+        "{out}"
+    );
+    stack
+        .run_bare(&["apply", "--no-wait", replace], &[])
+        .assert_ok();
+
     stack
         .run(&["plan", "--detailed-exitcode"], &[])
         .assert_code(0);
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}
+
+/// Issue 15, bug 5: following `show`'s hint, `plan --out X.toml X.toml`, overwrote the spec.
+#[test]
+fn plan_out_never_overwrites_the_spec_or_a_file_that_is_not_a_plan() {
+    let stack = TestStack::new("outguard");
+    let spec = stack.write();
+    let spec_text = std::fs::read_to_string(&spec).expect("the spec");
+    let spec_path = spec.to_str().expect("utf-8 path");
+
+    // show's hint names a new file, not the one shown.
+    let out = stack.run_bare(&["show", spec_path], &[]).assert_failed();
+    let hint = spec.with_extension("plan");
+    assert!(
+        out.stderr
+            .contains(&format!("plan --out {} SPEC", hint.display())),
+        "{out}"
+    );
+
+    // The spec itself: refused, --force or not, before any call to AWS.
+    for force in [&[][..], &["--force"][..]] {
+        let args: Vec<&str> = ["plan", "--out", spec_path]
+            .into_iter()
+            .chain(force.iter().copied())
+            .collect();
+        let out = stack.run(&args, &[]).assert_failed();
+        assert!(out.stderr.contains("is the spec itself"), "{out}");
+        assert_eq!(std::fs::read_to_string(&spec).unwrap(), spec_text);
+    }
+
+    // Another file that is not a saved plan: refused unless --force.
+    let notes = stack.path("notes.txt");
+    std::fs::write(&notes, "mine\n").unwrap();
+    let notes_path = notes.to_str().expect("utf-8 path");
+    let out = stack
+        .run(&["plan", "--out", notes_path], &[])
+        .assert_failed();
+    assert!(out.stderr.contains("is not a saved plan"), "{out}");
+    assert!(out.stderr.contains("--force"), "{out}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine\n");
+    stack
+        .run(&["plan", "--out", notes_path, "--force"], &[])
+        .assert_ok();
+    // Now a saved plan: a new plan may replace it without --force.
+    stack.run(&["plan", "--out", notes_path], &[]).assert_ok();
+    assert!(
+        stack
+            .run_bare(&["show", notes_path], &[])
+            .assert_ok()
+            .stdout
+            .contains("Saved plan of")
+    );
 }

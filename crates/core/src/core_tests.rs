@@ -1385,3 +1385,44 @@ fn the_worker_policy_allows_the_workers_calls_in_its_stack_and_nowhere_else() {
         assert!(!allows(&doc, r), "the worker's policy allows {r:?}");
     }
 }
+
+/// Issue 15, bug 1: a saved plan that replaces a task definition (a new image) was always
+/// refused as out of date, naming the service twice; only creation was covered.
+#[test]
+fn a_saved_plan_of_an_update_a_replacement_or_a_delete_is_not_stale_when_nothing_changed() {
+    use crate::planfile::{Basis, PlanFile};
+    let before = dev();
+    let mut spec = load("dev.toml");
+    spec.workers[0].image = "prefecthq/prefect:3-python3.12".into();
+    let new_image = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    let mut spec = load("dev.toml");
+    spec.workers[0].desired_count = 3;
+    let scaled = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    let seen = converged(&before);
+    let mut orphaned = seen.clone();
+    let mut old = observed_mut(&mut orphaned, "log_group.workers").clone();
+    old.address.name = "retired".into();
+    old.id = "id:log_group.retired".into();
+    orphaned.resources.push(old);
+    for (what, graph, observed) in [
+        ("replace", &new_image, &seen),
+        ("update", &scaled, &seen),
+        ("delete", &before, &orphaned),
+    ] {
+        let basis = Basis {
+            spec_bytes: b"the spec",
+            region: "us-east-1",
+            graph,
+            observed,
+        };
+        let plan_of = || PlanDoc::new(&compute("dev", Some(graph), observed).unwrap());
+        assert!(!plan_of().is_empty(), "{what}: the plan has changes");
+        let file = PlanFile::new("stacks/dev.toml", &basis, plan_of());
+        let file = PlanFile::parse(&file.to_bytes()).unwrap().unwrap();
+        assert_eq!(
+            file.stale(&basis, &plan_of()),
+            Vec::<String>::new(),
+            "{what}"
+        );
+    }
+}

@@ -210,18 +210,26 @@ impl PlanFile {
             out.push("AWS resources changed since the plan:".into());
             out.extend(what.into_iter().map(|w| format!("  {w}")));
         }
+        // Compared as the file holds it: JSON cannot tell an unknown value (`null`) from an
+        // absent one, so the plan computed now goes through the same encoding first.
+        let plan_now = &serde_json::to_value(plan_now)
+            .and_then(serde_json::from_value::<PlanDoc>)
+            .unwrap_or_else(|_| plan_now.clone());
         if out.is_empty() && *plan_now != self.plan {
-            let changed: Vec<&str> = self
+            // Each address once, in the order of the saved plan, then the new one's.
+            let mut changed: Vec<&str> = Vec::new();
+            for a in self
                 .plan
                 .changes
                 .iter()
+                .chain(&plan_now.changes)
                 .map(|c| c.address.as_str())
-                .chain(plan_now.changes.iter().map(|c| c.address.as_str()))
-                .filter(|a| {
-                    let find = |d: &PlanDoc| d.changes.iter().find(|c| c.address == *a).cloned();
-                    find(&self.plan) != find(plan_now)
-                })
-                .collect();
+            {
+                let find = |d: &PlanDoc| d.changes.iter().find(|c| c.address == a).cloned();
+                if !changed.contains(&a) && find(&self.plan) != find(plan_now) {
+                    changed.push(a);
+                }
+            }
             out.push(format!(
                 "the plan computed now differs for: {}",
                 changed.join(", ")
