@@ -128,6 +128,16 @@ impl Progress {
             (Mode::Lines, Event::Finished(s, took, result)) => {
                 println!("+{at:.1}s  {}", finished_text(s, *took, *result))
             }
+            (Mode::Json, Event::Stopping { in_flight }) => json_line(json!({
+                "type": "stopping", "in_flight": in_flight, "elapsed_s": at,
+            })),
+            (_, Event::Stopping { in_flight }) => {
+                let text = stopping_text(self.verb, *in_flight);
+                match self.live.as_ref() {
+                    Some(live) => live.multi.suspend(|| eprintln!("{text}")),
+                    None => eprintln!("{text}"),
+                }
+            }
             (Mode::Live, e) => self.live_event(e),
         }
         let _ = std::io::stdout().flush();
@@ -154,6 +164,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 live.running.push((s.address.to_string(), s.op, bar));
             }
+            Event::Stopping { .. } => {}
             Event::Finished(s, took, result) => {
                 let address = s.address.to_string();
                 if let Some(i) = live
@@ -250,6 +261,13 @@ impl Progress {
         );
         false
     }
+}
+
+/// What a Ctrl-C does to the run, said at once.
+fn stopping_text(verb: &str, in_flight: usize) -> String {
+    format!(
+        "Interrupt received: finishing {in_flight} operation(s) in flight, starting nothing new; what only waits stops waiting now (the next {verb} picks it up). Ctrl-C again to exit now."
+    )
 }
 
 fn finished_text(

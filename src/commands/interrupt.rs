@@ -27,9 +27,7 @@ pub fn watch_interrupts(
         }
         interrupt.stop.store(true, Ordering::SeqCst);
         interrupt.notify.notify_one();
-        eprintln!(
-            "\ninterrupted: no new operation starts; waiting for the ones in flight (Ctrl-C again to exit at once)"
-        );
+        eprintln!("\nInterrupt received: starting nothing new (Ctrl-C again to exit now)");
         if interrupts.next().await {
             eprintln!(
                 "interrupted twice: exiting now. The stack's lock stays held until its lease runs out (a run on this host takes it over at once), or: prefect-ecs force-unlock {stack}"

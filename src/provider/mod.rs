@@ -544,7 +544,14 @@ where
                     "waiting for {what}: {state} ({:.0?})",
                     start.elapsed()
                 ));
-                crate::apply::idle(tokio::time::sleep(poll_delay(start.elapsed()))).await;
+                if crate::apply::pause(poll_delay(start.elapsed()))
+                    .await
+                    .is_err()
+                {
+                    return Err(ProviderError(format!(
+                        "stopped waiting for {what} (interrupted; last state: {state}): the next run picks it up"
+                    )));
+                }
             }
         }
     }

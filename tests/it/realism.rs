@@ -315,7 +315,8 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
     );
     assert_eq!(out.code, 1, "{out}");
     assert!(
-        out.stderr.contains("interrupted: no new operation starts"),
+        out.stderr
+            .contains("Interrupt received: starting nothing new"),
         "{out}"
     );
     assert!(
@@ -323,6 +324,52 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
         "{out}"
     );
     // The lock was given back: no force-unlock needed.
+    stack.run_bare(&args, &env).assert_ok();
+    block_on(assert_no_duplicates(&aws, &stack));
+    stack
+        .run_bare(&["destroy", "--auto-approve", args[2]], &env)
+        .assert_ok();
+    assert_eq!(block_on(leftovers(&aws, &stack)), Vec::<String>::new());
+}
+
+/// Issue 15, bug 3: one Ctrl-C while a NAT gateway is pending was not acknowledged and the run
+/// went on until the NAT was up (or `--timeout`). Now it says at once what it finishes, ends
+/// the wait (no operation is in flight), gives the lock back, and the next apply resumes.
+#[test]
+fn a_ctrl_c_during_a_wait_is_acknowledged_and_ends_the_wait() {
+    let aws = block_on(Aws::new());
+    let mut config = Config::realistic(21, TIME_SCALE);
+    // Pending for ten minutes: only an abandoned wait lets this run end soon.
+    config.timings.nat_create = Span::fixed(Duration::from_secs(600));
+    let proxy = Proxy::start(&moto().endpoint, config);
+    let stack = TestStack::new("sigwait");
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
+    let spec = stack.write();
+    let args = ["apply", "--auto-approve", spec.to_str().unwrap()];
+    let mut child = stack.spawn(&args, &env);
+    let (waiting, reader) = watch_stdout(&mut child, "waiting for NAT gateway");
+    waiting
+        .recv_timeout(Duration::from_secs(120))
+        .expect("apply never waited for its NAT gateway");
+    signal(&child, libc::SIGINT);
+    let mut out = stack.wait(&args, child);
+    out.stdout = reader.join().unwrap();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("Interrupt received: finishing")
+            && out
+                .stderr
+                .contains("operation(s) in flight, starting nothing new"),
+        "{out}"
+    );
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("stopped waiting for NAT gateway"), "{out}");
+    // The lock was given back; the next apply takes the NAT gateway as it finds it.
+    let mut fast = Config::realistic(22, TIME_SCALE);
+    fast.timings.nat_create = Span::fixed(Duration::from_millis(200));
+    drop(proxy);
+    let proxy = Proxy::start(&moto().endpoint, fast);
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
     stack.run_bare(&args, &env).assert_ok();
     block_on(assert_no_duplicates(&aws, &stack));
     stack

@@ -82,6 +82,11 @@ pub enum Event<'a> {
     /// A running step says what it waits for (`NAT gateway nat-… available: pending (35s)`).
     Waiting(&'a Address, &'a str),
     Finished(&'a Step, Duration, Result<(), &'a ProviderError>),
+    /// The run was stopped: `in_flight` operations finish, nothing new starts, and the steps
+    /// that only wait give up at once ([`pause`]).
+    Stopping {
+        in_flight: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -108,7 +113,21 @@ struct StepScope {
     waits: tokio::sync::mpsc::UnboundedSender<(Address, String)>,
     /// `None` for a step that takes no slot (`Kind::is_aws`).
     slot: Option<Arc<Slot>>,
+    /// Raised when the run is stopped: waits end at once ([`pause`]).
+    abandon: Arc<Abandon>,
 }
+
+/// The run was stopped: what only waits gives up, what calls AWS finishes.
+#[derive(Default)]
+struct Abandon {
+    raised: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+/// A wait given up because the run was stopped (a Ctrl-C): a wait is no operation in flight,
+/// and the next run picks up where it left off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned;
 
 /// An AWS step's share of `--parallelism`: the permit it holds while it calls AWS.
 struct Slot {
@@ -151,6 +170,29 @@ pub async fn idle<F: Future>(f: F) -> F::Output {
         *slot.permit.lock().expect("slot lock") = Some(permit);
     }
     out
+}
+
+/// Sleep `d` between polls of a pending state without the step's slot (as [`idle`]), or
+/// less: `Err(Abandoned)` as soon as the run is stopped. Outside a step, just a sleep.
+pub async fn pause(d: Duration) -> Result<(), Abandoned> {
+    let Ok(abandon) = STEP.try_with(|s| Arc::clone(&s.abandon)) else {
+        tokio::time::sleep(d).await;
+        return Ok(());
+    };
+    idle(async {
+        let stopped = abandon.notify.notified();
+        tokio::pin!(stopped);
+        // Registered before the flag is read: a stop between the two still wakes it.
+        stopped.as_mut().enable();
+        if abandon.raised.load(Ordering::SeqCst) {
+            return Err(Abandoned);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            () = stopped => Err(Abandoned),
+        }
+    })
+    .await
 }
 
 /// The steps of a plan and, for each, the steps it must wait for.
@@ -283,7 +325,8 @@ pub async fn execute<P: Provider>(
 
 /// Run the plan until `stop` is set: from then on no new step starts, the ones in flight
 /// finish (an AWS call cut in half leaves less to reason about than one let through), and the
-/// report lists what never started.
+/// report lists what never started. Needs a runtime with timers (it looks at `stop` at least
+/// every 50 ms, and ends the steps' waits as soon as it is set).
 pub async fn execute_until<P: Provider>(
     plan: &Plan,
     provider: &P,
@@ -318,7 +361,19 @@ pub async fn execute_until<P: Provider>(
     // A slot the executor waited for, for the next AWS step.
     let mut spare: Option<OwnedSemaphorePermit> = None;
     let (waits_tx, mut waits) = tokio::sync::mpsc::unbounded_channel();
+    let abandon = Arc::new(Abandon::default());
+    // Steps running that take no slot (a work pool's): in flight whenever they run.
+    let mut slotless_running = 0usize;
     loop {
+        if stop.load(Ordering::SeqCst) && !abandon.raised.swap(true, Ordering::SeqCst) {
+            // The calls in flight finish; the waits end now.
+            abandon.notify.notify_waiters();
+            let calling =
+                parallelism.max(1) - slots.available_permits() - usize::from(spare.is_some());
+            on_event(Event::Stopping {
+                in_flight: calling + slotless_running,
+            });
+        }
         while !stop.load(Ordering::SeqCst) {
             // The next ready step in order, passing over AWS steps while no slot is free. A
             // slot is only taken for a ready AWS step: held idle, it would keep a step that
@@ -356,10 +411,12 @@ pub async fn execute_until<P: Provider>(
                     .collect()
             });
             let sensitive = change.desired.as_ref().and_then(|d| d.sensitive.as_ref());
+            slotless_running += usize::from(slot.is_none());
             let context = StepScope {
                 address: step.address.clone(),
                 waits: waits_tx.clone(),
                 slot,
+                abandon: Arc::clone(&abandon),
             };
             running.push(STEP.scope(context, async move {
                 let t = Instant::now();
@@ -404,11 +461,16 @@ pub async fn execute_until<P: Provider>(
                 spare = Some(permit);
                 continue;
             }
+            // A stop raised from outside (a signal) is seen within this tick.
+            () = tokio::time::sleep(Duration::from_millis(50)), if !abandon.raised.load(Ordering::SeqCst) => {
+                continue;
+            }
         };
         let Some((s, took, result)) = next else {
             break;
         };
         let step = &steps[s];
+        slotless_running -= usize::from(!step.address.kind.is_aws());
         match result {
             Ok(out) => {
                 on_event(Event::Finished(step, took, Ok(())));

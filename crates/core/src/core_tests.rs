@@ -396,6 +396,8 @@ struct Fake {
     idle: Option<std::time::Duration>,
     in_progress: RefCell<usize>,
     max_in_progress: RefCell<usize>,
+    /// The idle wait is a poll's pause ([`crate::apply::pause`]): a stop ends it.
+    abandonable: bool,
 }
 
 impl Fake {
@@ -408,7 +410,14 @@ impl Fake {
         let peak = (*self.max_in_progress.borrow()).max(now);
         *self.max_in_progress.borrow_mut() = peak;
         self.call(format!("{what} (start)"), address).await?;
-        crate::apply::idle(tokio::time::sleep(idle)).await;
+        if self.abandonable {
+            if crate::apply::pause(idle).await.is_err() {
+                *self.in_progress.borrow_mut() -= 1;
+                return Err(ProviderError(format!("{address}: stopped waiting")));
+            }
+        } else {
+            crate::apply::idle(tokio::time::sleep(idle)).await;
+        }
         let result = self.call(what, address).await;
         *self.in_progress.borrow_mut() -= 1;
         result
@@ -475,6 +484,7 @@ impl Provider for Fake {
 
 fn run(p: &Plan, fake: &Fake, parallelism: usize) -> crate::apply::Report {
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
         .block_on(execute(p, fake, parallelism, |_| {}))
@@ -700,6 +710,7 @@ fn an_interrupt_lets_in_flight_steps_finish_and_starts_nothing_new() {
         ..Default::default()
     };
     let report = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
         .block_on(crate::apply::execute_until(&p, &fake, 1, |_| {}, &stop));
@@ -1249,6 +1260,7 @@ fn an_ignored_attribute_is_never_a_change_and_an_update_keeps_what_aws_has() {
     }
     let updates = Updates(RefCell::new(Vec::new()));
     let report = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
         .block_on(execute(&p, &updates, 4, |_| {}));
@@ -1425,4 +1437,67 @@ fn a_saved_plan_of_an_update_a_replacement_or_a_delete_is_not_stale_when_nothing
             "{what}"
         );
     }
+}
+
+/// Issue 15, bug 3: one Ctrl-C during a wait did not end the wait; the run went on until the
+/// wait's own end. A poll's pause now ends at the stop; calls in flight still finish.
+#[test]
+fn a_stop_ends_the_waits_at_once_and_says_what_is_in_flight() {
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let fake = Fake {
+        idle: Some(std::time::Duration::from_secs(3000)),
+        abandonable: true,
+        interrupt_after: Some(("vpc.main".into(), std::sync::Arc::clone(&stop))),
+        ..Default::default()
+    };
+    let stopping = RefCell::new(Vec::new());
+    let took = RefCell::new(std::time::Duration::ZERO);
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(async {
+            let t0 = tokio::time::Instant::now();
+            let run = crate::apply::execute_until(
+                &p,
+                &fake,
+                10,
+                |e| {
+                    if let crate::apply::Event::Stopping { in_flight } = e {
+                        stopping.borrow_mut().push(in_flight);
+                    }
+                },
+                &stop,
+            );
+            let report = tokio::time::timeout(std::time::Duration::from_secs(36_000), run)
+                .await
+                .expect("the run ended");
+            // On the paused clock: measured inside the runtime.
+            *took.borrow_mut() = t0.elapsed();
+            report
+        });
+    let took = *took.borrow();
+    assert!(report.interrupted);
+    assert_eq!(
+        stopping.borrow().len(),
+        1,
+        "said once: {:?}",
+        stopping.borrow()
+    );
+    // The VPC waits 3000 s (paused clock) before its second call: the stop ends that wait.
+    assert!(
+        took < std::time::Duration::from_secs(3000),
+        "the run waited out a pause after the stop: {took:?}"
+    );
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|(_, e)| e.to_string().contains("stopped waiting")),
+        "{:?}",
+        report.failed
+    );
 }
