@@ -139,3 +139,68 @@ async fn removed_worker_is_deleted() {
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
 }
+
+/// Issue 15, bug 4: a rotated API key reached Secrets Manager but not the running workers
+/// (ECS reads `secrets` when a task starts). The services reading it get new tasks, after the
+/// secret has its new value, and the plan says why.
+#[test]
+fn a_rotated_api_key_redeploys_the_workers_after_the_secret_changes() {
+    use crate::proxy::{Config, Proxy};
+    use crate::support::moto;
+    let aws = crate::realism::block_on(Aws::new());
+    let proxy = Proxy::start(&moto().endpoint, Config::realistic(31, 0.005));
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
+    let mut stack = TestStack::new("rotate");
+    let worker = stack.worker(0).to_owned();
+    stack.run(&["apply", "--auto-approve"], &env).assert_ok();
+
+    let rotated = crate::support::canary();
+    stack.forbid(&rotated);
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.endpoint()),
+        ("PREFECT_API_KEY", rotated.as_str()),
+    ];
+    let out = stack.run(&["plan"], &env).assert_ok();
+    let changes = plan::changes(&out.stdout);
+    assert_eq!(
+        changes.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["secret.api_key".to_owned(), format!("ecs_service.{worker}")]),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&format!("ecs_service.{worker}"))
+                && l.contains("# the secret it reads changed")),
+        "{out}"
+    );
+
+    let before = proxy.calls().len();
+    stack.run(&["apply", "--auto-approve"], &env).assert_ok();
+    let calls = proxy.calls();
+    let applied = &calls[before..];
+    let at = |op: &str| applied.iter().position(|c| c.operation == op);
+    let put = at("PutSecretValue")
+        .or(at("UpdateSecret"))
+        .expect("the secret was written");
+    let update = at("UpdateService").expect("the service was updated");
+    assert!(
+        put < update,
+        "the workers restarted before the new key was stored"
+    );
+    assert!(
+        applied[update]
+            .request
+            .0
+            .contains("\"forceNewDeployment\":true"),
+        "UpdateService without forceNewDeployment ({} bytes)",
+        applied[update].request.0.len()
+    );
+    let out = stack.run(&["plan"], &env).assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack.run(&["destroy", "--auto-approve"], &env).assert_ok();
+    assert_eq!(
+        crate::realism::block_on(leftovers(&aws, &stack)),
+        Vec::<String>::new()
+    );
+}

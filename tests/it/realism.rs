@@ -290,6 +290,23 @@ fn destroy_waits_out_draining_services_and_lingering_enis() {
     );
 }
 
+/// Run `args` and send one SIGINT when its progress first shows `text`; its whole output.
+fn apply_interrupted_at(
+    stack: &TestStack,
+    args: &[&str],
+    env: &[(&str, &str)],
+    text: &'static str,
+) -> crate::support::Output {
+    let mut child = stack.spawn(args, env);
+    let (seen, reader) = watch_stdout(&mut child, text);
+    seen.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("the run never printed {text:?}"));
+    signal(&child, libc::SIGINT);
+    let mut out = stack.wait(args, child);
+    out.stdout = reader.join().unwrap();
+    out
+}
+
 /// The first Ctrl-C lets what is in flight finish, starts nothing new, lists what did not run,
 /// gives the lock back and exits 1; the next apply finishes the job.
 #[test]
@@ -300,15 +317,8 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
     let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
     let spec = stack.write();
     let args = ["apply", "--auto-approve", spec.to_str().unwrap()];
-    let mut child = stack.spawn(&args, &env);
     // Interrupt once creates are under way: read progress until the first one starts.
-    let (started, reader) = watch_stdout(&mut child, "creating");
-    started
-        .recv_timeout(Duration::from_secs(60))
-        .expect("apply never started creating");
-    signal(&child, libc::SIGINT);
-    let mut out = stack.wait(&args, child);
-    out.stdout = reader.join().unwrap();
+    let out = apply_interrupted_at(&stack, &args, &env, "creating");
     assert!(
         !out.stdout.contains(stack.canary()),
         "the API key leaked into the progress"
@@ -346,14 +356,7 @@ fn a_ctrl_c_during_a_wait_is_acknowledged_and_ends_the_wait() {
     let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
     let spec = stack.write();
     let args = ["apply", "--auto-approve", spec.to_str().unwrap()];
-    let mut child = stack.spawn(&args, &env);
-    let (waiting, reader) = watch_stdout(&mut child, "waiting for NAT gateway");
-    waiting
-        .recv_timeout(Duration::from_secs(120))
-        .expect("apply never waited for its NAT gateway");
-    signal(&child, libc::SIGINT);
-    let mut out = stack.wait(&args, child);
-    out.stdout = reader.join().unwrap();
+    let out = apply_interrupted_at(&stack, &args, &env, "waiting for NAT gateway");
     assert_eq!(out.code, 1, "{out}");
     assert!(
         out.stderr.contains("Interrupt received: finishing")

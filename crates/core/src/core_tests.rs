@@ -51,6 +51,17 @@ fn dev() -> StackGraph {
     build(&load("dev.toml"), "us-east-1", key(), Some(&template())).unwrap()
 }
 
+/// The dev stack's graph with another API key.
+fn dev_with_key(key: &str) -> StackGraph {
+    build(
+        &load("dev.toml"),
+        "us-east-1",
+        Some(SecretValue::new(key.into())),
+        Some(&template()),
+    )
+    .unwrap()
+}
+
 fn a(s: &str) -> Address {
     Address::parse(s).unwrap_or_else(|| panic!("bad address {s}"))
 }
@@ -877,13 +888,7 @@ fn a_saved_plan_goes_stale_naming_what_changed_and_never_holds_the_key() {
         file.stale(&edited, &plan_of(&seen)),
         ["spec stacks/dev.toml: the file changed"]
     );
-    let rotated = build(
-        &load("dev.toml"),
-        "us-east-1",
-        Some(SecretValue::new("pnu_rotated".into())),
-        Some(&template()),
-    )
-    .unwrap();
+    let rotated = dev_with_key("pnu_rotated");
     let new_key = Basis {
         graph: &rotated,
         ..basis(&seen)
@@ -1500,4 +1505,56 @@ fn a_stop_ends_the_waits_at_once_and_says_what_is_in_flight() {
         "{:?}",
         report.failed
     );
+}
+
+/// Issue 15, bug 4: a new API key reached Secrets Manager, but the running workers kept the
+/// old one (ECS reads `secrets` when a task starts). The services reading it are redeployed.
+#[test]
+fn a_rotated_secret_redeploys_the_services_that_read_it() {
+    let before = dev();
+    let seen = converged(&before);
+    let rotated = dev_with_key("pnu_rotated");
+    let p = compute("dev", Some(&rotated), &seen).unwrap();
+    let change = |addr: &str| p.changes.iter().find(|c| c.address == a(addr)).unwrap();
+    assert_eq!(change("secret.api_key").action, Action::Update);
+    let service = change("ecs_service.dev-worker");
+    assert_eq!(service.action, Action::Update);
+    assert_eq!(
+        service.reason.as_deref(),
+        Some("the secret it reads changed")
+    );
+    assert_eq!(
+        service
+            .desired
+            .as_ref()
+            .unwrap()
+            .attrs
+            .get(crate::kinds::ecs_service::FORCE_NEW_DEPLOYMENT),
+        Some(&json!(true))
+    );
+    assert_eq!(
+        change("ecs_task_definition.dev-worker").action,
+        Action::NoOp
+    );
+    assert!(p.redeployed_services().contains("dev-worker"));
+    let text = p.render();
+    assert!(text.contains("# the secret it reads changed"), "{text}");
+    assert!(!text.contains("pnu_rotated"), "{text}");
+    // The service updates after the secret has its new value.
+    let (steps, deps) = crate::apply::schedule(&p);
+    let idx = |addr: &str| steps.iter().position(|s| s.address == a(addr)).unwrap();
+    let service_step = idx("ecs_service.dev-worker");
+    let mut stack = deps[service_step].clone();
+    let mut seen_secret = false;
+    while let Some(d) = stack.pop() {
+        seen_secret |= steps[d].address == a("secret.api_key");
+        stack.extend(deps[d].iter().copied());
+    }
+    assert!(
+        seen_secret,
+        "the redeploy does not wait for the new secret value"
+    );
+    // Unchanged key: nothing to redeploy.
+    let same = compute("dev", Some(&before), &seen).unwrap();
+    assert!(same.changes.iter().all(|c| c.action == Action::NoOp));
 }

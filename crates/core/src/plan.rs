@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diff::{AttrDiff, compare};
 use crate::graph::StackGraph;
+use crate::kinds::ecs_service::FORCE_NEW_DEPLOYMENT;
 use crate::model::{
     Address, Attrs, Conflict, Desired, Kind, Observed, ObservedState, TAG_ADOPTED, TAG_SPEC,
     resolve,
@@ -126,6 +127,8 @@ pub fn compute(
     let mut desired_addrs = BTreeSet::new();
     if let Some(graph) = graph {
         let mut actions: BTreeMap<Address, Action> = BTreeMap::new();
+        // Secrets whose value changes: the services reading them need new tasks.
+        let mut rotated: BTreeSet<Address> = BTreeSet::new();
         for address in graph.order().expect("a built graph has no cycle") {
             let d = graph
                 .get(&address)
@@ -167,16 +170,41 @@ pub fn compute(
                     (action, diffs)
                 }
             };
+            if address.kind == Kind::Secret && diffs.iter().any(|x| x.sensitive) {
+                rotated.insert(address.clone());
+            }
+            let reason = found.and_then(|o| drift(d, o, &diffs));
+            let mut desired = d.clone();
+            let mut planned = resolved;
+            let secret = (action == Action::NoOp)
+                .then(|| reads_rotated_secret(graph, d, &actions, &rotated))
+                .flatten();
+            let (action, reason) = if let Some(secret) = secret {
+                // ECS reads `secrets` when a task starts: running tasks keep the old value.
+                // The new tasks start once the secret has its new one.
+                desired.extra_deps.push(secret);
+                let force = (
+                    FORCE_NEW_DEPLOYMENT.to_owned(),
+                    serde_json::Value::Bool(true),
+                );
+                desired.attrs.insert(force.0.clone(), force.1.clone());
+                planned.insert(force.0, force.1);
+                (
+                    Action::Update,
+                    Some("the secret it reads changed".to_owned()),
+                )
+            } else {
+                (action, reason)
+            };
             actions.insert(address.clone(), action);
             desired_addrs.insert(address.clone());
-            let reason = found.and_then(|o| drift(d, o, &diffs));
             changes.push(Change {
                 address,
                 action,
                 reason,
                 diffs,
-                planned: resolved,
-                desired: Some(d.clone()),
+                planned,
+                desired: Some(desired),
                 observed: found.cloned(),
             });
         }
@@ -199,6 +227,26 @@ pub fn compute(
         changes,
         after: graph.map(dependencies).unwrap_or_default(),
     })
+}
+
+/// For an ECS service whose task definition, unchanged itself, reads a secret in `rotated`:
+/// that secret.
+fn reads_rotated_secret(
+    graph: &StackGraph,
+    service: &Desired,
+    actions: &BTreeMap<Address, Action>,
+    rotated: &BTreeSet<Address>,
+) -> Option<Address> {
+    if service.address.kind != Kind::EcsService {
+        return None;
+    }
+    service
+        .deps()
+        .iter()
+        .filter(|a| a.kind == Kind::TaskDefinition)
+        .filter(|a| actions.get(*a) == Some(&Action::NoOp))
+        .filter_map(|a| graph.get(a))
+        .find_map(|td| td.deps().into_iter().find(|s| rotated.contains(s)))
 }
 
 /// Destroy: every resource of the stack deleted, in the inverse of the order `graph` (the

@@ -16,8 +16,8 @@ use super::super::{
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
 use crate::kinds::ecs_service::{
-    CLUSTER, DEPLOYMENT_CIRCUIT_BREAKER, DESIRED_COUNT, NAME, NETWORK, SERVICE_REGISTRIES,
-    TASK_DEFINITION,
+    CLUSTER, DEPLOYMENT_CIRCUIT_BREAKER, DESIRED_COUNT, FORCE_NEW_DEPLOYMENT, NAME, NETWORK,
+    SERVICE_REGISTRIES, TASK_DEFINITION,
 };
 use crate::model::{Attrs, Observed, Outputs};
 use crate::spec::Spec;
@@ -186,11 +186,14 @@ impl Resource for EcsService {
             NETWORK,
             DEPLOYMENT_CIRCUIT_BREAKER,
         ];
-        if fields.iter().any(|f| changed(attrs, o, f)) {
+        // The plan's own request (a secret the tasks read got a new value): new tasks.
+        let force = attrs.get(FORCE_NEW_DEPLOYMENT).and_then(Value::as_bool) == Some(true);
+        if force || fields.iter().any(|f| changed(attrs, o, f)) {
             aws.ecs
                 .update_service()
                 .cluster(cluster)
                 .service(&o.id)
+                .force_new_deployment(force)
                 .task_definition(attr(attrs, TASK_DEFINITION)?)
                 .desired_count(
                     attrs

@@ -11,6 +11,10 @@ pub const NETWORK: &str = "network";
 pub const SERVICE_REGISTRIES: &str = "service_registries";
 pub const DEPLOYMENT_CIRCUIT_BREAKER: &str = "deployment_circuit_breaker";
 pub const ENABLE_EXECUTE_COMMAND: &str = "enable_execute_command";
+/// Set by the plan, never by the graph nor discovery: new tasks although nothing the service
+/// shows changed (the secret its task definition reads got a new value, which ECS reads only
+/// when a task starts).
+pub const FORCE_NEW_DEPLOYMENT: &str = "force_new_deployment";
 
 pub const DEF: KindDef = KindDef {
     name: "ecs_service",
@@ -25,6 +29,7 @@ pub const DEF: KindDef = KindDef {
         // Some ECS implementations do not report these back; where absent they cannot drift.
         AttrDef::new(DEPLOYMENT_CIRCUIT_BREAKER).optional(),
         AttrDef::new(ENABLE_EXECUTE_COMMAND).optional(),
+        AttrDef::new(FORCE_NEW_DEPLOYMENT).optional(),
         AttrDef::TAGS,
     ],
     ..KindDef::AWS
