@@ -30,6 +30,46 @@ pub struct Progress {
     verb: &'static str,
     started: Instant,
     live: Option<Live>,
+    waits: WaitLines,
+}
+
+/// Off a terminal, a wait's line is printed when what it says changes, not on every poll:
+/// the state without its elapsed-time suffix, and at most every [`WaitLines::HEARTBEAT`]
+/// while it stays the same (a CI log shows the run is alive, not 78 identical lines).
+#[derive(Default)]
+struct WaitLines {
+    last: std::collections::HashMap<String, (String, Instant)>,
+}
+
+impl WaitLines {
+    const HEARTBEAT: Duration = Duration::from_secs(30);
+
+    /// Whether `message` about `address`, seen at `now`, gets a line.
+    fn should_print(&mut self, address: &str, message: &str, now: Instant) -> bool {
+        let state = without_elapsed(message).to_owned();
+        match self.last.get(address) {
+            Some((last, at)) if *last == state && now.duration_since(*at) < Self::HEARTBEAT => {
+                false
+            }
+            _ => {
+                self.last.insert(address.to_owned(), (state, now));
+                true
+            }
+        }
+    }
+}
+
+/// `waiting for X: pending (35s)` → `waiting for X: pending`.
+fn without_elapsed(message: &str) -> &str {
+    match message.rfind(" (") {
+        Some(i)
+            if message.ends_with(')')
+                && humantime::parse_duration(&message[i + 2..message.len() - 1]).is_ok() =>
+        {
+            &message[..i]
+        }
+        _ => message,
+    }
 }
 
 struct Live {
@@ -63,6 +103,7 @@ impl Progress {
             verb,
             started: Instant::now(),
             live: None,
+            waits: WaitLines::default(),
         }
     }
 
@@ -120,7 +161,12 @@ impl Progress {
                 "type": "waiting", "address": address.to_string(), "message": message, "elapsed_s": at,
             })),
             (Mode::Lines, Event::Waiting(address, message)) => {
-                println!("+{at:.1}s  {address}: {message}")
+                if self
+                    .waits
+                    .should_print(&address.to_string(), message, Instant::now())
+                {
+                    println!("+{at:.1}s  {address}: {message}")
+                }
             }
             (Mode::Lines, Event::Started(s)) => {
                 println!("+{at:.1}s  {}: {}…", s.address, s.op.progressive())
@@ -296,4 +342,57 @@ fn capitalize(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15, item 8: off a terminal a wait printed 78 identical lines in 15 s.
+    #[test]
+    fn a_wait_gets_a_line_when_its_state_changes_and_a_heartbeat_every_30_s() {
+        let mut waits = WaitLines::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_millis(s);
+        let nat = "nat_gateway.nat[0]";
+        let mut printed = Vec::new();
+        for ms in (0..15_000).step_by(200) {
+            let message = format!(
+                "waiting for NAT gateway nat-1 available: pending ({}s)",
+                ms / 1000
+            );
+            if waits.should_print(nat, &message, at(ms)) {
+                printed.push(ms);
+            }
+        }
+        assert_eq!(printed, [0], "one line while the state stays the same");
+        assert!(waits.should_print(
+            nat,
+            "waiting for NAT gateway nat-1 available: available (15s)",
+            at(15_000)
+        ));
+        assert!(!waits.should_print(
+            nat,
+            "waiting for NAT gateway nat-1 available: available (16s)",
+            at(16_000)
+        ));
+        assert!(
+            waits.should_print(
+                nat,
+                "waiting for NAT gateway nat-1 available: available (46s)",
+                at(46_000)
+            ),
+            "a heartbeat after 30 s of the same state"
+        );
+        // Another resource's wait has lines of its own.
+        assert!(waits.should_print(
+            "ecs_service.w",
+            "waiting for ECS service w: 0/1 running (1s)",
+            at(46_000)
+        ));
+        assert_eq!(
+            without_elapsed("rollout IN_PROGRESS (draining)"),
+            "rollout IN_PROGRESS (draining)"
+        );
+    }
 }
