@@ -211,7 +211,11 @@ impl Aws {
         lease: Duration,
         operation: &str,
     ) -> Result<Option<String>, ProviderError> {
-        for _ in 0..4 {
+        // As many tries as the SDK gives any call (throttling and 5xx pass): a run must not
+        // fail to start over a burst of them.
+        let mut last = None;
+        let mut delay = Duration::from_millis(200);
+        for _ in 0..10 {
             let created = self
                 .logs
                 .create_log_stream()
@@ -232,7 +236,10 @@ impl Aws {
                     if e.transient {
                         // Maybe made, maybe not. A lock nobody has written to yet may be this
                         // run's: hold it, and the first holder event decides (`announce`).
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                        let message = e.message.clone();
+                        last = Some(message);
                         match self.lock_info(stack).await? {
                             None => continue,
                             Some(i) if !i.recorded => {
@@ -253,7 +260,8 @@ impl Aws {
             }
         }
         Err(ProviderError(format!(
-            "could not create the lock stream for stack \"{stack}\" in {LOCK_GROUP}"
+            "could not create the lock stream for stack \"{stack}\" in {LOCK_GROUP}{}",
+            last.map(|m| format!(" (last: {m})")).unwrap_or_default()
         )))
     }
 
