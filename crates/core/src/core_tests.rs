@@ -1441,6 +1441,13 @@ fn a_saved_plan_of_an_update_a_replacement_or_a_delete_is_not_stale_when_nothing
             Vec::<String>::new(),
             "{what}"
         );
+        // `show` renders the saved plan exactly as `plan` did.
+        let style = crate::render::human::Style { color: false };
+        assert_eq!(
+            crate::render::human::render(&file.plan, style),
+            crate::render::human::render(&plan_of(), style),
+            "{what}"
+        );
     }
 }
 

@@ -180,9 +180,10 @@ impl PlanFile {
                 version.map_or("(none)".into(), |v| v.to_string())
             ));
         }
-        serde_json::from_value(head)
-            .map(Some)
-            .map_err(|e| format!("damaged saved plan: {e}"))
+        let mut file: PlanFile =
+            serde_json::from_value(head).map_err(|e| format!("damaged saved plan: {e}"))?;
+        file.plan.restore_unknowns();
+        Ok(Some(file))
     }
 
     /// Every way the world differs from when the plan was made; empty when it is still valid.
@@ -210,11 +211,6 @@ impl PlanFile {
             out.push("AWS resources changed since the plan:".into());
             out.extend(what.into_iter().map(|w| format!("  {w}")));
         }
-        // Compared as the file holds it: JSON cannot tell an unknown value (`null`) from an
-        // absent one, so the plan computed now goes through the same encoding first.
-        let plan_now = &serde_json::to_value(plan_now)
-            .and_then(serde_json::from_value::<PlanDoc>)
-            .unwrap_or_else(|_| plan_now.clone());
         if out.is_empty() && *plan_now != self.plan {
             // Each address once, in the order of the saved plan, then the new one's.
             let mut changed: Vec<&str> = Vec::new();

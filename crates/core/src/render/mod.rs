@@ -116,6 +116,25 @@ pub struct AttrChange {
 }
 
 impl PlanDoc {
+    /// After reading a document back from JSON. JSON writes an absent value and a value
+    /// known only after apply (`null`, its paths in `after_unknown_paths`) alike; each
+    /// attribute's action tells them apart again (only an added one has no `before`, only a
+    /// removed one no `after`, a secret has neither), so the document read equals the one
+    /// written and renders the same (`(known after apply)`, not nothing).
+    pub fn restore_unknowns(&mut self) {
+        for a in self.changes.iter_mut().flat_map(|c| &mut c.attributes) {
+            if a.sensitive {
+                continue;
+            }
+            if a.before.is_none() && a.action != AttrAction::Add {
+                a.before = Some(Value::Null);
+            }
+            if a.after.is_none() && a.action != AttrAction::Remove {
+                a.after = Some(Value::Null);
+            }
+        }
+    }
+
     pub fn new(plan: &Plan) -> PlanDoc {
         let s = plan.summary();
         PlanDoc {
