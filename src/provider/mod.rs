@@ -481,7 +481,10 @@ where
             Ok(v) => return Ok(v),
             Err(e) if transient(&e) && start.elapsed() + delay < deadline => {
                 note(&format!("{what}: {} (retrying in {delay:.1?})", e.message));
-                crate::apply::idle(tokio::time::sleep(delay)).await;
+                // Waiting for AWS to let go is a wait like any other: a stop ends it.
+                if crate::apply::pause(delay).await.is_err() {
+                    return Err(stopped(&format!("retrying {what}"), &e.message));
+                }
             }
             Err(e) if transient(&e) => {
                 return Err(ProviderError(format!(
@@ -493,6 +496,13 @@ where
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// A wait or a retry ended by a stop (a Ctrl-C): nothing of it is in flight.
+fn stopped(what: &str, last: &str) -> ProviderError {
+    ProviderError(format!(
+        "stopped {what} (interrupted; last: {last}): the next run picks it up"
+    ))
 }
 
 /// How long to wait before asking AWS again, `elapsed` into a wait: a thirty-second of the time
@@ -548,9 +558,7 @@ where
                     .await
                     .is_err()
                 {
-                    return Err(ProviderError(format!(
-                        "stopped waiting for {what} (interrupted; last state: {state}): the next run picks it up"
-                    )));
+                    return Err(stopped(&format!("waiting for {what}"), &state));
                 }
             }
         }
