@@ -238,8 +238,7 @@ impl Aws {
                         // run's: hold it, and the first holder event decides (`announce`).
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(2));
-                        let message = e.message.clone();
-                        last = Some(message);
+                        last = Some(e.message.clone());
                         match self.lock_info(stack).await? {
                             None => continue,
                             Some(i) if !i.recorded => {

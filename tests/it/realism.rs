@@ -307,6 +307,18 @@ fn apply_interrupted_at(
     out
 }
 
+/// After an interrupted run: `args` (the apply) again finishes the job without duplicates,
+/// and destroy leaves nothing.
+fn converge_then_destroy(aws: &Aws, stack: &TestStack, args: &[&str], env: &[(&str, &str)]) {
+    stack.run_bare(args, env).assert_ok();
+    block_on(assert_no_duplicates(aws, stack));
+    let spec = args.last().expect("the spec is the last argument");
+    stack
+        .run_bare(&["destroy", "--auto-approve", spec], env)
+        .assert_ok();
+    assert_eq!(block_on(leftovers(aws, stack)), Vec::<String>::new());
+}
+
 /// The first Ctrl-C lets what is in flight finish, starts nothing new, lists what did not run,
 /// gives the lock back and exits 1; the next apply finishes the job.
 #[test]
@@ -334,12 +346,7 @@ fn an_interrupted_apply_stops_cleanly_and_the_next_one_converges() {
         "{out}"
     );
     // The lock was given back: no force-unlock needed.
-    stack.run_bare(&args, &env).assert_ok();
-    block_on(assert_no_duplicates(&aws, &stack));
-    stack
-        .run_bare(&["destroy", "--auto-approve", args[2]], &env)
-        .assert_ok();
-    assert_eq!(block_on(leftovers(&aws, &stack)), Vec::<String>::new());
+    converge_then_destroy(&aws, &stack, &args, &env);
 }
 
 /// Issue 15, bug 3: one Ctrl-C while a NAT gateway is pending was not acknowledged and the run
@@ -373,12 +380,7 @@ fn a_ctrl_c_during_a_wait_is_acknowledged_and_ends_the_wait() {
     drop(proxy);
     let proxy = Proxy::start(&moto().endpoint, fast);
     let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
-    stack.run_bare(&args, &env).assert_ok();
-    block_on(assert_no_duplicates(&aws, &stack));
-    stack
-        .run_bare(&["destroy", "--auto-approve", args[2]], &env)
-        .assert_ok();
-    assert_eq!(block_on(leftovers(&aws, &stack)), Vec::<String>::new());
+    converge_then_destroy(&aws, &stack, &args, &env);
 }
 
 /// Fields moto drops from ECS services (the circuit breaker) come back through the proxy, so

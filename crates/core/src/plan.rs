@@ -183,12 +183,9 @@ pub fn compute(
                 // ECS reads `secrets` when a task starts: running tasks keep the old value.
                 // The new tasks start once the secret has its new one.
                 desired.extra_deps.push(secret);
-                let force = (
-                    FORCE_NEW_DEPLOYMENT.to_owned(),
-                    serde_json::Value::Bool(true),
-                );
-                desired.attrs.insert(force.0.clone(), force.1.clone());
-                planned.insert(force.0, force.1);
+                for attrs in [&mut desired.attrs, &mut planned] {
+                    attrs.insert(FORCE_NEW_DEPLOYMENT.into(), serde_json::Value::Bool(true));
+                }
                 (
                     Action::Update,
                     Some("the secret it reads changed".to_owned()),
