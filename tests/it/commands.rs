@@ -143,3 +143,16 @@ async fn logs_prints_the_workers_lines_and_only_the_named_workers() {
     assert!(out.stderr.contains("no worker \"nobody\""), "{out}");
     stack.destroy().assert_ok();
 }
+
+/// Issue 15, item 6: `validate` finds a missing credential as `plan` would, offline.
+#[test]
+fn validate_reads_the_prefect_credential_as_plan_would() {
+    let stack = TestStack::new("validate-key");
+    stack.run(&["validate"], &[]).assert_ok();
+    let empty = [("PREFECT_API_KEY", "")];
+    let validate = stack.run(&["validate"], &empty).assert_failed();
+    let plan = stack.run(&["plan"], &empty).assert_failed();
+    let reason = "the Prefect API key is empty";
+    assert!(validate.stderr.contains(reason), "{validate}");
+    assert!(plan.stderr.contains(reason), "{plan}");
+}

@@ -1,13 +1,16 @@
 //! The stack spec: TOML in, a validated [`Spec`] out. Pure: no AWS, no network.
 //!
 //! Parsing collects every problem of the file before failing, so a user fixes a spec in one
-//! round trip. Only a TOML syntax or type error stops early: serde cannot go on after it.
+//! round trip: type errors too (`schema.rs` checks them before serde runs). Only a TOML syntax
+//! error stops early.
 
 pub mod model;
 mod paths;
 mod raw;
+mod schema;
 mod validate;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -78,23 +81,33 @@ pub fn parse(
 ) -> Result<Spec, SpecError> {
     let file = path.display().to_string();
     let fail = |problems: Vec<Problem>| invalid(&file, source, problems);
-    let doc = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
-    let doc = doc.get_ref();
+    let parsed = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
+    let doc = parsed.get_ref();
 
+    // Type errors first, on a copy that serde then reads with the wrong values taken out.
+    let mut fixed = parsed.clone();
+    let mut dropped = HashSet::new();
+    let mismatches = schema::check(fixed.get_mut(), &mut dropped);
     let mut ignored = Vec::new();
-    let de = toml::Deserializer::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
-    let raw: raw::RawSpec = serde_ignored::deserialize(de, |p| {
+    let raw: raw::RawSpec = serde_ignored::deserialize(toml::Deserializer::from(fixed), |p| {
         ignored.push(KeyPath::from_ignored(&p));
     })
     .map_err(|e| fail(vec![toml_problem(&e, Some(doc))]))?;
 
     let mut problems: Vec<(usize, Problem)> =
         ignored.iter().map(|key| unknown_key(doc, key)).collect();
+    problems.extend(mismatches.into_iter().map(|m| {
+        let offset = m.span.start;
+        (offset, Problem::new(m.message, &m.path, Some(m.span)))
+    }));
+    // A literal key where the variable's name belongs must not be offered as the name to set.
     let key_var = raw
         .prefect
         .as_ref()
         .and_then(|p| p.get_ref().api_key_env.as_ref())
-        .map_or("PREFECT_API_KEY", |v| v.get_ref().as_str());
+        .map(|v| v.get_ref().as_str())
+        .filter(|v| find_api_key(v).is_none())
+        .unwrap_or("PREFECT_API_KEY");
     paths::for_each_string(doc, &mut |key, value, span| {
         if find_api_key(value).is_some() {
             let (line, col) = line_col(source, span.start);
@@ -106,7 +119,17 @@ pub fn parse(
         }
     });
 
-    let spec = validate::validate(&raw, doc, path, env, region, &mut problems);
+    let at = |offset| {
+        let (line, col) = line_col(source, offset);
+        format!("{file}:{line}:{col}")
+    };
+    let file = validate::File {
+        doc,
+        path,
+        dropped: &dropped,
+        at: &at,
+    };
+    let spec = validate::validate(&raw, &file, env, region, &mut problems);
     if problems.is_empty() {
         return Ok(spec);
     }
@@ -171,16 +194,20 @@ fn toml_problem(err: &toml::de::Error, doc: Option<&DeTable>) -> Problem {
 
 fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
     let span = paths::key_span(doc, &key.0);
-    let expected = raw::KEYS
+    let keys = schema::keys(&key.table_keys()).unwrap_or_default();
+    let written = key.last_key();
+    // The nearest known key, if it is near enough to be a typo of it.
+    let near = keys
         .iter()
-        .find(|(table, _)| *table == key.table_keys())
-        .map(|(_, keys)| format!(" (expected one of: {keys})"))
-        .unwrap_or_default();
-    let message = format!(
-        "unknown key \"{}\" {}{expected}",
-        key.last_key(),
-        key.location()
-    );
+        .map(|k| (strsim::damerau_levenshtein(written, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+        .min();
+    let expected = match near {
+        Some((_, k)) => format!("; did you mean \"{k}\"?"),
+        None if keys.is_empty() => String::new(),
+        None => format!(" (expected one of: {})", keys.join(", ")),
+    };
+    let message = format!("unknown key \"{written}\" {}{expected}", key.location());
     let offset = span.as_ref().map_or(0, |s| s.start);
     (offset, Problem::new(message, key, span))
 }

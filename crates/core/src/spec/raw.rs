@@ -1,5 +1,7 @@
 //! The file as written: every field optional so that a missing key is a validation problem
-//! reported with the others, not a deserialization error that hides them.
+//! reported with the others, not a deserialization error that hides them. The keys and their
+//! types are `schema.rs`'s, checked before these structs are filled, so that a type error is
+//! reported with the rest too; a unit test checks that the two agree.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,18 @@ use serde::Deserialize;
 use toml::Spanned;
 
 type Text = Option<Spanned<String>>;
-type Number = Option<Spanned<u32>>;
+/// A number written as one or as a string with `${...}` (`schema.rs` lets nothing else by).
+pub type Number = Option<Spanned<Lit<i64>>>;
+/// A boolean, or a string with `${...}`.
+pub type Flag = Option<Spanned<Lit<bool>>>;
+
+/// A literal value or, for numbers and booleans from variables, the text to substitute.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum Lit<T> {
+    Value(T),
+    Text(String),
+}
 
 #[derive(Deserialize)]
 pub struct RawSpec {
@@ -69,7 +82,7 @@ pub struct RawSecret {
 pub struct RawIam {
     pub execution_role_name: Text,
     pub task_role_name: Text,
-    pub flow_run_role: Option<bool>,
+    pub flow_run_role: Flag,
     pub flow_run_role_name: Text,
 }
 
@@ -87,7 +100,7 @@ pub struct RawLogs {
 #[derive(Deserialize, Default)]
 pub struct RawCluster {
     pub name: Text,
-    pub container_insights: Option<bool>,
+    pub container_insights: Flag,
 }
 
 #[derive(Deserialize)]
@@ -105,36 +118,5 @@ pub struct RawWorker {
 #[derive(Deserialize)]
 pub struct RawWorkPool {
     pub name: Text,
-    pub adopt: Option<bool>,
+    pub adopt: Flag,
 }
-
-/// The keys each table accepts, for "unknown key" messages. Kept next to the structs above so
-/// the two are edited together; a unit test checks that every listed key is accepted.
-pub const KEYS: &[(&str, &str)] = &[
-    (
-        "",
-        "stack, prefect, network, secret, iam, service_discovery, logs, cluster, worker, work_pool",
-    ),
-    ("stack", "name, region, tags"),
-    (
-        "prefect",
-        "account_id, workspace_id, api_url, api_key_env, api_key_file, auth_string_env, auth_string_file",
-    ),
-    (
-        "network",
-        "vpc_name, cidr, availability_zones, az_count, nat, public_subnets, private_subnets",
-    ),
-    ("secret", "name, recovery_window_days"),
-    (
-        "iam",
-        "execution_role_name, task_role_name, flow_run_role, flow_run_role_name",
-    ),
-    ("service_discovery", "namespace"),
-    ("logs", "group, retention_days"),
-    ("cluster", "name, container_insights"),
-    (
-        "worker",
-        "name, work_pool, image, cpu, memory, desired_count, env",
-    ),
-    ("work_pool", "name, adopt"),
-];

@@ -15,6 +15,7 @@ fn env() -> HashMap<&'static str, String> {
             "PREFECT_API_URL",
             format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}"),
         ),
+        ("NOT_A_NUMBER", "three".to_owned()),
     ])
 }
 
@@ -149,10 +150,24 @@ fn fargate_memory_table() {
 
 #[test]
 fn substitution() {
-    let lookup = |name: &str| (name == "A_1").then(|| "x".to_owned());
+    let lookup = |name: &str| match name {
+        "A_1" => Some("x".to_owned()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
     let forbidden = ["SECRET".to_owned()];
     let sub = |text: &str| substitute(text, &lookup, &forbidden);
     assert_eq!(sub("${A_1}-${A_1}"), Ok("x-x".to_owned()));
+    // Defaults, as a shell gives them: for an unset or empty variable only.
+    assert_eq!(sub("${A_1:-dev}"), Ok("x".to_owned()));
+    assert_eq!(sub("${B:-dev}"), Ok("dev".to_owned()));
+    assert_eq!(sub("${EMPTY:-dev}"), Ok("dev".to_owned()));
+    assert_eq!(sub("${EMPTY}"), Ok(String::new()));
+    assert_eq!(sub("${B:-}"), Ok(String::new()));
+    assert_eq!(
+        sub("${SECRET:-x}"),
+        Err(vec![SubstError::Forbidden("SECRET".to_owned())])
+    );
     assert_eq!(
         sub("cost: $$5, $A_1, $"),
         Ok("cost: $5, $A_1, $".to_owned())
@@ -176,6 +191,37 @@ fn env_values_are_substituted_everywhere() {
     assert_eq!(spec.cluster.name, WORKSPACE);
     assert_eq!(spec.workers[0].env["A"], "${HOME}");
     assert_eq!(spec.prefect.cloud.unwrap().account_id, ACCOUNT);
+}
+
+#[test]
+fn numbers_and_booleans_come_from_variables_and_defaults() {
+    let source = with_head(&format!(
+        "[cluster]\ncontainer_insights = \"${{INSIGHTS:-true}}\"\n\n[network]\n\
+         az_count = \"${{AZS}}\"\n\n{WORKER}desired_count = \"${{COUNT:-2}}\"\n\
+         cpu = \"${{CPU}}\"\nmemory = \"${{MEMORY:-2048}}\"\n"
+    ));
+    let mut env = env();
+    env.insert("AZS", "2".to_owned());
+    env.insert("CPU", "1024".to_owned());
+    let with = |env: &HashMap<&str, String>| {
+        parse(
+            &source,
+            Path::new("t.toml"),
+            &|n| env.get(n).cloned(),
+            Some("us-east-1"),
+        )
+        .unwrap()
+    };
+    let spec = with(&env);
+    assert!(spec.cluster.container_insights);
+    assert_eq!(spec.network.zones.len(), 2);
+    let w = &spec.workers[0];
+    assert_eq!((w.desired_count, w.cpu, w.memory), (2, 1024, 2048));
+    env.insert("COUNT", "0".to_owned());
+    env.insert("INSIGHTS", "false".to_owned());
+    let spec = with(&env);
+    assert!(!spec.cluster.container_insights);
+    assert_eq!(spec.workers[0].desired_count, 0);
 }
 
 #[test]
@@ -213,7 +259,8 @@ fn credentials_in_the_api_url_are_refused_and_never_shown() {
         let err = parse(&source, Path::new("test.toml"), &env, Some("us-east-1")).unwrap_err();
         let rendered = render_plain(&err);
         assert!(
-            rendered.contains("api_url must not hold credentials"),
+            rendered.contains("api_url must not hold credentials")
+                && rendered.contains("test.toml:5:11"),
             "{rendered}"
         );
         assert!(!rendered.contains(password), "{rendered}");
@@ -252,33 +299,80 @@ fn api_key_never_appears_in_the_rendered_error() {
     );
 }
 
-#[test]
-fn every_key_listed_in_hints_is_accepted() {
-    // `[[1]]` fits no field's type: a known key fails deserialization, an unknown one is ignored.
-    for (table, keys) in raw::KEYS {
-        for key in keys.split(", ") {
-            let (source, path) = match *table {
-                "" => (format!("{key} = [[1]]\n"), key.to_string()),
-                "worker" | "work_pool" => (
-                    format!("[[{table}]]\n{key} = [[1]]\n"),
-                    format!("{table}[0].{key}"),
-                ),
-                _ => (
-                    format!("[{table}]\n{key} = [[1]]\n"),
-                    format!("{table}.{key}"),
-                ),
-            };
-            let SpecError::Invalid { problems, .. } = parse_str(&source).unwrap_err() else {
-                panic!("unexpected i/o error");
-            };
-            assert_eq!(problems.len(), 1, "{path}");
-            assert!(problems[0].message.starts_with("invalid type"), "{path}");
-            assert!(
-                problems[0].path.starts_with(&path),
-                "{path}: {}",
-                problems[0].path
-            );
+/// Every (table, key, type) of the schema, with its table's header.
+fn schema_keys() -> Vec<(String, &'static str, schema::Type)> {
+    let mut out = Vec::new();
+    for (table, ty) in schema::ROOT {
+        out.push((String::new(), *table, *ty));
+        if let schema::Type::Table(fields) | schema::Type::Tables(fields, _) = ty {
+            for (key, ty) in *fields {
+                out.push((table.to_string(), *key, *ty));
+            }
         }
+    }
+    out
+}
+
+fn one_key(table: &str, key: &str, value: &str) -> (String, String) {
+    match table {
+        "" => (format!("{key} = {value}\n"), key.to_string()),
+        "worker" | "work_pool" => (
+            format!("[[{table}]]\n{key} = {value}\n"),
+            format!("{table}[0].{key}"),
+        ),
+        _ => (
+            format!("[{table}]\n{key} = {value}\n"),
+            format!("{table}.{key}"),
+        ),
+    }
+}
+
+#[test]
+fn the_schema_and_the_raw_structs_agree() {
+    use schema::Type::*;
+    for (table, key, ty) in schema_keys() {
+        let value = match ty {
+            Text => "\"x\"",
+            Number => "1",
+            Flag => "true",
+            Texts(_) => "[\"x\"]",
+            TextMap => "{ A = \"x\" }",
+            Table(_) => "{}",
+            Tables(..) => "[{}]",
+        };
+        let (source, path) = one_key(&table, key, value);
+        let SpecError::Invalid { problems, .. } = parse_str(&source).unwrap_err() else {
+            panic!("unexpected i/o error");
+        };
+        assert!(
+            !problems.iter().any(|p| p.message.starts_with("unknown key")
+                || p.message.contains("invalid type")),
+            "{path}: {:?}",
+            problems.iter().map(|p| &p.message).collect::<Vec<_>>()
+        );
+        assert!(schema::keys(&table).unwrap().contains(&key), "{path}");
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_reported_at_its_key_in_plain_words() {
+    // `[[1]]` fits no key's type.
+    for (table, key, _) in schema_keys() {
+        let (source, path) = one_key(&table, key, "[[1]]");
+        let SpecError::Invalid { problems, .. } = parse_str(&source).unwrap_err() else {
+            panic!("unexpected i/o error");
+        };
+        let typed: Vec<_> = problems
+            .iter()
+            .filter(|p| p.message.starts_with("expected"))
+            .collect();
+        assert_eq!(typed.len(), 1, "{path}: {problems:?}");
+        assert!(
+            typed[0].path.starts_with(&path),
+            "{path}: {}",
+            typed[0].path
+        );
+        assert!(!typed[0].message.contains("invalid type"), "{path}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! From the raw file to the model: substitute variables, fill defaults, carve subnets, and
 //! record a problem for everything AWS or Prefect would reject later, mid-apply.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
@@ -51,7 +51,8 @@ pub(super) enum SubstError {
     Malformed,
 }
 
-/// Expands `${NAME}` from `env`; `$$` is a literal `$` and a lone `$` is kept as is.
+/// Expands `${NAME}` from `env`, and `${NAME:-default}` to `default` when `NAME` is unset or
+/// empty (as a shell does); `$$` is a literal `$` and a lone `$` is kept as is.
 pub(super) fn substitute(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -78,14 +79,19 @@ pub(super) fn substitute(
             rest = "";
             break;
         };
-        let name = &body[..end];
+        let (name, default) = match body[..end].split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (&body[..end], None),
+        };
         rest = &body[end + 1..];
         if !is_env_name(name) {
             errors.push(SubstError::Malformed);
         } else if forbidden.iter().any(|f| f == name) {
             errors.push(SubstError::Forbidden(name.to_owned()));
-        } else if let Some(value) = env(name) {
+        } else if let Some(value) = env(name).filter(|v| default.is_none() || !v.is_empty()) {
             out.push_str(&value);
+        } else if let Some(default) = default {
+            out.push_str(default);
         } else {
             errors.push(SubstError::Unset(name.to_owned()));
         }
@@ -98,17 +104,29 @@ pub(super) fn substitute(
     }
 }
 
+/// The file the raw spec was read from, as the checks need it.
+pub(super) struct File<'a> {
+    pub doc: &'a DeTable<'a>,
+    pub path: &'a Path,
+    /// The keys `schema::check` took out for their type (already reported).
+    pub dropped: &'a HashSet<String>,
+    /// `file:line:col` of a byte offset.
+    pub at: &'a dyn Fn(usize) -> String,
+}
+
 pub(super) fn validate(
     raw: &RawSpec,
-    doc: &DeTable,
-    path: &Path,
+    file: &File,
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
     problems: &mut Vec<(usize, Problem)>,
 ) -> Spec {
+    let path = file.path;
     let mut c = Checker {
-        doc,
+        doc: file.doc,
         env,
+        dropped: file.dropped,
+        at: file.at,
         forbidden: vec![
             "PREFECT_API_KEY".to_owned(),
             "PREFECT_API_AUTH_STRING".to_owned(),
@@ -151,14 +169,16 @@ pub(super) fn validate(
             format!("{name}-worker-task-role"),
             role_name,
         ),
-        flow_run_role_name: raw.iam.flow_run_role.unwrap_or(true).then(|| {
-            c.string(
-                raw.iam.flow_run_role_name.as_ref(),
-                &ip.key("flow_run_role_name"),
-                format!("{name}-flow-run-role"),
-                role_name,
-            )
-        }),
+        flow_run_role_name: c
+            .flag(&raw.iam.flow_run_role, &ip.key("flow_run_role"), true)
+            .then(|| {
+                c.string(
+                    raw.iam.flow_run_role_name.as_ref(),
+                    &ip.key("flow_run_role_name"),
+                    format!("{name}-flow-run-role"),
+                    role_name,
+                )
+            }),
     };
     let namespace = c.string(
         raw.service_discovery.namespace.as_ref(),
@@ -183,7 +203,11 @@ pub(super) fn validate(
             format!("{name}-cluster"),
             aws_name("ECS cluster name", 255, |ch| "_-".contains(ch)),
         ),
-        container_insights: raw.cluster.container_insights.unwrap_or(false),
+        container_insights: c.flag(
+            &raw.cluster.container_insights,
+            &root.key("cluster").key("container_insights"),
+            false,
+        ),
     };
     let workers = c.workers(raw.worker.as_ref());
     let work_pools = c.work_pools(raw.work_pool.as_ref(), &workers);
@@ -208,6 +232,11 @@ type Check = fn(&str) -> Result<(), String>;
 struct Checker<'a> {
     doc: &'a DeTable<'a>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Keys whose value had the wrong type, already reported and taken out of the raw file:
+    /// a problem at one of them (its absence) is a consequence, not news.
+    dropped: &'a HashSet<String>,
+    /// `file:line:col` of an offset, for a problem reported without its snippet.
+    at: &'a dyn Fn(usize) -> String,
     /// Variables holding the API key: `${...}` on them would put the key in plain text.
     forbidden: Vec<String>,
     problems: &'a mut Vec<(usize, Problem)>,
@@ -215,6 +244,9 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn report(&mut self, span: Option<Range<usize>>, path: &KeyPath, message: impl Into<String>) {
+        if self.dropped.contains(&path.to_string()) {
+            return;
+        }
         let offset = span.as_ref().map_or(0, |s| s.start);
         self.problems
             .push((offset, Problem::new(message.into(), path, span)));
@@ -283,14 +315,78 @@ impl Checker<'_> {
         self.string(value.as_ref(), path, String::new(), check)
     }
 
+    /// A number as written or, from `"${VAR}"`, as substituted; `None` (reported) when it is
+    /// not a whole number of `u32`'s range.
+    fn resolve(&mut self, value: &Number, path: &KeyPath) -> Option<Spanned<u32>> {
+        let value = value.as_ref()?;
+        let n = match value.get_ref() {
+            Lit::Value(n) => *n,
+            Lit::Text(written) => {
+                let text = self.text(&Spanned::new(value.span(), written.clone()), path)?;
+                match text.trim().parse::<i64>() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        let message = format!(
+                            "{} = {written:?} is {text:?} after substitution, which is not a \
+                             whole number",
+                            path.last_key()
+                        );
+                        self.report(Some(value.span()), path, message);
+                        return None;
+                    }
+                }
+            }
+        };
+        match u32::try_from(n) {
+            Ok(n) => Some(Spanned::new(value.span(), n)),
+            Err(_) => {
+                let message = format!(
+                    "{} = {n} is out of range (a whole number from 0 is expected)",
+                    path.last_key()
+                );
+                self.report(Some(value.span()), path, message);
+                None
+            }
+        }
+    }
+
+    /// A boolean as written or, from `"${VAR}"`, as substituted; `default` if absent or wrong.
+    fn flag(&mut self, value: &Flag, path: &KeyPath, default: bool) -> bool {
+        let Some(value) = value else {
+            return default;
+        };
+        match value.get_ref() {
+            Lit::Value(b) => *b,
+            Lit::Text(written) => {
+                let Some(text) = self.text(&Spanned::new(value.span(), written.clone()), path)
+                else {
+                    return default;
+                };
+                match text.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        let message = format!(
+                            "{} = {written:?} is {text:?} after substitution; expected true or \
+                             false",
+                            path.last_key()
+                        );
+                        self.report(Some(value.span()), path, message);
+                        default
+                    }
+                }
+            }
+        }
+    }
+
     fn number(
         &mut self,
-        value: &Option<Spanned<u32>>,
+        value: &Number,
         path: &KeyPath,
         default: u32,
         range: RangeInclusive<u32>,
     ) -> u32 {
-        let Some(value) = value else {
+        let Some(value) = self.resolve(value, path) else {
             return default;
         };
         let n = *value.get_ref();
@@ -354,6 +450,7 @@ impl Checker<'_> {
             // shows them (from an environment variable, the snippet shows only `${…}`).
             Some(url) if api_url_credentials(url.get_ref()).is_err() => {
                 let message = api_url_credentials(url.get_ref()).unwrap_err();
+                let message = format!("{}: {message}", (self.at)(url.span().start));
                 self.report(None, &p.key("api_url"), message);
                 (String::new(), None)
             }
@@ -598,7 +695,7 @@ impl Checker<'_> {
             );
             self.report(Some(list.span()), &path, message);
         }
-        if let Some(count) = &raw.az_count
+        if let Some(count) = self.resolve(&raw.az_count, &p.key("az_count"))
             && *count.get_ref() as usize != list.get_ref().len()
         {
             let message = format!(
@@ -736,8 +833,8 @@ impl Checker<'_> {
         }
     }
 
-    fn retention(&mut self, raw: &Option<Spanned<u32>>, path: &KeyPath) -> u32 {
-        let Some(days) = raw else {
+    fn retention(&mut self, raw: &Number, path: &KeyPath) -> u32 {
+        let Some(days) = self.resolve(raw, path) else {
             return 30;
         };
         if !RETENTION_DAYS.contains(days.get_ref()) {
@@ -886,7 +983,7 @@ impl Checker<'_> {
                 continue;
             }
             match pools.get_mut(&name) {
-                Some(pool) => pool.adopt = entry.adopt.unwrap_or(false),
+                Some(pool) => pool.adopt = self.flag(&entry.adopt, &p.key("adopt"), false),
                 None if !workers.is_empty() => {
                     let message = format!(
                         "work_pool[{i}] configures pool \"{name}\", which no worker uses; set it as a worker's work_pool or remove the table"
@@ -904,9 +1001,23 @@ impl Checker<'_> {
     }
 
     fn size(&mut self, raw: &RawWorker, p: &KeyPath, table: Range<usize>) -> (u32, u32) {
-        let cpu = raw.cpu.as_ref().map_or(512, |c| *c.get_ref());
-        let memory = raw.memory.as_ref().map_or(1024, |m| *m.get_ref());
-        let cpu_span = raw.cpu.as_ref().map_or(table, |c| c.span());
+        let raw_cpu = self.resolve(&raw.cpu, &p.key("cpu"));
+        let raw_memory = self.resolve(&raw.memory, &p.key("memory"));
+        let cpu = raw_cpu.as_ref().map_or(512, |c| *c.get_ref());
+        let memory = raw_memory.as_ref().map_or(1024, |m| *m.get_ref());
+        // A size whose value was wrong is reported already; checking the other against a
+        // default the user never chose would only mislead.
+        let wrong = |value: &Option<Spanned<u32>>, key: &str| {
+            value.is_none() && self.dropped.contains(&p.key(key).to_string())
+        };
+        if raw_cpu.is_none() && raw.cpu.is_some()
+            || raw_memory.is_none() && raw.memory.is_some()
+            || wrong(&raw_cpu, "cpu")
+            || wrong(&raw_memory, "memory")
+        {
+            return (cpu, memory);
+        }
+        let cpu_span = raw_cpu.as_ref().map_or(table, |c| c.span());
         let Some(allowed) = fargate_memory(cpu) else {
             let message = format!(
                 "cpu = {cpu} is not a Fargate size (allowed: {})",
@@ -917,7 +1028,7 @@ impl Checker<'_> {
         };
         if !allowed.contains(&memory) {
             let allowed = join(&allowed);
-            match &raw.memory {
+            match &raw_memory {
                 Some(value) => {
                     let message = format!(
                         "memory = {memory} is not valid with cpu = {cpu} (allowed: {allowed})"
