@@ -1565,3 +1565,37 @@ fn a_rotated_secret_redeploys_the_services_that_read_it() {
     let same = compute("dev", Some(&before), &seen).unwrap();
     assert!(same.changes.iter().all(|c| c.action == Action::NoOp));
 }
+
+/// Issue 15, item 10: one user tag added changes every resource's spec digest too; the human
+/// and Markdown plans show the user's tag only, the JSON plan everything.
+#[test]
+fn internal_tags_are_shown_only_in_json() {
+    let old = dev();
+    let mut spec = load("dev.toml");
+    spec.tags.insert("team".into(), "data".into());
+    let new = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    let p = compute("dev", Some(&new), &converged(&old)).unwrap();
+    let doc = crate::render::PlanDoc::new(&p);
+    let json = serde_json::to_string(&doc).unwrap();
+    assert!(json.contains(crate::model::TAG_SPEC), "{json}");
+    for text in [p.render(), crate::render::markdown::render(&doc)] {
+        assert!(!text.contains("prefect-ecs:"), "{text}");
+        assert!(text.contains(r#"tags.team: "data""#), "{text}");
+    }
+
+    // Only the digest differs (an edit made outside): said in one line, not hidden silently.
+    let p = scenario(|s| {
+        let tags = observed_mut(s, "log_group.workers")
+            .attrs
+            .get_mut("tags")
+            .unwrap();
+        tags[crate::model::TAG_SPEC] = json!("0000000000000000");
+    });
+    let text = p.render();
+    assert!(text.contains("~ log_group.workers"), "{text}");
+    assert!(
+        text.contains("# only prefect-ecs's own tags change"),
+        "{text}"
+    );
+    assert!(!text.contains("prefect-ecs:spec"), "{text}");
+}

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{
     Action, ChangeDoc, PlanDoc, ReplaceOrder, attr_line, attr_symbol, created_lines, symbol,
+    visible,
 };
 
 /// How output may look. Decided once, in `commands`.
@@ -95,12 +96,19 @@ fn change(s: &mut String, c: &ChangeDoc, style: Style) {
     }
     match c.action {
         Action::Create => {
-            for (k, v) in created_lines(c) {
+            for (k, v) in created_lines(c, 6) {
                 let _ = writeln!(s, "      {k} = {v}");
             }
         }
         Action::Update | Action::Replace => {
-            for a in &c.attributes {
+            if !c.attributes.is_empty() && !c.attributes.iter().any(visible) {
+                let _ = writeln!(
+                    s,
+                    "      {}",
+                    style.dim("# only prefect-ecs's own tags change (shown in --json)")
+                );
+            }
+            for a in c.attributes.iter().filter(|a| visible(a)) {
                 let forces = if a.forces_replacement {
                     format!("  {}", style.dim("# forces replacement"))
                 } else {
@@ -110,7 +118,7 @@ fn change(s: &mut String, c: &ChangeDoc, style: Style) {
                     s,
                     "    {} {}{forces}",
                     style.sign(attr_symbol(a)),
-                    attr_line(a)
+                    attr_line(a, 6)
                 );
             }
         }

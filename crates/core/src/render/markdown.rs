@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::human::{NO_CHANGES, summary_line};
-use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, created_lines, symbol};
+use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, created_lines, symbol, visible};
 
 pub fn render(doc: &PlanDoc) -> String {
     let mut s = format!("### prefect-ecs plan: stack `{}`\n\n", doc.stack);
@@ -59,6 +59,7 @@ fn why(c: &ChangeDoc) -> String {
     let paths: Vec<String> = c
         .attributes
         .iter()
+        .filter(|a| visible(a))
         .map(|a| format!("`{}`", a.path))
         .collect();
     paths.join(", ")
@@ -68,16 +69,21 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Lines in `diff` syntax, so GitHub colours additions and removals.
+/// Lines in `diff` syntax, so GitHub colours additions and removals; a block's lines carry
+/// its first line's sign.
 fn body(c: &ChangeDoc) -> Vec<String> {
+    let signed = |sign: &str, text: String| {
+        format!("{sign} {}", text.replace("\n  ", &format!("\n{sign} ")))
+    };
     match c.action {
-        Action::Create => created_lines(c)
+        Action::Create => created_lines(c, 2)
             .into_iter()
-            .map(|(k, v)| format!("+ {k} = {v}"))
+            .map(|(k, v)| signed("+", format!("{k} = {v}")))
             .collect(),
         Action::Update | Action::Replace => c
             .attributes
             .iter()
+            .filter(|a| visible(a))
             .map(|a| {
                 // `diff` colours by the first character: `~` is neither, `!` is "changed".
                 let sign = match attr_symbol(a) {
@@ -89,7 +95,7 @@ fn body(c: &ChangeDoc) -> Vec<String> {
                 } else {
                     ""
                 };
-                format!("{sign} {}{forces}", attr_line(a))
+                signed(sign, format!("{}{forces}", attr_line(a, 2)))
             })
             .collect(),
         Action::Delete => vec![format!(

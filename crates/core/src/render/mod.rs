@@ -448,10 +448,11 @@ pub fn show(v: &Value, path: &str, unknown: &BTreeSet<&str>) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Value::Object(m) if m.is_empty() => "{}".to_owned(),
         Value::Object(m) => format!(
-            "{{{}}}",
+            "{{ {} }}",
             m.iter()
-                .map(|(k, x)| format!("{k}: {}", show(x, &key_path(path, k), unknown)))
+                .map(|(k, x)| format!("{} = {}", key(k), show(x, &key_path(path, k), unknown)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -459,13 +460,88 @@ pub fn show(v: &Value, path: &str, unknown: &BTreeSet<&str>) -> String {
     }
 }
 
-/// One attribute change as a line's text, without its marker: `path: before → after`.
-/// The `key = value` lines of a resource to be created. A work pool's base job template is
+/// A key as Terraform writes it: bare when it is an identifier, quoted otherwise.
+fn key(k: &str) -> String {
+    if is_identifier(k) {
+        k.to_owned()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+/// Lines longer than this are broken into indented blocks.
+const WIDTH: usize = 100;
+
+/// The tags prefect-ecs keeps for itself (ownership, the spec digest): in the JSON plan only,
+/// since they change with every edit of the spec and say nothing a reviewer decides on.
+fn is_internal_tag(key: &str) -> bool {
+    key.starts_with("prefect-ecs:")
+}
+
+/// Whether a reader of the human or Markdown plan sees this attribute change.
+pub fn visible(a: &AttrChange) -> bool {
+    !(a.path.starts_with("tags[\"prefect-ecs:") || a.path == "tags" && internal_only(a))
+}
+
+/// A change of a whole `tags` value that adds or removes only internal tags.
+fn internal_only(a: &AttrChange) -> bool {
+    [&a.before, &a.after].into_iter().flatten().all(|v| {
+        v.as_object()
+            .is_some_and(|m| m.keys().all(|k| is_internal_tag(k)))
+    })
+}
+
+/// `v` as `show` gives it when it fits on a line of `WIDTH` beside `used` columns, otherwise
+/// as Terraform prints nested values: one key or item per line, indented under the line that
+/// opens it (`indent` columns).
+pub fn pretty(
+    v: &Value,
+    path: &str,
+    unknown: &BTreeSet<&str>,
+    indent: usize,
+    used: usize,
+) -> String {
+    let compact = show(v, path, unknown);
+    if used + compact.chars().count() <= WIDTH || unknown.contains(path) {
+        return compact;
+    }
+    let inner = " ".repeat(indent + 4);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let width = m.keys().map(|k| key(k).chars().count()).max().unwrap_or(0);
+            let mut s = "{\n".to_owned();
+            for (k, x) in m {
+                let value = pretty(
+                    x,
+                    &key_path(path, k),
+                    unknown,
+                    indent + 4,
+                    indent + 7 + width,
+                );
+                s.push_str(&format!("{inner}{:<width$} = {value}\n", key(k)));
+            }
+            s + &" ".repeat(indent) + "}"
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let mut s = "[\n".to_owned();
+            for (i, x) in items.iter().enumerate() {
+                let value = pretty(x, &index_path(path, i), unknown, indent + 4, indent + 4);
+                s.push_str(&format!("{inner}{value},\n"));
+            }
+            s + &" ".repeat(indent) + "]"
+        }
+        _ => compact,
+    }
+}
+
+/// The `key = value` lines of a resource to be created, a long value broken into a block
+/// indented from `indent` (the column the line starts at). A work pool's base job template is
 /// a long document mostly as Prefect ships it: only its variables' defaults are shown (the
-/// JSON plan has all of it).
-pub fn created_lines(c: &ChangeDoc) -> Vec<(String, String)> {
+/// JSON plan has all of it). Internal tags are left out.
+pub fn created_lines(c: &ChangeDoc, indent: usize) -> Vec<(String, String)> {
     let unknown: BTreeSet<&str> = c.unknown_paths.iter().map(String::as_str).collect();
     let mut out = Vec::new();
+    let line = |k: &str, v: &Value| pretty(v, k, &unknown, indent, indent + k.len() + 3);
     for (k, v) in c.after.iter().flatten() {
         let props = v
             .pointer("/variables/properties")
@@ -485,7 +561,16 @@ pub fn created_lines(c: &ChangeDoc) -> Vec<(String, String)> {
                     }
                 }
             }
-            _ => out.push((k.clone(), show(v, k, &unknown))),
+            _ if k == "tags" && v.is_object() => {
+                let mut tags = v.clone();
+                if let Some(m) = tags.as_object_mut() {
+                    m.retain(|t, _| !is_internal_tag(t));
+                }
+                if tags.as_object().is_some_and(|m| !m.is_empty()) {
+                    out.push((k.clone(), line(k, &tags)));
+                }
+            }
+            _ => out.push((k.clone(), line(k, v))),
         }
     }
     out.extend(
@@ -496,21 +581,28 @@ pub fn created_lines(c: &ChangeDoc) -> Vec<(String, String)> {
     out
 }
 
-pub fn attr_line(a: &AttrChange) -> String {
+/// One attribute change as a line's text, without its marker: `path: before → after`; a
+/// long value broken into a block indented from `indent`.
+pub fn attr_line(a: &AttrChange, indent: usize) -> String {
     if a.sensitive {
         return format!("{}: (sensitive value changed)", a.path);
     }
     let unknown: BTreeSet<&str> = a.after_unknown_paths.iter().map(String::as_str).collect();
     let none = BTreeSet::new();
+    let used = indent + a.path.chars().count() + 2;
     match (&a.before, &a.after) {
-        (Some(b), Some(x)) => format!(
-            "{}: {} → {}",
-            a.path,
-            show(b, "", &none),
-            show(x, "", &unknown)
-        ),
-        (Some(b), None) => format!("{}: {}", a.path, show(b, "", &none)),
-        (None, Some(x)) => format!("{}: {}", a.path, show(x, "", &unknown)),
+        (Some(b), Some(x)) => {
+            let before = pretty(b, "", &none, indent, used);
+            let after_used = if before.contains('\n') {
+                indent + 3
+            } else {
+                used + before.chars().count() + 3
+            };
+            let after = pretty(x, "", &unknown, indent, after_used);
+            format!("{}: {before} → {after}", a.path)
+        }
+        (Some(b), None) => format!("{}: {}", a.path, pretty(b, "", &none, indent, used)),
+        (None, Some(x)) => format!("{}: {}", a.path, pretty(x, "", &unknown, indent, used)),
         (None, None) => a.path.clone(),
     }
 }
@@ -559,15 +651,18 @@ mod tests {
             .map(|(path, before, after)| {
                 let mut unknown = Vec::new();
                 let after = after.map(|v| split_unknown(&v, "", &mut unknown));
-                attr_line(&AttrChange {
-                    action: AttrAction::Update,
-                    path,
-                    before,
-                    after,
-                    after_unknown_paths: unknown,
-                    forces_replacement: false,
-                    sensitive: false,
-                })
+                attr_line(
+                    &AttrChange {
+                        action: AttrAction::Update,
+                        path,
+                        before,
+                        after,
+                        after_unknown_paths: unknown,
+                        forces_replacement: false,
+                        sensitive: false,
+                    },
+                    0,
+                )
             })
             .collect()
     }
