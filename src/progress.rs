@@ -1,5 +1,7 @@
 //! What apply and destroy print while they run: the plan, one report per state change of a
-//! resource, and a summary with every resource's duration. Three shapes, chosen once: live
+//! resource (marked with the plan's symbol for its action: `+` create, `~` update, `-`
+//! destroy; the outcome in words), and a summary: the failures, the steps that took
+//! noticeable time, and one line saying what happened. Three shapes, chosen once: live
 //! spinners on a terminal (indicatif), one timestamped line per change for CI logs, or JSON
 //! lines (`--json`).
 
@@ -82,6 +84,15 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
+/// The plan's symbol for the operation, so a `-` is always a deletion, never a failure.
+fn op_symbol(op: Op) -> &'static str {
+    match op {
+        Op::Create => "+",
+        Op::Update => "~",
+        Op::Delete => "-",
+    }
+}
+
 fn op_name(op: Op) -> &'static str {
     match op {
         Op::Create => "create",
@@ -112,11 +123,14 @@ impl Progress {
     }
 
     /// The plan about to be executed.
-    pub fn plan(&self, plan: &Plan) {
+    /// `target`: `stack "dev" in account 123456789012, us-east-1`, for the header.
+    pub fn plan(&self, plan: &Plan, target: &str) {
         let doc = PlanDoc::new(plan);
         match self.mode {
             Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
-            Mode::Live | Mode::Lines => print!("{}", human::render(&doc, self.style)),
+            Mode::Live | Mode::Lines => {
+                print!("{}", human::render_in(&doc, self.style, Some(target)))
+            }
         }
     }
 
@@ -169,11 +183,18 @@ impl Progress {
                 }
             }
             (Mode::Lines, Event::Started(s)) => {
-                println!("+{at:.1}s  {}: {}…", s.address, s.op.progressive())
+                println!(
+                    "+{at:.1}s  {} {}: {}…",
+                    op_symbol(s.op),
+                    s.address,
+                    s.op.progressive()
+                )
             }
-            (Mode::Lines, Event::Finished(s, took, result)) => {
-                println!("+{at:.1}s  {}", finished_text(s, *took, *result))
-            }
+            (Mode::Lines, Event::Finished(s, took, result)) => println!(
+                "+{at:.1}s  {} {}",
+                op_symbol(s.op),
+                finished_text(s, *took, *result, self.style)
+            ),
             (Mode::Json, Event::Stopping { in_flight }) => json_line(json!({
                 "type": "stopping", "in_flight": in_flight, "elapsed_s": at,
             })),
@@ -197,7 +218,8 @@ impl Progress {
             Event::Waiting(address, message) => {
                 let address = address.to_string();
                 if let Some((_, _, bar)) = live.running.iter().find(|(a, _, _)| *a == address) {
-                    bar.set_message(format!("{address}: {message}"));
+                    // The spinner shows its own elapsed time.
+                    bar.set_message(format!("{address}: {}", without_elapsed(message)));
                 }
             }
             Event::Started(s) => {
@@ -206,7 +228,12 @@ impl Progress {
                     ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                         .expect("a valid template"),
                 );
-                bar.set_message(format!("{}: {}", s.address, s.op.progressive()));
+                bar.set_message(format!(
+                    "{} {}: {}",
+                    self.style.sign(op_symbol(s.op)),
+                    s.address,
+                    s.op.progressive()
+                ));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 live.running.push((s.address.to_string(), s.op, bar));
             }
@@ -222,20 +249,18 @@ impl Progress {
                     bar.finish_and_clear();
                     live.multi.remove(&bar);
                 }
-                let mark = if result.is_ok() {
-                    self.style.sign("+")
-                } else {
-                    self.style.sign("-")
-                };
-                let _ = live
-                    .multi
-                    .println(format!("{mark} {}", finished_text(s, *took, *result)));
+                let _ = live.multi.println(format!(
+                    "{} {}",
+                    self.style.sign(op_symbol(s.op)),
+                    finished_text(s, *took, *result, self.style)
+                ));
                 live.overall.inc(1);
             }
         }
     }
 
-    /// The summary: every operation with its duration, slowest first, and the total.
+    /// The summary: the failures first, then the steps that took noticeable time (at
+    /// least [`NOTICEABLE`], the [`SLOWEST`] slowest), then one line saying what happened.
     /// Returns whether everything succeeded.
     pub fn finish(&mut self, report: &Report) -> bool {
         if let Some(live) = self.live.take() {
@@ -262,50 +287,108 @@ impl Progress {
                     "address": s.address.to_string(), "operation": op_name(s.op),
                 })).collect::<Vec<_>>(),
             }));
-        } else if !report.done.is_empty() {
-            let mut done: Vec<&(Step, Duration)> = report.done.iter().collect();
-            done.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.address.cmp(&b.0.address)));
-            println!("\nDurations, slowest first:");
-            for (s, d) in done {
-                println!("  {:>7.1}s  {} {}", d.as_secs_f64(), s.address, s.op.past());
-            }
+            return report.ok();
         }
-        if report.ok() {
-            if self.mode != Mode::Json {
-                println!(
-                    "\n{} complete: {} operation(s) in {:.1}s.",
-                    capitalize(verb),
-                    report.done.len(),
-                    report.elapsed.as_secs_f64()
+        if !report.ok() {
+            eprintln!();
+            for (s, e) in &report.failed {
+                eprintln!(
+                    "{} {}: {} {}: {e}",
+                    self.style.sign(op_symbol(s.op)),
+                    s.address,
+                    s.op.progressive(),
+                    self.style.bold("FAILED")
                 );
             }
+            for s in &report.skipped {
+                eprintln!("  skipped: {} (needs a failed step)", s.address);
+            }
+            for s in &report.not_started {
+                eprintln!("  not started: {} ({})", s.address, s.op.progressive());
+            }
+        }
+        let slow = slowest(report);
+        if !slow.is_empty() {
+            println!("\nSlowest steps:");
+            for (s, d) in slow {
+                println!(
+                    "  {:>7}  {} {} {}",
+                    elapsed(*d),
+                    op_symbol(s.op),
+                    s.address,
+                    s.op.past()
+                );
+            }
+        }
+        let line = outcome_line(verb, report);
+        if report.ok() {
+            println!("\n{}", self.style.bold(&line));
             return true;
         }
-        eprintln!(
-            "{} {}: {} done, {} failed, {} skipped.",
-            capitalize(verb),
-            if report.interrupted {
-                "interrupted"
-            } else {
-                "failed"
-            },
-            report.done.len(),
-            report.failed.len(),
-            report.skipped.len()
-        );
-        for (s, e) in &report.failed {
-            eprintln!("  failed:  {} ({}): {e}", s.address, s.op.progressive());
-        }
-        for s in &report.skipped {
-            eprintln!("  skipped: {} (needs a failed step)", s.address);
-        }
-        for s in &report.not_started {
-            eprintln!("  not started: {} ({})", s.address, s.op.progressive());
-        }
+        eprintln!("\n{}", self.style.bold(&line));
         eprintln!(
             "Run `prefect-ecs {verb}` again once the cause is fixed: it continues from what exists."
         );
         false
+    }
+}
+
+/// A step that took less is not worth a line of the summary.
+const NOTICEABLE: Duration = Duration::from_secs(1);
+/// At most this many steps are listed as slow.
+const SLOWEST: usize = 10;
+
+fn slowest(report: &Report) -> Vec<&(Step, Duration)> {
+    let mut done: Vec<&(Step, Duration)> = report
+        .done
+        .iter()
+        .filter(|(_, d)| *d >= NOTICEABLE)
+        .collect();
+    done.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.address.cmp(&b.0.address)));
+    done.truncate(SLOWEST);
+    done
+}
+
+/// `Apply complete: 3 added, 1 changed, 1 destroyed (28 operations, 2m14s).`, or what failed.
+fn outcome_line(verb: &str, report: &Report) -> String {
+    let count = |op: Op| report.done.iter().filter(|(s, _)| s.op == op).count();
+    let counts = format!(
+        "{} added, {} changed, {} destroyed",
+        count(Op::Create),
+        count(Op::Update),
+        count(Op::Delete)
+    );
+    let took = elapsed(report.elapsed);
+    let ops = report.done.len();
+    let noun = if ops == 1 { "operation" } else { "operations" };
+    if report.ok() {
+        return format!(
+            "{} complete: {counts} ({ops} {noun}, {took}).",
+            capitalize(verb)
+        );
+    }
+    let how = if report.interrupted {
+        "interrupted"
+    } else {
+        "failed"
+    };
+    format!(
+        "{} {how} after {took}: {counts}; {} failed, {} skipped, {} not started.",
+        capitalize(verb),
+        report.failed.len(),
+        report.skipped.len(),
+        report.not_started.len()
+    )
+}
+
+/// `0.2s`, `28.4s`, `2m14s`.
+fn elapsed(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let whole = d.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
 
@@ -316,24 +399,32 @@ fn stopping_text(verb: &str, in_flight: usize) -> String {
     )
 }
 
+/// A step's end. A failure shows the error's first line only: the whole of it, with any
+/// diagnosis, is in the summary, once.
 fn finished_text(
     s: &Step,
     took: Duration,
     result: Result<(), &crate::apply::ProviderError>,
+    style: Style,
 ) -> String {
     match result {
-        Ok(()) => format!(
-            "{}: {} ({:.1}s)",
-            s.address,
-            s.op.past(),
-            took.as_secs_f64()
-        ),
-        Err(e) => format!(
-            "{}: {} FAILED after {:.1}s: {e}",
-            s.address,
-            s.op.progressive(),
-            took.as_secs_f64()
-        ),
+        Ok(()) => format!("{}: {} ({})", s.address, s.op.past(), elapsed(took)),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let more = if text.lines().nth(1).is_some() {
+                " (more below)"
+            } else {
+                ""
+            };
+            format!(
+                "{}: {} {} after {}: {first}{more}",
+                s.address,
+                s.op.progressive(),
+                style.bold("FAILED"),
+                elapsed(took)
+            )
+        }
     }
 }
 
@@ -347,6 +438,76 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::ProviderError;
+    use crate::model::{Address, Kind};
+
+    fn step(op: Op, name: &str) -> Step {
+        Step {
+            index: 0,
+            change: 0,
+            op,
+            address: Address::new(Kind::LogGroup, name),
+        }
+    }
+
+    /// Issue 15, item 9: a green `+` on "destroyed", a red `-` on "creating FAILED", a
+    /// 36-line list of durations after a 0.2 s apply, and no line saying what happened.
+    #[test]
+    fn the_summary_says_what_happened_and_lists_only_slow_steps() {
+        let ms = Duration::from_millis;
+        let mut report = Report {
+            done: (0..30)
+                .map(|i| (step(Op::Create, &format!("fast{i}")), ms(5)))
+                .chain([
+                    (step(Op::Update, "changed"), ms(1500)),
+                    (step(Op::Delete, "gone"), ms(12_000)),
+                ])
+                .collect(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            not_started: Vec::new(),
+            interrupted: false,
+            elapsed: ms(134_000),
+        };
+        assert_eq!(
+            outcome_line("apply", &report),
+            "Apply complete: 30 added, 1 changed, 1 destroyed (32 operations, 2m14s)."
+        );
+        let slow: Vec<String> = slowest(&report)
+            .iter()
+            .map(|(s, d)| format!("{} {}", s.address, elapsed(*d)))
+            .collect();
+        assert_eq!(slow, ["log_group.gone 12.0s", "log_group.changed 1.5s"]);
+
+        report.failed.push((
+            step(Op::Create, "bad"),
+            ProviderError("AccessDenied\nhint".into()),
+        ));
+        report.skipped.push(step(Op::Create, "after-bad"));
+        assert_eq!(
+            outcome_line("apply", &report),
+            "Apply failed after 2m14s: 30 added, 1 changed, 1 destroyed; 1 failed, 1 skipped, 0 not started."
+        );
+
+        // The action's own symbol, the outcome in words, the error's first line only.
+        assert_eq!(op_symbol(Op::Delete), "-");
+        assert_eq!(op_symbol(Op::Create), "+");
+        let (bad, e) = &report.failed[0];
+        let text = finished_text(bad, ms(200), Err(e), Style::default());
+        assert_eq!(
+            text,
+            "log_group.bad: creating FAILED after 0.2s: AccessDenied (more below)"
+        );
+        assert_eq!(
+            finished_text(
+                &step(Op::Delete, "gone"),
+                ms(12_000),
+                Ok(()),
+                Style::default()
+            ),
+            "log_group.gone: destroyed (12.0s)"
+        );
+    }
 
     /// Issue 15, item 8: off a terminal a wait printed 78 identical lines in 15 s.
     #[test]

@@ -196,7 +196,7 @@ fn runs_killed_at_random_points_are_finished_by_the_next_run() {
             stack.wait(&args, child);
             proxy.wait_idle();
             stack
-                .run_bare(&["force-unlock", &stack.name], &env)
+                .run_bare(&["force-unlock", "--force", &stack.name], &env)
                 .assert_ok();
             stack.run_bare(&args, &env).assert_ok();
             block_on(assert_no_duplicates(&aws, &stack));

@@ -89,7 +89,8 @@ fn a_nat_gateway_that_keeps_failing_fails_the_apply_and_the_next_apply_converges
         )
         .assert_failed();
     assert!(
-        out.stderr.contains("failed:  nat_gateway.nat[0]")
+        out.stderr
+            .contains("+ nat_gateway.nat[0]: creating FAILED: ")
             && out
                 .stderr
                 .contains("has no Internet gateway attached (3 attempts)"),

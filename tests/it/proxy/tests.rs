@@ -226,7 +226,10 @@ async fn every_call_takes_at_least_its_latency() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nat_gateway_is_pending_then_available_and_holds_the_internet_gateway_until_deleted() {
-    let proxy = proxy(Config::realistic(1, SCALE));
+    let mut config = Config::realistic(1, SCALE);
+    // Deleting lasts 2 s, not 0.3: on a loaded machine the next call must still see it.
+    config.timings.nat_delete = crate::proxy::model::Span::fixed(Duration::from_secs(2));
+    let proxy = proxy(config);
     let aws = Aws::for_endpoint(proxy.endpoint()).await;
     let vpc = vpc(&aws).await;
     let subnet = subnet(&aws, &vpc).await;
