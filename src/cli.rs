@@ -1,4 +1,6 @@
 //! Command-line flags (clap). Parsing only: resolution and work happen in `commands`.
+//! Each command takes the flags that act on it and no other: the AWS connection where it
+//! talks to AWS, the run's tuning where it changes AWS (issue 15, item 12).
 
 use std::path::PathBuf;
 
@@ -19,30 +21,40 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// AWS region (default: the spec's, then AWS_REGION / the AWS config).
+    /// No colour, even on a terminal (also: the NO_COLOR environment variable).
     #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// Where AWS is, for the commands that talk to it.
+#[derive(Debug, Args, Default)]
+pub struct AwsFlags {
+    /// AWS region (default: the spec's, then AWS_REGION / the AWS config).
+    #[arg(long)]
     pub region: Option<String>,
-    /// AWS shared-config profile.
-    #[arg(long, global = true, env = "AWS_PROFILE")]
+    /// AWS shared-config profile (default: AWS_PROFILE).
+    #[arg(long)]
     pub profile: Option<String>,
-    /// Send every AWS call to this endpoint (e.g. a local emulator).
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    /// Send every AWS call to this endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// At most this many resource operations at once.
-    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+}
+
+/// How a run that changes AWS paces itself: for `apply` and `destroy`.
+#[derive(Debug, Args)]
+pub struct Tuning {
+    /// At most this many AWS calls in flight at once (a step that only waits holds none).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub parallelism: u16,
     /// How long one resource may wait on AWS (a NAT gateway to come up, a dependency to let
     /// go) before its step fails naming what it waited for: `20m`, `90s`.
-    #[arg(long, global = true, env = "PREFECT_ECS_TIMEOUT", default_value = "20m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "PREFECT_ECS_TIMEOUT", default_value = "20m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
     /// How long the stack's lock stays this run's without a renewal (it renews every quarter
     /// of it): a run killed or cut off longer than this leaves a stale lock the next run takes
     /// over. A run on this host whose process is gone leaves a stale lock at once.
-    #[arg(long, global = true, env = "PREFECT_ECS_LOCK_LEASE", default_value = "60s", value_parser = parse_lease)]
+    #[arg(long, env = "PREFECT_ECS_LOCK_LEASE", default_value = "60s", value_parser = parse_lease)]
     pub lock_lease: std::time::Duration,
-    /// No colour, even on a terminal (also: the NO_COLOR environment variable).
-    #[arg(long, global = true)]
-    pub no_color: bool,
 }
 
 fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
@@ -56,10 +68,20 @@ fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the spec and report every problem at once. Makes no AWS call.
-    Validate { spec: PathBuf },
+    Validate {
+        /// The stack spec (TOML).
+        spec: PathBuf,
+        /// The region to name availability zones in when the spec names none (default:
+        /// AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Show what apply would change, resource by resource, and why.
     Plan {
+        /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        aws: AwsFlags,
         #[command(flatten)]
         show: ShowFlags,
         /// Also save the plan to this file, for `apply FILE` (which refuses if anything it
@@ -76,22 +98,37 @@ pub enum Command {
         #[arg(value_name = "SPEC|PLAN")]
         spec: PathBuf,
         #[command(flatten)]
-        run: RunFlags,
+        aws: AwsFlags,
+        #[command(flatten)]
+        run: ApplyFlags,
+        #[command(flatten)]
+        tuning: Tuning,
     },
     /// Delete every resource this stack owns, and nothing else.
     Destroy {
+        /// The stack spec (TOML).
         spec: PathBuf,
         #[command(flatten)]
-        run: RunFlags,
+        aws: AwsFlags,
+        #[command(flatten)]
+        run: DestroyFlags,
+        #[command(flatten)]
+        tuning: Tuning,
     },
     /// Print the resource graph (Graphviz DOT or JSON). Makes no AWS call.
     Graph {
+        /// The stack spec (TOML).
         spec: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        /// The region to name availability zones in when the spec names none (default:
+        /// AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
     },
     /// Render a plan saved by `plan --out`. Makes no AWS call.
     Show {
+        /// A plan file saved by `plan --out`.
         #[arg(value_name = "PLAN")]
         plan: PathBuf,
         #[command(flatten)]
@@ -99,20 +136,42 @@ pub enum Command {
     },
     /// Print the stack's identifiers (VPC, subnets, cluster, services, roles…), read live.
     Output {
-        spec: PathBuf,
+        /// `[NAME] SPEC`: only the output NAME (`vpc_id`, `services.<worker>.service_arn`…), as
+        /// `terraform output NAME`; then the stack spec (TOML).
+        #[arg(value_name = "[NAME] SPEC", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        aws: AwsFlags,
         /// One JSON object instead of aligned text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// The value alone, unquoted, for a script (`$(prefect-ecs output --raw vpc_id SPEC)`);
+        /// a string, number or boolean only.
+        #[arg(long)]
+        raw: bool,
     },
     /// Read-only preflight (also for CI, before plan): AWS answers, zones, Elastic IP
     /// headroom, Prefect reachable with the credential, pool type, image, worker permissions.
-    Verify { spec: PathBuf },
+    Verify {
+        /// The stack spec (TOML).
+        spec: PathBuf,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
     /// Per worker: the ECS service's counts and deployment, its last events, the worker's
     /// heartbeat and its pool's status.
-    Status { spec: PathBuf },
+    Status {
+        /// The stack spec (TOML).
+        spec: PathBuf,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
     /// The workers' CloudWatch logs.
     Logs {
+        /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        aws: AwsFlags,
         /// Only this worker's logs.
         #[arg(long)]
         worker: Option<String>,
@@ -127,6 +186,11 @@ pub enum Command {
     ForceUnlock {
         /// The stack name (`[stack] name` of its spec).
         stack: String,
+        #[command(flatten)]
+        aws: AwsFlags,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        force: bool,
     },
     /// Print a shell completion script: `prefect-ecs completions bash > /etc/bash_completion.d/prefect-ecs`.
     Completions {
@@ -173,8 +237,17 @@ impl ShowFlags {
     }
 }
 
-#[derive(Debug, Args)]
+/// What a run of `apply` or `destroy` was asked for, whichever command it came from.
+#[derive(Debug, Clone)]
 pub struct RunFlags {
+    pub auto_approve: bool,
+    pub no_wait: bool,
+    pub worker_timeout: std::time::Duration,
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyFlags {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
@@ -190,4 +263,40 @@ pub struct RunFlags {
     /// a saved plan.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ApplyFlags {
+    pub fn run(&self) -> RunFlags {
+        RunFlags {
+            auto_approve: self.auto_approve,
+            no_wait: self.no_wait,
+            worker_timeout: self.worker_timeout,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyFlags {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Report as JSON lines (the plan, each operation, the summary); needs --auto-approve.
+    #[arg(long)]
+    pub json: bool,
+    /// Accepted for scripts written for apply; destroy always waits for what its next
+    /// deletion needs (a service drained before its subnets go), and for nothing else.
+    #[arg(long, hide = true)]
+    pub no_wait: bool,
+}
+
+impl DestroyFlags {
+    pub fn run(&self) -> RunFlags {
+        RunFlags {
+            auto_approve: self.auto_approve,
+            no_wait: self.no_wait,
+            worker_timeout: std::time::Duration::ZERO,
+            json: self.json,
+        }
+    }
 }

@@ -12,5 +12,6 @@ pub use prefect_ecs_core::{
 
 pub mod cli;
 pub mod commands;
+pub mod habits;
 pub mod progress;
 pub mod provider;

@@ -39,6 +39,8 @@ pub struct Context<S = Aws> {
     interrupt: Arc<Interrupt>,
     lock_lease: Duration,
     parallelism: u16,
+    /// The AWS account the run acts in (STS, before anything else); `None` in tests.
+    pub account: Option<String>,
 }
 
 impl Context<Aws> {
@@ -68,8 +70,11 @@ impl Context<Aws> {
             redact: credential.clone(),
         };
         let mut aws = Aws::connect(&settings.conn, &region, provider).await;
+        // Who we are, before any other call: a first run's missing credentials, unknown
+        // profile or unreachable endpoint is one sentence within seconds.
+        let identity = aws.identity(&settings.conn).await?;
         aws.prefect = Some(prefect);
-        Ok(Context::with_cloud(
+        let mut ctx = Context::with_cloud(
             spec,
             region,
             credential,
@@ -77,7 +82,9 @@ impl Context<Aws> {
             desired,
             settings.lock_lease,
             settings.parallelism,
-        ))
+        );
+        ctx.account = Some(identity.account);
+        Ok(ctx)
     }
 }
 
@@ -104,6 +111,19 @@ impl<S: Stack> Context<S> {
             interrupt: Default::default(),
             lock_lease,
             parallelism,
+            account: None,
+        }
+    }
+
+    /// `stack "dev" in account 123456789012, us-east-1`: what a run acts on, for the plan's
+    /// header and the confirmation prompt.
+    pub fn target(&self) -> String {
+        match &self.account {
+            Some(a) => format!(
+                "stack \"{}\" in account {a}, {}",
+                self.spec.name, self.region
+            ),
+            None => format!("stack \"{}\" in {}", self.spec.name, self.region),
         }
     }
 
@@ -296,12 +316,19 @@ impl<S: Stack> Context<S> {
         flags: &RunFlags,
         mut progress: Progress,
     ) -> Result<ExitCode> {
-        progress.plan(&plan);
+        progress.plan(&plan, &self.target());
         if plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         if !flags.auto_approve {
-            confirm(progress.verb(), &self.spec.name, &self.interrupt).await?;
+            let lost = irreversible(&plan, self.spec.secret.recovery_window_days);
+            if !lost.is_empty() {
+                println!("\nThis cannot be undone:");
+                for line in &lost {
+                    println!("  - {line}");
+                }
+            }
+            confirm(progress.verb(), &self.target(), &self.interrupt).await?;
         }
         if let Some(template) = self.pool_template.get() {
             self.aws.reserve_pools(&plan, template).await?;
@@ -321,4 +348,26 @@ impl<S: Stack> Context<S> {
             ExitCode::FAILURE
         })
     }
+}
+
+/// What a plan deletes for good, for the prompt: a work pool (its queues and the link of its
+/// flow runs to it go with it) and a secret deleted without a recovery window.
+pub(super) fn irreversible(plan: &Plan, recovery_window_days: Option<u32>) -> Vec<String> {
+    use crate::model::Kind;
+    use crate::plan::Action;
+    plan.changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+        .filter_map(|c| match c.address.kind {
+            Kind::WorkPool => Some(format!(
+                "work pool \"{}\" is deleted in Prefect, with its queues; its flow runs lose their pool",
+                c.address.name
+            )),
+            Kind::Secret if recovery_window_days.is_none() => Some(format!(
+                "{} is deleted at once, without a recovery window ([secret] recovery_window_days keeps it restorable)",
+                c.address
+            )),
+            _ => None,
+        })
+        .collect()
 }

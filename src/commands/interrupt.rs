@@ -62,7 +62,8 @@ impl Interrupts {
 /// Ask for "yes" on the terminal. A Ctrl-C at the prompt cancels: the run then ends the
 /// normal way, giving the lock back. (The line is read on a thread of its own: a blocking
 /// read would keep the runtime from ending.)
-pub async fn confirm(verb: &str, stack: &str, interrupt: &Interrupt) -> Result<()> {
+/// Asks whether to `verb` `target` (`stack "dev" in account 123456789012, us-east-1`).
+pub async fn confirm(verb: &str, target: &str, interrupt: &Interrupt) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(miette!(
             "{verb} needs confirmation but stdin is not a terminal: pass --auto-approve to {verb} without asking (as in CI)"
@@ -72,7 +73,7 @@ pub async fn confirm(verb: &str, stack: &str, interrupt: &Interrupt) -> Result<(
     if interrupt.stop.load(Ordering::SeqCst) {
         return Err(cancelled());
     }
-    print!("\nDo you want to {verb} stack \"{stack}\"? Only 'yes' will be accepted: ");
+    print!("\nDo you want to {verb} {target}? Only 'yes' will be accepted: ");
     std::io::stdout().flush().into_diagnostic()?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {

@@ -31,30 +31,97 @@ pub use settings::Settings;
 use settings::runtime;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let settings = Settings::resolve(&cli.global);
-    let s = &settings;
+    let base = Settings::resolve(cli.global.no_color);
     match &cli.command {
-        Command::Validate { spec } => validate::run(s, spec),
-        Command::Graph { spec, format } => graph::run(s, spec, *format),
+        Command::Validate { spec, region } => {
+            validate::run(&base.with_region(region.as_ref()), spec)
+        }
+        Command::Graph {
+            spec,
+            format,
+            region,
+        } => graph::run(&base.with_region(region.as_ref()), spec, *format),
         Command::Plan {
             spec,
+            aws,
             show,
             out,
             force,
-        } => runtime()?.block_on(plan::run(s, spec, show, out.as_deref(), *force)),
-        Command::Apply { spec, run } => runtime()?.block_on(apply::run(s, spec, run)),
-        Command::Destroy { spec, run } => runtime()?.block_on(destroy::run(s, spec, run)),
-        Command::ForceUnlock { stack } => runtime()?.block_on(force_unlock::run(s, stack)),
-        Command::Show { plan, show } => show::run(s, plan, show),
-        Command::Output { spec, json } => runtime()?.block_on(output::run(s, spec, *json)),
-        Command::Verify { spec } => runtime()?.block_on(verify::run(s, spec)),
-        Command::Status { spec } => runtime()?.block_on(status::run(s, spec)),
+        } => runtime()?.block_on(plan::run(
+            &base.with_aws(aws),
+            spec,
+            show,
+            out.as_deref(),
+            *force,
+        )),
+        Command::Apply {
+            spec,
+            aws,
+            run,
+            tuning,
+        } => runtime()?.block_on(apply::run(
+            &base.with_aws(aws).with_tuning(tuning),
+            spec,
+            &run.run(),
+        )),
+        Command::Destroy {
+            spec,
+            aws,
+            run,
+            tuning,
+        } => runtime()?.block_on(destroy::run(
+            &base.with_aws(aws).with_tuning(tuning),
+            spec,
+            &run.run(),
+        )),
+        Command::ForceUnlock { stack, aws, force } => {
+            runtime()?.block_on(force_unlock::run(&base.with_aws(aws), stack, *force))
+        }
+        Command::Show { plan, show } => show::run(&base, plan, show),
+        Command::Output {
+            args,
+            aws,
+            json,
+            raw,
+        } => {
+            // The spec comes last, as in every other command; a name before it picks one output.
+            let (name, spec) = match args.as_slice() {
+                [name, spec] => (Some(name.as_str()), std::path::Path::new(spec)),
+                [spec] => (None, std::path::Path::new(spec)),
+                _ => unreachable!("clap takes one or two"),
+            };
+            if *raw && name.is_none() {
+                return Err(miette::miette!(
+                    help = "for example `prefect-ecs output --raw vpc_id SPEC`",
+                    "--raw prints one value: name the output before the spec"
+                ));
+            }
+            let how = output::How {
+                name,
+                json: *json,
+                raw: *raw,
+            };
+            runtime()?.block_on(output::run(&base.with_aws(aws), spec, how))
+        }
+        Command::Verify { spec, aws } => {
+            runtime()?.block_on(verify::run(&base.with_aws(aws), spec))
+        }
+        Command::Status { spec, aws } => {
+            runtime()?.block_on(status::run(&base.with_aws(aws), spec))
+        }
         Command::Logs {
             spec,
+            aws,
             worker,
             follow,
             since,
-        } => runtime()?.block_on(logs::run(s, spec, worker.as_deref(), *follow, *since)),
+        } => runtime()?.block_on(logs::run(
+            &base.with_aws(aws),
+            spec,
+            worker.as_deref(),
+            *follow,
+            *since,
+        )),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

@@ -7,7 +7,14 @@ use miette::{Result, miette};
 
 use super::{Context, Settings, print};
 
-pub async fn run(settings: &Settings, spec: &Path, json: bool) -> Result<ExitCode> {
+/// What `output` prints: every output or one (`name`), as text, JSON or the bare value.
+pub struct How<'a> {
+    pub name: Option<&'a str>,
+    pub json: bool,
+    pub raw: bool,
+}
+
+pub async fn run(settings: &Settings, spec: &Path, how: How<'_>) -> Result<ExitCode> {
     let ctx = Context::new(spec, settings, false, true).await?;
     let observed = ctx.aws.discover(&ctx.spec).await?;
     let outputs = crate::outputs::collect(&observed);
@@ -19,7 +26,33 @@ pub async fn run(settings: &Settings, spec: &Path, json: bool) -> Result<ExitCod
             spec.display()
         ));
     }
-    if json {
+    if let Some(name) = how.name {
+        let Some(value) = crate::outputs::lookup(&outputs, name) else {
+            return Err(miette!(
+                "stack \"{}\" has no output {name:?}; it has: {}",
+                ctx.spec.name,
+                outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        match (how.raw, how.json) {
+            (true, _) => match crate::outputs::raw(value) {
+                Some(text) => println!("{text}"),
+                None => {
+                    return Err(miette!(
+                        "output {name:?} is a list or a map: --raw prints a string, number or \
+                         boolean only; use --json"
+                    ));
+                }
+            },
+            (false, true) => print::json(value),
+            (false, false) => match value {
+                serde_json::Value::String(s) => println!("{s}"),
+                other => println!("{other:#}"),
+            },
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if how.json {
         print::json(&serde_json::json!(outputs));
     } else {
         print!("{}", crate::outputs::render(&outputs));

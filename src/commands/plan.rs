@@ -27,7 +27,7 @@ pub async fn run(
     if let Some(out) = out {
         save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
     }
-    print::plan(&doc, show, settings.style)
+    print::plan(&doc, show, settings.style, Some(&ctx.target()))
 }
 
 /// `Some` when `path` holds a plan saved by `plan --out` rather than a spec.

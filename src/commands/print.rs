@@ -21,9 +21,15 @@ pub fn plan_exit(show: &ShowFlags, doc: &PlanDoc) -> ExitCode {
 }
 
 /// A plan in the format asked for; the exit code `--detailed-exitcode` asks for.
-pub fn plan(doc: &PlanDoc, show: &ShowFlags, style: Style) -> Result<ExitCode> {
+/// `target`: what the plan acts on, for the human header (`None` for a saved plan shown).
+pub fn plan(
+    doc: &PlanDoc,
+    show: &ShowFlags,
+    style: Style,
+    target: Option<&str>,
+) -> Result<ExitCode> {
     match show.format() {
-        PlanFormat::Human => print!("{}", human::render(doc, style)),
+        PlanFormat::Human => print!("{}", human::render_in(doc, style, target)),
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(doc).into_diagnostic()?),
         PlanFormat::Markdown => print!("{}", markdown::render(doc)),
     }

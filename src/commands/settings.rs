@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, Result, miette};
 
-use crate::cli::Global;
+use crate::cli::{AwsFlags, Tuning};
 use crate::provider::{Aws, Connection, PrefectApi, resolve_region};
 use crate::render::human::Style;
 use crate::secret::SecretValue;
@@ -22,24 +22,50 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn resolve(g: &Global) -> Settings {
+    /// For a command without AWS flags or tuning: the defaults (`--region` where it names
+    /// zones only). The environment stands in for the flags a command does not take.
+    pub fn resolve(no_color: bool) -> Settings {
         // Colour only for a terminal, and never when asked not to (`--no-color`, `NO_COLOR`).
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Settings {
             conn: Connection {
-                region: g.region.clone(),
-                profile: g.profile.clone(),
-                endpoint_url: g.endpoint_url.clone(),
+                region: None,
+                // AWS_PROFILE is aws-config's own to read; `profile` is the flag's alone.
+                profile: None,
+                endpoint_url: env("AWS_ENDPOINT_URL"),
             },
             style: Style {
-                color: !g.no_color
+                color: !no_color
                     && !no_color_env
                     && std::io::IsTerminal::is_terminal(&std::io::stdout()),
             },
-            parallelism: g.parallelism,
-            timeout: g.timeout,
-            lock_lease: g.lock_lease,
+            parallelism: 10,
+            timeout: env("PREFECT_ECS_TIMEOUT")
+                .and_then(|t| humantime::parse_duration(&t).ok())
+                .unwrap_or(Duration::from_secs(20 * 60)),
+            lock_lease: Duration::from_secs(60),
         }
+    }
+
+    /// The command's AWS flags over the environment's.
+    pub fn with_aws(mut self, aws: &AwsFlags) -> Settings {
+        self.conn.region = aws.region.clone().or(self.conn.region);
+        self.conn.profile = aws.profile.clone().or(self.conn.profile);
+        self.conn.endpoint_url = aws.endpoint_url.clone().or(self.conn.endpoint_url);
+        self
+    }
+
+    pub fn with_region(mut self, region: Option<&String>) -> Settings {
+        self.conn.region = region.cloned().or(self.conn.region);
+        self
+    }
+
+    pub fn with_tuning(mut self, t: &Tuning) -> Settings {
+        self.parallelism = t.parallelism;
+        self.timeout = t.timeout;
+        self.lock_lease = t.lock_lease;
+        self
     }
 
     /// The region without asking AWS's config chain: the spec's, `--region`, `AWS_REGION`,

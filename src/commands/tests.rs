@@ -583,3 +583,31 @@ fn a_failed_look_at_the_pools_is_no_news_and_the_gate_looks_again() {
     assert_eq!(code, ExitCode::SUCCESS);
     assert!(*looks.lock().unwrap() >= 2);
 }
+
+/// Issue 15, item 13: the destroy prompt names what cannot be undone.
+#[test]
+fn the_destroy_prompt_names_what_cannot_be_undone() {
+    let fake = dev_fake();
+    run(fake.clone(), "apply", Duration::from_secs(5)).expect("apply");
+    let spec = dev_spec();
+    let graph = crate::graph::build(&spec, "us-east-1", None, None).expect("the graph builds");
+    let observed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(fake.discover(&spec))
+        .expect("discovery");
+    let plan = crate::plan::destroy(&spec.name, &graph, &observed).expect("a destroy plan");
+    let lost = super::context::irreversible(&plan, None);
+    assert!(
+        lost.iter().any(|l| l.starts_with("work pool \"")),
+        "{lost:?}"
+    );
+    assert!(
+        lost.iter()
+            .any(|l| l.contains("secret.api_key is deleted at once")),
+        "{lost:?}"
+    );
+    let kept = super::context::irreversible(&plan, Some(7));
+    assert!(kept.iter().all(|l| !l.contains("secret")), "{kept:?}");
+}

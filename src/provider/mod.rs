@@ -15,6 +15,7 @@ mod ecs;
 mod ecs_reads;
 mod facts;
 mod iam;
+mod identity;
 mod kinds;
 mod lock;
 mod prefect;
@@ -22,6 +23,7 @@ mod prefect;
 pub use prefect::{PoolStatus, PrefectApi, WorkerStatus, is_tier_refusal};
 
 pub use facts::{WorkerRef, worker_stream_prefix};
+pub use identity::Identity;
 pub use lock::{DEFAULT_LEASE, LOCK_GROUP, LockInfo};
 
 use std::collections::BTreeMap;
@@ -75,6 +77,8 @@ pub struct Aws {
     secrets: aws_sdk_secretsmanager::Client,
     sd: aws_sdk_servicediscovery::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    /// Only for [`Aws::identity`], with limits of its own.
+    sts: aws_sdk_sts::Client,
     /// The Prefect API the work pools live in; `None` for commands that touch only AWS.
     pub prefect: Option<PrefectApi>,
     settings: Settings,
@@ -119,7 +123,13 @@ impl Aws {
             // SDK's default of 3 attempts (the backoff grows to 20 s between them).
             .retry_config(RetryConfig::standard().with_max_attempts(10));
         if let Some(p) = &conn.profile {
-            loader = loader.profile_name(p);
+            // A profile named on the command line is the one used, as with the AWS CLI:
+            // credentials in the environment do not silently win over it.
+            loader = loader.profile_name(p).credentials_provider(
+                aws_config::profile::ProfileFileCredentialsProvider::builder()
+                    .profile_name(p)
+                    .build(),
+            );
         }
         if let Some(e) = &conn.endpoint_url {
             loader = loader.endpoint_url(e);
@@ -144,6 +154,7 @@ impl Aws {
             secrets: client!(aws_sdk_secretsmanager),
             sd: client!(aws_sdk_servicediscovery),
             logs: client!(aws_sdk_cloudwatchlogs),
+            sts: aws_sdk_sts::Client::from_conf(identity::sts_config(&cfg)),
             prefect: None,
             settings,
             region: region.to_string(),

@@ -474,7 +474,8 @@ fn detail(body: &Value) -> String {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// Every cause's text, outermost first, for matching and for the one-line reasons.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -415,7 +415,8 @@ impl Bench {
             .iter()
             .filter(|c| c.address.kind == prefect_ecs::model::Kind::WorkPool)
             .count() as u32;
-        let apply_bound = bound::critical_path(&plan, &t, true, 4 + pools);
+        // One more before the lock: who we are (STS GetCallerIdentity, issue 15 item 7).
+        let apply_bound = bound::critical_path(&plan, &t, true, 5 + pools);
         let (wall, cpu, calls) = self.measure(&run_args("apply"), &self.proxy())?;
         self.rows.push(Row {
             scenario: format!("apply from empty, {label}"),
@@ -444,10 +445,10 @@ impl Bench {
         let observed = self.discover(&spec_model)?;
         let plan = prefect_ecs::plan::destroy(&spec_model.name, &graph, &observed)
             .map_err(|e| e.to_string())?;
-        // Lock, discovery, unlock. Discovering a whole stack takes three waves of reads that
+        // Identity, lock, discovery, unlock. Discovering a whole stack takes three waves of reads that
         // depend on each other: a Cloud Map namespace's id, then its services (AWS filters them
         // by that id), then each service's details and tags (by the id and ARN just listed).
-        let destroy_bound = bound::critical_path(&plan, &t, true, 5);
+        let destroy_bound = bound::critical_path(&plan, &t, true, 6);
         let (wall, cpu, calls) = self.measure(&run_args("destroy"), &self.proxy())?;
         self.rows.push(Row {
             scenario: format!("destroy, {label}"),

@@ -79,7 +79,7 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
     assert!(out.stdout.contains("apply started at "), "{out}");
     for address in stack.addresses() {
         for state in ["creating…", "created ("] {
-            let line = format!("  {address}: {state}");
+            let line = format!("  + {address}: {state}");
             assert!(
                 out.stdout
                     .lines()
@@ -88,8 +88,17 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
             );
         }
     }
-    assert!(out.stdout.contains("Durations, slowest first:"), "{out}");
-    assert!(out.stdout.contains("Apply complete: "), "{out}");
+    // Issue 15, item 9: what happened, in one line, counted as the plan counts.
+    let created = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": created ("))
+        .count();
+    assert!(created >= stack.addresses().len(), "{out}");
+    let complete =
+        format!("Apply complete: {created} added, 0 changed, 0 destroyed ({created} operations, ");
+    assert!(out.stdout.contains(&complete), "{out}");
+    assert!(!out.stdout.contains("Durations"), "{out}");
 
     // A pipeline that re-runs its apply step is told why the plan is refused.
     let out = stack
@@ -124,6 +133,29 @@ async fn plan_apply_and_refuse_like_a_pipeline() {
     assert!(
         outputs["services"][&worker]["service_arn"].is_string(),
         "{outputs}"
+    );
+    // Issue 15, item 13: one output, as a script wants it; the flow-run role and the pools.
+    let raw = stack.run(&["output", "--raw", "vpc_id"], &[]).assert_ok();
+    assert_eq!(
+        raw.stdout,
+        format!("{}\n", outputs["vpc_id"].as_str().unwrap())
+    );
+    let path = format!("services.{worker}.service_arn");
+    let raw = stack.run(&["output", "--raw", &path], &[]).assert_ok();
+    assert_eq!(
+        raw.stdout.trim(),
+        outputs["services"][&worker]["service_arn"]
+    );
+    assert!(outputs["flow_run_role_arn"].is_string(), "{outputs}");
+    assert!(outputs["work_pools"].is_array(), "{outputs}");
+    let list = stack
+        .run(&["output", "--raw", "private_subnet_ids"], &[])
+        .assert_failed();
+    assert!(list.stderr.contains("use --json"), "{list}");
+    let none = stack.run(&["output", "nope"], &[]).assert_failed();
+    assert!(
+        none.stderr.contains("has no output \"nope\"; it has: "),
+        "{none}"
     );
 
     // Out of band, after the plan was saved: apply refuses, names it, and changes nothing.

@@ -156,3 +156,123 @@ fn validate_reads_the_prefect_credential_as_plan_would() {
     assert!(validate.stderr.contains(reason), "{validate}");
     assert!(plan.stderr.contains(reason), "{plan}");
 }
+
+/// Issue 15, item 12: each command's help lists the flags that act on it, and only those.
+#[test]
+fn help_lists_only_the_flags_that_act_on_the_command() {
+    let help = |args: &[&str]| {
+        let out = crate::support::moto_server::cli(std::path::Path::new("."), "http://127.0.0.1:9")
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("run prefect-ecs");
+        assert!(out.status.success(), "{args:?} --help failed");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let tuning = ["--parallelism", "--timeout", "--lock-lease"];
+    let aws = ["--endpoint-url", "--profile"];
+    for command in ["validate", "graph", "show", "completions"] {
+        let text = help(&[command]);
+        for flag in tuning.iter().chain(&aws).chain(&["--worker-timeout"]) {
+            assert!(
+                !text.contains(flag),
+                "`{command} --help` offers {flag}:\n{text}"
+            );
+        }
+    }
+    for command in ["plan", "output", "verify", "status", "logs", "force-unlock"] {
+        let text = help(&[command]);
+        assert!(
+            text.contains("--endpoint-url"),
+            "`{command} --help`:\n{text}"
+        );
+        for flag in tuning {
+            assert!(
+                !text.contains(flag),
+                "`{command} --help` offers {flag}:\n{text}"
+            );
+        }
+    }
+    let apply = help(&["apply"]);
+    let destroy = help(&["destroy"]);
+    for flag in tuning.iter().chain(&aws) {
+        assert!(apply.contains(flag) && destroy.contains(flag), "{flag}");
+    }
+    assert!(apply.contains("--worker-timeout"), "{apply}");
+    for flag in ["--worker-timeout", "--no-wait"] {
+        assert!(
+            !destroy.contains(flag),
+            "`destroy --help` offers {flag}:\n{destroy}"
+        );
+    }
+    // The spec argument says what it is; AWS_ENDPOINT_URL (set by the harness) does not make
+    // --endpoint-url look required in the usage line.
+    let plan = help(&["plan"]);
+    assert!(plan.contains("The stack spec (TOML)"), "{plan}");
+    let usage = plan
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .expect("usage");
+    assert!(!usage.contains("--endpoint-url"), "{usage}");
+}
+
+/// Issue 15, item 7: a first run that cannot talk to AWS is told why in one sentence, at once:
+/// no Debug dump, no library log line, whatever is wrong.
+#[test]
+fn a_first_run_without_aws_is_told_why_in_one_sentence() {
+    let stack = TestStack::new("first-run");
+    let spec = stack.write();
+    let run = |args: &[&str], change: &dyn Fn(&mut std::process::Command)| {
+        let mut cmd = crate::support::moto_server::cli(std::path::Path::new("/nonexistent"), "");
+        cmd.env_remove("AWS_ENDPOINT_URL")
+            .env("PREFECT_API_KEY", stack.canary())
+            .env("PREFECT_ACCOUNT_ID", crate::support::ACCOUNT_ID)
+            .env("PREFECT_WORKSPACE_ID", crate::support::WORKSPACE_ID)
+            .args(args)
+            .arg(&spec);
+        change(&mut cmd);
+        let out = cmd.output().expect("run prefect-ecs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        for noise in ["DispatchFailure", "WARN", "\u{1b}[", "ConnectorError"] {
+            assert!(
+                !stderr.contains(noise),
+                "{args:?} printed {noise:?}:\n{stderr}"
+            );
+        }
+        stderr
+    };
+    let no_keys = |c: &mut std::process::Command| {
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+    };
+    let err = run(&["plan"], &no_keys);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    // A profile named on the command line wins over credentials in the environment.
+    let err = run(&["plan", "--profile", "nope"], &|_| {});
+    assert!(
+        err.contains(r#"AWS profile "nope" is not defined"#),
+        "{err}"
+    );
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let err = run(
+        &["apply", "--auto-approve", "--endpoint-url", &closed],
+        &|_| {},
+    );
+    assert!(
+        err.contains(&format!("cannot reach AWS at {closed} (us-east-1)")),
+        "{err}"
+    );
+}
+
+/// Issue 15, item 7: the account the run acts in is in the plan's header.
+#[test]
+fn the_plan_names_the_account_and_region() {
+    let stack = TestStack::new("account");
+    let out = stack.run(&["plan"], &[]).assert_ok();
+    let header = format!(
+        "prefect-ecs will perform these actions on stack \"{}\" in account 123456789012, us-east-1:",
+        stack.name
+    );
+    assert!(out.stdout.contains(&header), "{out}");
+}

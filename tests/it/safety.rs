@@ -84,17 +84,15 @@ fn invalid_spec_makes_no_aws_calls() {
     aws.set_nonblocking(true).expect("non-blocking");
     let endpoint = format!("http://{}", aws.local_addr().expect("address"));
 
+    // `validate` takes no AWS flags (it makes no call); the others get the endpoint both ways.
+    let flag = ["--endpoint-url", endpoint.as_str()];
     for command in [
         &["validate"][..],
-        &["plan"],
-        &["apply", "--auto-approve", "--no-wait"],
+        &["plan", flag[0], flag[1]],
+        &["apply", "--auto-approve", "--no-wait", flag[0], flag[1]],
     ] {
-        let args: Vec<&str> = ["--endpoint-url", endpoint.as_str()]
-            .into_iter()
-            .chain(command.iter().copied())
-            .collect();
         let out = stack
-            .run(&args, &[("AWS_ENDPOINT_URL", &endpoint)])
+            .run(command, &[("AWS_ENDPOINT_URL", &endpoint)])
             .assert_failed();
         let located = out.stderr.match_indices(&location).any(|(i, _)| {
             out.stderr[i + location.len()..].starts_with(|c: char| c.is_ascii_digit())

@@ -69,6 +69,16 @@ pub fn collect(observed: &ObservedState) -> BTreeMap<String, Value> {
         one(Kind::IamRole, "task").map(|o| json!(arn_or_id(o))),
     );
     put(
+        "flow_run_role_arn",
+        one(Kind::IamRole, "flow_run").map(|o| json!(arn_or_id(o))),
+    );
+    let pools: Vec<&str> = found
+        .iter()
+        .filter(|o| o.address.kind == Kind::WorkPool)
+        .map(|o| o.address.name.as_str())
+        .collect();
+    put("work_pools", (!pools.is_empty()).then(|| json!(pools)));
+    put(
         "namespace_id",
         one(Kind::Namespace, "main").map(|o| json!(o.id)),
     );
@@ -92,6 +102,44 @@ pub fn collect(observed: &ObservedState) -> BTreeMap<String, Value> {
     out
 }
 
+/// One output by name; a dotted name reaches inside (`services.dev-worker.service_arn`).
+pub fn lookup<'a>(outputs: &'a BTreeMap<String, Value>, name: &str) -> Option<&'a Value> {
+    if let Some(v) = outputs.get(name) {
+        return Some(v);
+    }
+    // Longest top-level key first: worker names may hold dots only after it.
+    let (top, rest) = name.split_once('.')?;
+    let mut v = outputs.get(top)?;
+    let mut rest = rest;
+    loop {
+        let map = v.as_object()?;
+        if let Some(found) = map.get(rest) {
+            return Some(found);
+        }
+        // A key may itself hold dots (a worker name): try every split, longest key first.
+        let (key, more) = map
+            .keys()
+            .filter_map(|k| {
+                rest.strip_prefix(k.as_str())?
+                    .strip_prefix('.')
+                    .map(|m| (k, m))
+            })
+            .max_by_key(|(k, _)| k.len())?;
+        v = &map[key];
+        rest = more;
+    }
+}
+
+/// `value` as `output --raw` prints it: a string as is, a number or boolean as written;
+/// `None` for a list or a map (use `--json`).
+pub fn raw(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
 /// `name[10]` after `name[9]`.
 fn index_order(o: &Observed) -> (Kind, String, usize) {
     let (base, index) = match o.address.name.split_once('[') {
@@ -111,4 +159,34 @@ pub fn render(outputs: &BTreeMap<String, Value>) -> String {
             other => format!("{k:<width$} = {other}\n"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_output_by_name_reaches_inside_maps_and_prints_raw_only_scalars() {
+        let outputs = BTreeMap::from([
+            ("vpc_id".to_string(), json!("vpc-1")),
+            ("private_subnet_ids".to_string(), json!(["subnet-1"])),
+            (
+                "services".to_string(),
+                json!({"etl.v2": {"service_arn": "arn:s2"}, "etl": {"service_arn": "arn:s"}}),
+            ),
+        ]);
+        assert_eq!(lookup(&outputs, "vpc_id"), Some(&json!("vpc-1")));
+        assert_eq!(
+            lookup(&outputs, "services.etl.service_arn"),
+            Some(&json!("arn:s"))
+        );
+        assert_eq!(
+            lookup(&outputs, "services.etl.v2.service_arn"),
+            Some(&json!("arn:s2"))
+        );
+        assert_eq!(lookup(&outputs, "services.nope"), None);
+        assert_eq!(lookup(&outputs, "nope"), None);
+        assert_eq!(raw(&json!("vpc-1")).as_deref(), Some("vpc-1"));
+        assert_eq!(raw(&json!(["a"])), None);
+    }
 }

@@ -45,13 +45,22 @@ impl Style {
 pub const NO_CHANGES: &str = "No changes. The stack matches the spec.\n";
 
 pub fn render(doc: &PlanDoc, style: Style) -> String {
+    render_in(doc, style, None)
+}
+
+/// With what the run acts on in the header (`stack "dev" in account 123456789012,
+/// us-east-1`), as a live plan knows it; a saved plan's rendering names the stack only.
+pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
     if doc.is_empty() {
-        return NO_CHANGES.into();
+        return match target {
+            Some(target) => format!("No changes. The stack matches the spec ({target}).\n"),
+            None => NO_CHANGES.into(),
+        };
     }
-    let mut s = format!(
-        "prefect-ecs will perform these actions on stack \"{}\":\n\n",
-        doc.stack
-    );
+    let target = target
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("stack \"{}\"", doc.stack));
+    let mut s = format!("prefect-ecs will perform these actions on {target}:\n\n");
     for c in &doc.changes {
         change(&mut s, c, style);
     }
