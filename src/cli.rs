@@ -91,6 +91,8 @@ pub enum Command {
         /// Let `--out` overwrite a file that is not a saved plan.
         #[arg(long, requires = "out")]
         force: bool,
+        #[command(flatten)]
+        select: SelectFlags,
     },
     /// Make AWS match the spec, or apply a plan saved with `plan --out` exactly, without asking.
     Apply {
@@ -101,6 +103,8 @@ pub enum Command {
         aws: AwsFlags,
         #[command(flatten)]
         run: ApplyFlags,
+        #[command(flatten)]
+        select: SelectFlags,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -165,6 +169,10 @@ pub enum Command {
         spec: PathBuf,
         #[command(flatten)]
         aws: AwsFlags,
+        /// Exit 0 when every worker is healthy (service at its desired count, ONLINE in
+        /// Prefect, pool READY), 2 when one is not, 1 on error or when Prefect cannot be asked.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// The workers' CloudWatch logs.
     Logs {
@@ -244,6 +252,29 @@ pub struct RunFlags {
     pub no_wait: bool,
     pub worker_timeout: std::time::Duration,
     pub json: bool,
+}
+
+/// `--target` and `--replace`, as Terraform's: for the exception, not for routine use.
+#[derive(Debug, Args, Default)]
+pub struct SelectFlags {
+    /// Plan only ADDRESS (`ecs_service.dev-worker`, `subnet.private[0]`, as the plan prints
+    /// it), what it needs, and what must change with it; repeatable. The rest of the stack is
+    /// left as it is, and the plan says how many changes it leaves out.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// Replace ADDRESS although the spec and AWS agree (a resource damaged outside
+    /// prefect-ecs, a worker to start from nothing); repeatable. What refers to its id follows.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
+impl SelectFlags {
+    pub fn selection(&self) -> crate::plan::Selection {
+        crate::plan::Selection {
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -95,9 +95,10 @@ fn instead_of(name: &str) -> Option<&'static str> {
              `prefect-ecs plan SPEC`"
         }
         "taint" | "untaint" => {
-            "nothing is marked for replacement: a resource deleted in AWS is created again by \
-             the next apply, and a changed attribute that AWS cannot update in place is planned \
-             as a replacement"
+            "nothing is marked for later: `prefect-ecs plan --replace ADDRESS SPEC` (or \
+             `apply --replace`) plans the replacement at once; a resource deleted in AWS is \
+             created again by the next apply, and a change AWS cannot make in place is \
+             planned as a replacement by itself"
         }
         "import" => {
             "prefect-ecs manages what carries its stack's tags; a work pool that already exists \

@@ -9,14 +9,28 @@ use miette::{IntoDiagnostic, Result, miette};
 use super::plan::read_saved_plan;
 use super::{Context, Settings, print};
 use crate::cli::RunFlags;
+use crate::plan::Selection;
 use crate::planfile::{Basis, PlanFile};
 use crate::render::PlanDoc;
 
-pub async fn run(settings: &Settings, spec: &Path, run: &RunFlags) -> Result<ExitCode> {
+pub async fn run(
+    settings: &Settings,
+    spec: &Path,
+    run: &RunFlags,
+    selection: &Selection,
+) -> Result<ExitCode> {
     if let Some(saved) = read_saved_plan(spec)? {
+        if !selection.is_empty() {
+            return Err(miette!(
+                help = "pass --target/--replace to `plan --out`, review, then apply the file alone",
+                "--target and --replace choose what a plan holds: the saved plan {} already holds what it was made with",
+                spec.display()
+            ));
+        }
         return apply_saved(spec, saved, run, settings).await;
     }
-    let ctx = Context::new(spec, settings, true, !run.no_wait).await?;
+    let mut ctx = Context::new(spec, settings, true, !run.no_wait).await?;
+    ctx.selection = selection.clone();
     ctx.locked("apply", async {
         let plan = ctx.plan().await?;
         let progress = print::progress(run, settings.style, "apply")?;
@@ -41,7 +55,9 @@ async fn apply_saved(
             spec.display()
         ));
     }
-    let ctx = Context::new(&spec, settings, true, !flags.no_wait).await?;
+    let mut ctx = Context::new(&spec, settings, true, !flags.no_wait).await?;
+    // Computed again as it was made: with the same --target and --replace.
+    ctx.selection = saved.plan.selection();
     ctx.locked(
         "apply",
         apply_saved_locked(file, &spec, saved, flags, settings, &ctx),

@@ -41,6 +41,8 @@ pub struct Context<S = Aws> {
     parallelism: u16,
     /// The AWS account the run acts in (STS, before anything else); `None` in tests.
     pub account: Option<String>,
+    /// `--target` and `--replace`: what the plan holds (all of the stack when empty).
+    pub selection: plan::Selection,
 }
 
 impl Context<Aws> {
@@ -112,6 +114,7 @@ impl<S: Stack> Context<S> {
             lock_lease,
             parallelism,
             account: None,
+            selection: Default::default(),
         }
     }
 
@@ -205,7 +208,12 @@ impl<S: Stack> Context<S> {
             let _ = self.graph.set(graph);
             let _ = self.pool_template.set(template);
         }
-        let plan = plan::compute(&self.spec.name, self.graph.get(), &observed)?;
+        let plan = plan::compute_selected(
+            &self.spec.name,
+            self.graph.get(),
+            &observed,
+            &self.selection,
+        )?;
         Ok((observed, plan))
     }
 

@@ -47,22 +47,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             show,
             out,
             force,
+            select,
         } => runtime()?.block_on(plan::run(
             &base.with_aws(aws),
             spec,
             show,
             out.as_deref(),
             *force,
+            &select.selection(),
         )),
         Command::Apply {
             spec,
             aws,
             run,
+            select,
             tuning,
         } => runtime()?.block_on(apply::run(
             &base.with_aws(aws).with_tuning(tuning),
             spec,
             &run.run(),
+            &select.selection(),
         )),
         Command::Destroy {
             spec,
@@ -106,9 +110,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { spec, aws } => {
             runtime()?.block_on(verify::run(&base.with_aws(aws), spec))
         }
-        Command::Status { spec, aws } => {
-            runtime()?.block_on(status::run(&base.with_aws(aws), spec))
-        }
+        Command::Status {
+            spec,
+            aws,
+            detailed_exitcode,
+        } => runtime()?.block_on(status::run(&base.with_aws(aws), spec, *detailed_exitcode)),
         Command::Logs {
             spec,
             aws,

@@ -8,6 +8,7 @@ use miette::{IntoDiagnostic, Result, miette};
 use super::{Context, Settings, print};
 use crate::cli::{PlanFormat, ShowFlags};
 use crate::model::ObservedState;
+use crate::plan::Selection;
 use crate::planfile::{Basis, PlanFile};
 use crate::render::PlanDoc;
 
@@ -17,11 +18,13 @@ pub async fn run(
     show: &ShowFlags,
     out: Option<&Path>,
     force: bool,
+    selection: &Selection,
 ) -> Result<ExitCode> {
     if let Some(out) = out {
         may_write(spec, out, force)?;
     }
-    let ctx = Context::new(spec, settings, true, true).await?;
+    let mut ctx = Context::new(spec, settings, true, true).await?;
+    ctx.selection = selection.clone();
     let (observed, plan) = ctx.observe_and_plan().await?;
     let doc = PlanDoc::new(&plan);
     if let Some(out) = out {

@@ -41,7 +41,12 @@ impl Aws {
         );
         let (service, events) = service.unwrap_or_default();
         let (log_stream, log_lines) = logs.unwrap_or_default();
-        let (heartbeat, pool) = prefect;
+        let PrefectView {
+            heartbeat,
+            worker_status,
+            pool,
+            error: prefect_error,
+        } = prefect;
         WorkerFacts {
             worker: w.service.clone(),
             pool: w.pool.clone(),
@@ -54,6 +59,8 @@ impl Aws {
             heartbeat_predates_deploy: false,
             pool_type: pool.as_ref().map(|p| p.kind.clone()),
             pool_status: pool.map(|p| if p.paused { "PAUSED".into() } else { p.status }),
+            worker_status,
+            prefect_error,
         }
     }
 
@@ -229,26 +236,35 @@ impl Aws {
             .and_then(|s| s.log_stream_name().map(str::to_owned)))
     }
 
-    /// Prefect's word on the worker (`ONLINE, last heartbeat …`) and on the pool.
-    async fn prefect_view(&self, w: &WorkerRef) -> (Option<String>, Option<super::PoolStatus>) {
+    /// Prefect's word on the worker (`ONLINE, last heartbeat …`) and on the pool, or why
+    /// Prefect could not be asked.
+    async fn prefect_view(&self, w: &WorkerRef) -> PrefectView {
         let Some(p) = &self.prefect else {
-            return (None, None);
+            return PrefectView::default();
         };
         let (workers, pool) = tokio::join!(p.workers(&w.pool), p.pool_status(&w.pool));
-        let heartbeat = match workers {
-            Ok(Some(ws)) => ws.iter().find(|x| x.name == w.service).map(|x| {
-                format!(
-                    "{}, last heartbeat {}",
-                    x.status,
-                    x.last_heartbeat
-                        .as_deref()
-                        .map_or("never".into(), heartbeat_age)
-                )
-            }),
-            Ok(None) => Some(format!("work pool {} does not exist", w.pool)),
-            Err(e) => Some(format!("cannot ask Prefect: {e}")),
-        };
-        (heartbeat, pool.ok().flatten())
+        let mut view = PrefectView::default();
+        match workers {
+            Ok(Some(ws)) => {
+                if let Some(x) = ws.iter().find(|x| x.name == w.service) {
+                    view.worker_status = Some(x.status.clone());
+                    view.heartbeat = Some(format!(
+                        "{}, last heartbeat {}",
+                        x.status,
+                        x.last_heartbeat
+                            .as_deref()
+                            .map_or("never".into(), heartbeat_age)
+                    ));
+                }
+            }
+            Ok(None) => view.heartbeat = Some(format!("work pool {} does not exist", w.pool)),
+            Err(e) => view.error = Some(e.to_string()),
+        }
+        match pool {
+            Ok(pool) => view.pool = pool,
+            Err(e) => view.error = view.error.or(Some(e.to_string())),
+        }
+        view
     }
 
     /// The log events of `workers`' streams since `start_ms`, oldest first: (stream,
@@ -343,4 +359,13 @@ impl Aws {
             .count();
         Ok((limit, addresses.addresses().len() - ours, ours))
     }
+}
+
+/// What Prefect says of one worker and its pool.
+#[derive(Default)]
+struct PrefectView {
+    heartbeat: Option<String>,
+    worker_status: Option<String>,
+    pool: Option<super::PoolStatus>,
+    error: Option<String>,
 }

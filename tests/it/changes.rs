@@ -204,3 +204,124 @@ fn a_rotated_api_key_redeploys_the_workers_after_the_secret_changes() {
         Vec::<String>::new()
     );
 }
+
+/// Issue 15, item 13: `--target` plans one worker and leaves the other's change for later,
+/// saved and applied as reviewed; `--replace` gives a worker a new task definition though
+/// nothing changed; an unknown address is refused with the closest one.
+#[tokio::test(flavor = "multi_thread")]
+async fn target_and_replace_act_on_what_they_name_and_leave_the_rest() {
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("target");
+    let first = stack.worker(0).to_owned();
+    let second = stack.add_worker();
+    stack.apply().assert_ok();
+    let cluster = stack.cluster();
+    let revision = |worker: &str| {
+        let (aws, cluster, worker) = (&aws, cluster.clone(), worker.to_owned());
+        async move {
+            ecs_service(aws, &cluster, &worker)
+                .await
+                .expect("service")
+                .task_definition()
+                .expect("task definition")
+                .to_owned()
+        }
+    };
+    let second_before = revision(&second).await;
+
+    stack.workers[0].cpu = 1024;
+    stack.workers[0].memory = 2048;
+    stack.workers[1].cpu = 1024;
+    stack.workers[1].memory = 2048;
+    let target = format!("ecs_service.{first}");
+    let out = stack.plan().assert_ok();
+    assert_eq!(plan::changes(&out.stdout).len(), 4, "{out}");
+    let out = stack.run(&["plan", "--target", &target], &[]).assert_ok();
+    let changed: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
+    assert_eq!(
+        changed,
+        BTreeSet::from([format!("ecs_task_definition.{first}"), target.clone()]),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Targeting is in effect: only {target}"))
+            && out.stdout.contains("2 other changes are left out"),
+        "{out}"
+    );
+
+    // Saved with its target, applied as reviewed: the saved plan is not stale.
+    let saved = stack.path("first.plan");
+    let saved = saved.to_str().unwrap();
+    stack
+        .run(&["plan", "--target", &target, "--out", saved], &[])
+        .assert_ok();
+    let out = stack
+        .run_bare(&["apply", saved, "--target", &target], &[])
+        .assert_failed();
+    assert!(
+        out.stderr.contains("already holds what it was made with"),
+        "{out}"
+    );
+    // moto never completes a rollout: no wait, as every apply of these tests.
+    stack
+        .run_bare(&["apply", "--no-wait", saved], &[])
+        .assert_ok();
+    let (td, _) = task_definition(&aws, &revision(&first).await).await;
+    assert_eq!(td.cpu(), Some("1024"));
+    assert_eq!(
+        revision(&second).await,
+        second_before,
+        "the other worker moved"
+    );
+    let out = stack.plan().assert_ok();
+    let changed: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
+    assert_eq!(
+        changed,
+        BTreeSet::from([
+            format!("ecs_task_definition.{second}"),
+            format!("ecs_service.{second}")
+        ]),
+        "{out}"
+    );
+
+    // The second worker back as it was: converged, then replaced on request.
+    stack.workers[1].cpu = 512;
+    stack.workers[1].memory = 1024;
+    assert!(plan::is_converged(&stack.plan().assert_ok().stdout));
+    let replace = format!("ecs_task_definition.{second}");
+    let out = stack
+        .run(
+            &[
+                "apply",
+                "--auto-approve",
+                "--no-wait",
+                "--replace",
+                &replace,
+            ],
+            &[],
+        )
+        .assert_ok();
+    assert!(
+        out.stdout.contains("replaced as requested (--replace)"),
+        "{out}"
+    );
+    let second_after = revision(&second).await;
+    assert_ne!(second_after, second_before);
+    let (old, _) = task_definition(&aws, &second_before).await;
+    assert_eq!(old.status(), Some(&TaskDefinitionStatus::Inactive));
+    assert_eq!(active_revisions(&aws, &second).await, [second_after]);
+    assert!(plan::is_converged(&stack.plan().assert_ok().stdout));
+
+    let typo = format!("ecs_service.{first}x");
+    let out = stack.run(&["plan", "--target", &typo], &[]).assert_failed();
+    assert!(
+        out.stderr
+            .contains("no resource of this stack has that address")
+            && out.stderr.contains(&format!("did you mean {target}?")),
+        "{out}"
+    );
+
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}

@@ -73,8 +73,15 @@ fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_shows_the_service_the_heartbeat_and_the_pool() {
+    // Through the realism proxy: moto never starts a task, so only there does the service
+    // reach its desired count, as on AWS; apply waits for that and for the heartbeat.
+    let proxy = crate::proxy::Proxy::start(
+        &crate::support::moto().endpoint,
+        crate::proxy::Config::realistic(31, 0.005),
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];
     let stack = TestStack::new("status");
-    stack.apply().assert_ok();
+    stack.run(&["apply", "--auto-approve"], &env).assert_ok();
     let w = &stack.workers[0];
     // The harness heartbeats as the worker every 2 s: wait until Prefect has one.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -86,7 +93,7 @@ async fn status_shows_the_service_the_heartbeat_and_the_pool() {
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
-    let out = stack.run(&["status"], &[]).assert_ok();
+    let out = stack.run(&["status"], &env).assert_ok();
     for line in [
         format!("worker {} (work pool {})", w.name, w.work_pool),
         "  service:   1 desired, ".to_owned(),
@@ -96,7 +103,44 @@ async fn status_shows_the_service_the_heartbeat_and_the_pool() {
     ] {
         assert!(out.stdout.contains(&line), "missing {line:?}\n{out}");
     }
-    stack.destroy().assert_ok();
+    // Issue 15, item 13: healthy is exit 0 with --detailed-exitcode, a paused pool 2, and a
+    // Prefect that does not answer is "unreachable" (1), not "pool not found".
+    let out = stack
+        .run(&["status", "--detailed-exitcode"], &env)
+        .assert_ok();
+    assert!(out.stdout.contains("Healthy: 1 worker(s)"), "{out}");
+    prefect().patch_pool(&w.work_pool, serde_json::json!({"is_paused": true}));
+    let out = stack
+        .run(&["status", "--detailed-exitcode"], &env)
+        .assert_code(2);
+    assert!(
+        out.stdout
+            .contains(&format!("! work pool {}: PAUSED", w.work_pool))
+            && out.stdout.contains("Not healthy: 1 problem(s)."),
+        "{out}"
+    );
+    // Without the flag the same report exits 0.
+    stack.run(&["status"], &env).assert_ok();
+    prefect().patch_pool(&w.work_pool, serde_json::json!({"is_paused": false}));
+    let mut away = TestStack::new("status");
+    away.name = stack.name.clone();
+    away.cidr = stack.cidr.clone();
+    away.workers = stack.workers.clone();
+    // A port nothing listens on.
+    away.prefect_table = Some("[prefect]\napi_url = \"http://127.0.0.1:9/api\"\n".into());
+    let out = away
+        .run(&["status", "--detailed-exitcode"], &env)
+        .assert_code(1);
+    assert!(
+        out.stdout
+            .contains("heartbeat: unknown: Prefect unreachable")
+            && !out.stdout.contains("not found in Prefect")
+            && out.stdout.contains("Health unknown"),
+        "{out}"
+    );
+    stack
+        .run(&["destroy", "--auto-approve", "--no-wait"], &env)
+        .assert_ok();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -167,9 +167,9 @@ fn apply_right_after_destroy_waits_for_names_being_released() {
     // The model's 5–10 s scaled is 50 ms, gone before the next apply starts. DeleteSecret is
     // among the last calls of destroy and the next apply's first CreateSecret came about 0.5 s
     // after it when this was written (1-2 s since the work pool joined the stack, more on a
-    // loaded machine: over 6 s once with the whole suite running on two cores). 15 s refuses
-    // it even then; the apply waits out the rest.
-    config.timings.secret_name_release = Span::fixed(Duration::from_millis(15000));
+    // loaded machine: over 6 s once with the whole suite running on two cores, over 15 s
+    // with a build beside it). 40 s refuses it even then; the apply waits out the rest.
+    config.timings.secret_name_release = Span::fixed(Duration::from_secs(40));
     let proxy = Proxy::start(&moto().endpoint, config);
     let stack = TestStack::new("again");
     let env = [("AWS_ENDPOINT_URL", proxy.endpoint())];

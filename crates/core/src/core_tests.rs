@@ -356,7 +356,9 @@ fn orphans_and_duplicates_are_deleted_and_conflicts_refused() {
         description: "ECS cluster prefect-cluster exists and is not tagged".into(),
     });
     let err = compute("dev", Some(&g), &seen).unwrap_err();
-    let PlanError::NotOwned { conflicts, .. } = &err;
+    let PlanError::NotOwned { conflicts, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(conflicts.len(), 1);
     assert!(
         err.to_string()
@@ -1598,4 +1600,155 @@ fn internal_tags_are_shown_only_in_json() {
         "{text}"
     );
     assert!(!text.contains("prefect-ecs:spec"), "{text}");
+}
+
+fn selected(
+    g: &StackGraph,
+    seen: &ObservedState,
+    targets: &[&str],
+    replace: &[&str],
+) -> Result<Plan, PlanError> {
+    let selection = crate::plan::Selection {
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        replace: replace.iter().map(|t| t.to_string()).collect(),
+    };
+    crate::plan::compute_selected("prod", Some(g), seen, &selection)
+}
+
+fn prod() -> StackGraph {
+    build(&load("prod.toml"), "us-east-1", key(), Some(&template())).unwrap()
+}
+
+/// Issue 15, item 13: `--target` keeps the resource and what it needs, and leaves the rest
+/// out, counted and said.
+#[test]
+fn a_target_plans_the_resource_and_what_it_needs_and_counts_the_rest() {
+    let g = prod();
+    let p = selected(&g, &ObservedState::default(), &["ecs_service.etl"], &[]).unwrap();
+    let kept: BTreeSet<String> = p.changes.iter().map(|c| c.address.to_string()).collect();
+    assert!(kept.contains("ecs_service.etl"), "{kept:?}");
+    // What it needs, transitively: its task definition, the roles, the VPC under its subnets.
+    for need in [
+        "ecs_task_definition.etl",
+        "iam_role.execution",
+        "vpc.main",
+        "ecs_cluster.main",
+    ] {
+        assert!(kept.contains(need), "{need} missing from {kept:?}");
+    }
+    // The other worker is not needed by it.
+    assert!(!kept.iter().any(|a| a.ends_with(".ml")), "{kept:?}");
+    let whole = compute("prod", Some(&g), &ObservedState::default()).unwrap();
+    assert_eq!(p.left_out, whole.changes.len() - p.changes.len());
+    assert!(p.left_out > 0);
+    let text = p.render();
+    assert!(
+        text.contains("Targeting is in effect: only ecs_service.etl")
+            && text.contains(&format!("{} other changes are left out", p.left_out)),
+        "{text}"
+    );
+    let json = serde_json::to_value(PlanDoc::new(&p)).unwrap();
+    assert_eq!(json["targets"], json!(["ecs_service.etl"]));
+    assert_eq!(json["left_out"], json!(p.left_out));
+    // A whole plan's JSON has neither field.
+    let json = serde_json::to_value(PlanDoc::new(&whole)).unwrap();
+    assert!(json.get("targets").is_none() && json.get("left_out").is_none());
+}
+
+/// A target that drifted alone: only its change, the other drift left for a whole plan.
+#[test]
+fn a_target_leaves_other_drift_alone() {
+    let g = prod();
+    let mut seen = converged(&g);
+    for svc in ["ecs_service.etl", "ecs_service.ml"] {
+        observed_mut(&mut seen, svc)
+            .attrs
+            .insert("desired_count".into(), json!(7));
+    }
+    let p = selected(&g, &seen, &["ecs_service.ml"], &[]).unwrap();
+    assert_eq!(
+        actions(&p),
+        BTreeMap::from([("ecs_service.ml".into(), Action::Update)])
+    );
+    assert_eq!(p.left_out, 1);
+    assert!(p.render().contains("1 other change is left out"));
+}
+
+/// `--replace` replaces what the spec and AWS agree on, and what refers to its id follows.
+#[test]
+fn a_replace_is_planned_with_its_reason_and_its_users_follow() {
+    let g = prod();
+    let seen = converged(&g);
+    let p = selected(&g, &seen, &[], &["ecs_task_definition.etl"]).unwrap();
+    let acts = actions(&p);
+    assert_eq!(acts["ecs_task_definition.etl"], Action::Replace);
+    // The service runs the new revision: updated to it.
+    assert_eq!(acts["ecs_service.etl"], Action::Update);
+    assert!(!acts.contains_key("ecs_service.ml"), "{acts:?}");
+    let td = p
+        .changes
+        .iter()
+        .find(|c| c.address == a("ecs_task_definition.etl"))
+        .unwrap();
+    assert_eq!(
+        td.reason.as_deref(),
+        Some("replaced as requested (--replace)")
+    );
+    let json = serde_json::to_value(PlanDoc::new(&p)).unwrap();
+    assert_eq!(json["replace"], json!(["ecs_task_definition.etl"]));
+
+    // With --target on the service only, the replaced cluster's other users come along:
+    // AWS deletes no cluster with services in it.
+    let p = selected(&g, &seen, &["ecs_service.etl"], &["ecs_cluster.main"]).unwrap();
+    let acts = actions(&p);
+    assert_eq!(acts["ecs_cluster.main"], Action::Replace);
+    assert!(acts.contains_key("ecs_service.ml"), "{acts:?}");
+}
+
+/// An address the stack does not have is an error naming the closest one; a replacement of
+/// what the plan deletes or of an adopted pool is refused.
+#[test]
+fn selections_the_stack_cannot_honour_are_refused_with_the_reason() {
+    let g = prod();
+    let mut seen = converged(&g);
+    let err = selected(&g, &seen, &["ecs_service.elt"], &[]).unwrap_err();
+    let text = format!("{err} {}", miette::Diagnostic::help(&err).unwrap());
+    assert!(
+        text.contains("--target ecs_service.elt: no resource of this stack has that address")
+            && text.contains("did you mean ecs_service.etl?"),
+        "{text}"
+    );
+    let err = selected(&g, &seen, &[], &["nonsense"]).unwrap_err();
+    let text = format!("{err} {}", miette::Diagnostic::help(&err).unwrap());
+    assert!(
+        text.contains("--replace nonsense") && text.contains("graph SPEC"),
+        "{text}"
+    );
+
+    let mut orphan = seen.resources[0].clone();
+    orphan.address = a("ecs_service.gone");
+    orphan.id = "id:gone".into();
+    seen.resources.push(orphan);
+    let err = selected(&g, &seen, &[], &["ecs_service.gone"]).unwrap_err();
+    assert!(err.to_string().contains("not in the spec"), "{err}");
+    // An orphan can be targeted: its deletion alone.
+    let p = selected(&g, &seen, &["ecs_service.gone"], &[]).unwrap();
+    assert_eq!(
+        actions(&p),
+        BTreeMap::from([("ecs_service.gone".into(), Action::Delete)])
+    );
+
+    let pool = seen
+        .resources
+        .iter_mut()
+        .find(|o| o.address.kind == Kind::WorkPool)
+        .unwrap();
+    pool.attrs
+        .get_mut("tags")
+        .and_then(|t| t.as_object_mut())
+        .unwrap()
+        .insert(crate::model::TAG_ADOPTED.into(), json!("true"));
+    let address = pool.address.to_string();
+    let err = selected(&g, &seen, &[], &[&address]).unwrap_err();
+    assert!(err.to_string().contains("adopted"), "{err}");
 }

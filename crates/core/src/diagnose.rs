@@ -24,6 +24,46 @@ pub struct WorkerFacts {
     pub pool_type: Option<String>,
     /// The pool's status (`READY`, `NOT_READY`, `PAUSED`), when it exists.
     pub pool_status: Option<String>,
+    /// The worker's status in Prefect (`ONLINE`, `OFFLINE`), when it ever sent a heartbeat.
+    pub worker_status: Option<String>,
+    /// Prefect did not answer (unreachable, refused the credential…): the heartbeat and the
+    /// pool are unknown, not missing.
+    pub prefect_error: Option<String>,
+}
+
+/// What `status` calls healthy: the service at its desired count with its rollout done, the
+/// worker ONLINE, its pool READY. Each problem in words; `Err` when Prefect could not be
+/// asked, so health is unknown rather than bad.
+pub fn problems(f: &WorkerFacts) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    match &f.service {
+        None => out.push(format!("worker {}: no ECS service", f.worker)),
+        Some(svc) if svc.running < svc.desired => out.push(format!(
+            "worker {}: {} of {} tasks running",
+            f.worker, svc.running, svc.desired
+        )),
+        Some(_) => {}
+    }
+    if let Some(e) = &f.prefect_error {
+        return Err(format!("worker {}: Prefect unreachable: {e}", f.worker));
+    }
+    let wanted = f.service.as_ref().is_none_or(|s| s.desired > 0);
+    match f.worker_status.as_deref() {
+        Some("ONLINE") => {}
+        _ if !wanted => {}
+        Some(other) => out.push(format!("worker {}: {other} in Prefect", f.worker)),
+        None => out.push(format!(
+            "worker {}: no heartbeat in Prefect from a worker of this name",
+            f.worker
+        )),
+    }
+    match f.pool_status.as_deref() {
+        Some("READY") => {}
+        _ if !wanted && f.pool_type.is_some() => {}
+        Some(other) => out.push(format!("work pool {}: {other}", f.pool)),
+        None => out.push(format!("work pool {}: not found in Prefect", f.pool)),
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -254,6 +294,11 @@ pub fn render_status(f: &WorkerFacts) -> String {
     for e in f.events.iter().take(3) {
         let _ = writeln!(s, "  event:     {e}");
     }
+    if let Some(e) = &f.prefect_error {
+        let _ = writeln!(s, "  heartbeat: unknown: Prefect unreachable ({e})");
+        let _ = writeln!(s, "  pool:      unknown: Prefect unreachable");
+        return s;
+    }
     let _ = writeln!(
         s,
         "  heartbeat: {}",
@@ -403,5 +448,76 @@ mod tests {
             text.contains("likely cause: the image cannot be pulled"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn health_names_each_problem_and_tells_unreachable_from_missing() {
+        let healthy = WorkerFacts {
+            worker: "w".into(),
+            pool: "p".into(),
+            service: Some(ServiceState {
+                desired: 1,
+                running: 1,
+                pending: 0,
+                rollout: "COMPLETED".into(),
+            }),
+            worker_status: Some("ONLINE".into()),
+            pool_type: Some("ecs".into()),
+            pool_status: Some("READY".into()),
+            ..Default::default()
+        };
+        assert_eq!(problems(&healthy), Ok(vec![]));
+        let sick = WorkerFacts {
+            service: Some(ServiceState {
+                desired: 2,
+                running: 1,
+                ..Default::default()
+            }),
+            worker_status: Some("OFFLINE".into()),
+            pool_status: Some("NOT_READY".into()),
+            ..healthy.clone()
+        };
+        assert_eq!(
+            problems(&sick),
+            Ok(vec![
+                "worker w: 1 of 2 tasks running".to_owned(),
+                "worker w: OFFLINE in Prefect".to_owned(),
+                "work pool p: NOT_READY".to_owned(),
+            ])
+        );
+        let missing = WorkerFacts {
+            pool_type: None,
+            pool_status: None,
+            worker_status: None,
+            ..healthy.clone()
+        };
+        assert_eq!(
+            problems(&missing),
+            Ok(vec![
+                "worker w: no heartbeat in Prefect from a worker of this name".to_owned(),
+                "work pool p: not found in Prefect".to_owned(),
+            ])
+        );
+        // Scaled to zero on purpose: no worker to be online, a pool without one is fine.
+        let idle = WorkerFacts {
+            service: Some(ServiceState::default()),
+            worker_status: None,
+            pool_status: Some("NOT_READY".into()),
+            ..healthy.clone()
+        };
+        assert_eq!(problems(&idle), Ok(vec![]));
+        let away = WorkerFacts {
+            prefect_error: Some("connection refused".into()),
+            pool_type: None,
+            pool_status: None,
+            ..healthy
+        };
+        let err = problems(&away).unwrap_err();
+        assert!(
+            err.contains("Prefect unreachable: connection refused"),
+            "{err}"
+        );
+        assert!(render_status(&away).contains("unknown: Prefect unreachable"));
+        assert!(!render_status(&away).contains("not found in Prefect"));
     }
 }

@@ -48,6 +48,25 @@ pub struct Plan {
     /// against it, so destroy is the exact inverse of creation even where discovery sees no
     /// reference; discovered `uses` add the orphans the spec no longer names.
     pub after: BTreeMap<Address, Vec<Address>>,
+    /// What `--target`/`--replace` asked for; empty for a whole plan.
+    pub selection: Selection,
+    /// Changes `--target` left out of this plan (no-ops not counted).
+    pub left_out: usize,
+}
+
+/// What `--target` and `--replace` ask of a plan, addresses as the user wrote them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Only these resources, what they need, and what must change with them.
+    pub targets: Vec<String>,
+    /// Replaced although the spec and AWS agree (a worker to start from scratch).
+    pub replace: Vec<String>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty() && self.replace.is_empty()
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -63,6 +82,14 @@ pub enum PlanError {
     NotOwned {
         stack: String,
         conflicts: Vec<Conflict>,
+    },
+    #[error("{flag} {address}: {problem}")]
+    #[diagnostic(help("{help}"))]
+    Selection {
+        flag: &'static str,
+        address: String,
+        problem: String,
+        help: String,
     },
 }
 
@@ -99,12 +126,23 @@ pub fn compute(
     graph: Option<&StackGraph>,
     observed: &ObservedState,
 ) -> Result<Plan, PlanError> {
+    compute_selected(stack, graph, observed, &Selection::default())
+}
+
+/// [`compute`], with what `--replace` forces and narrowed to what `--target` names.
+pub fn compute_selected(
+    stack: &str,
+    graph: Option<&StackGraph>,
+    observed: &ObservedState,
+    selection: &Selection,
+) -> Result<Plan, PlanError> {
     if !observed.conflicts.is_empty() {
         return Err(PlanError::NotOwned {
             stack: stack.into(),
             conflicts: observed.conflicts.clone(),
         });
     }
+    let (targets, replace) = check_selection(graph, observed, selection)?;
     let mut by_address: BTreeMap<&Address, &Observed> = BTreeMap::new();
     let mut changes = Vec::new();
     // Two resources with one address (a create whose answer was lost, then retried; a copy
@@ -173,7 +211,13 @@ pub fn compute(
             if address.kind == Kind::Secret && diffs.iter().any(|x| x.sensitive) {
                 rotated.insert(address.clone());
             }
-            let reason = found.and_then(|o| drift(d, o, &diffs));
+            let (action, reason) = match found {
+                Some(_) if replace.contains(&address) => (
+                    Action::Replace,
+                    Some("replaced as requested (--replace)".to_owned()),
+                ),
+                _ => (action, found.and_then(|o| drift(d, o, &diffs))),
+            };
             let mut desired = d.clone();
             let mut planned = resolved;
             let secret = (action == Action::NoOp)
@@ -219,11 +263,159 @@ pub fn compute(
         "destroy"
     };
     changes.extend(orphans.into_iter().map(|o| deletion(o, reason.into())));
-    Ok(Plan {
+    let mut plan = Plan {
         stack: stack.into(),
         changes,
         after: graph.map(dependencies).unwrap_or_default(),
-    })
+        selection: selection.clone(),
+        left_out: 0,
+    };
+    if !targets.is_empty() {
+        plan.narrow(&targets);
+    }
+    Ok(plan)
+}
+
+/// The addresses `--target` and `--replace` name, each checked: one the stack has (in the
+/// spec or in AWS), and for `--replace` one that a replacement can act on.
+fn check_selection(
+    graph: Option<&StackGraph>,
+    observed: &ObservedState,
+    selection: &Selection,
+) -> Result<(BTreeSet<Address>, BTreeSet<Address>), PlanError> {
+    let desired: BTreeSet<Address> = graph
+        .map(|g| g.resources().map(|d| d.address.clone()).collect())
+        .unwrap_or_default();
+    let known: BTreeSet<&Address> = desired
+        .iter()
+        .chain(observed.resources.iter().map(|o| &o.address))
+        .collect();
+    let check = |flag: &'static str, written: &str| -> Result<Address, PlanError> {
+        let refuse = |problem: String, help: String| PlanError::Selection {
+            flag,
+            address: written.to_owned(),
+            problem,
+            help,
+        };
+        match Address::parse(written).filter(|a| known.contains(a)) {
+            Some(a) => Ok(a),
+            None => {
+                let closest = known
+                    .iter()
+                    .map(|a| a.to_string())
+                    .map(|a| (strsim::jaro_winkler(written, &a), a))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|x, y| x.0.total_cmp(&y.0));
+                Err(refuse(
+                    "no resource of this stack has that address".to_owned(),
+                    match closest {
+                        Some((_, a)) => format!(
+                            "did you mean {a}? `prefect-ecs plan SPEC` and `prefect-ecs graph SPEC` show every address"
+                        ),
+                        None => "addresses are kind.name as the plan prints them (`ecs_service.dev-worker`, `subnet.private[0]`): `prefect-ecs graph SPEC` lists them".to_owned(),
+                    },
+                ))
+            }
+        }
+    };
+    let targets = selection
+        .targets
+        .iter()
+        .map(|t| check("--target", t))
+        .collect::<Result<_, _>>()?;
+    let mut replace = BTreeSet::new();
+    for written in &selection.replace {
+        let a = check("--replace", written)?;
+        let refuse = |problem: &str, help: &str| PlanError::Selection {
+            flag: "--replace",
+            address: written.clone(),
+            problem: problem.to_owned(),
+            help: help.to_owned(),
+        };
+        if !desired.contains(&a) {
+            return Err(refuse(
+                "not in the spec: this plan deletes it, there is nothing to replace it with",
+                "drop --replace, or put the resource back in the spec",
+            ));
+        }
+        if observed
+            .resources
+            .iter()
+            .any(|o| o.address == a && o.adopted())
+        {
+            return Err(refuse(
+                "the work pool was adopted (it existed before the stack): prefect-ecs never deletes it",
+                "delete and recreate it in Prefect yourself if you must; apply then takes it over again",
+            ));
+        }
+        replace.insert(a);
+    }
+    Ok((targets, replace))
+}
+
+impl Plan {
+    /// Keep only `targets`, what they need (transitively), and what must change with them:
+    /// the users of a resource this plan replaces or deletes, which AWS would not let go
+    /// otherwise, with what those need in turn. The rest is left out and counted.
+    fn narrow(&mut self, targets: &BTreeSet<Address>) {
+        let mut kept = targets.clone();
+        loop {
+            let mut todo: Vec<Address> = kept.iter().cloned().collect();
+            while let Some(a) = todo.pop() {
+                let needs = self
+                    .changes
+                    .iter()
+                    .filter(|c| c.address == a)
+                    .filter_map(|c| c.desired.as_ref())
+                    .flat_map(Desired::deps);
+                for d in needs.chain(self.after.get(&a).into_iter().flatten().cloned()) {
+                    if kept.insert(d.clone()) {
+                        todo.push(d);
+                    }
+                }
+            }
+            let going: Vec<&Change> = self
+                .changes
+                .iter()
+                .filter(|c| kept.contains(&c.address))
+                .filter(|c| matches!(c.action, Action::Replace | Action::Delete))
+                .collect();
+            let users: Vec<Address> = self
+                .changes
+                .iter()
+                .filter(|u| u.action != Action::NoOp && !kept.contains(&u.address))
+                .filter(|u| going.iter().any(|c| uses(u, c)))
+                .map(|u| u.address.clone())
+                .collect();
+            if users.is_empty() {
+                break;
+            }
+            kept.extend(users);
+        }
+        let counted = |c: &Change| c.action != Action::NoOp;
+        self.left_out = self
+            .changes
+            .iter()
+            .filter(|c| counted(c) && !kept.contains(&c.address))
+            .count();
+        self.changes.retain(|c| kept.contains(&c.address));
+    }
+}
+
+/// Whether `user` refers to `used`: in the spec's graph, or by id in AWS.
+fn uses(user: &Change, used: &Change) -> bool {
+    let in_spec = user
+        .desired
+        .as_ref()
+        .is_some_and(|d| d.deps().contains(&used.address));
+    let in_aws = match (&user.observed, &used.observed) {
+        (Some(u), Some(o)) => u
+            .uses
+            .iter()
+            .any(|id| *id == o.id || o.outputs.values().any(|out| out == id)),
+        _ => false,
+    };
+    in_spec || in_aws
 }
 
 /// For an ECS service whose task definition, unchanged itself, reads a secret in `rotated`:

@@ -52,6 +52,9 @@ pub fn render(doc: &PlanDoc, style: Style) -> String {
 /// us-east-1`), as a live plan knows it; a saved plan's rendering names the stack only.
 pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
     if doc.is_empty() {
+        if let Some(note) = doc.targeting_note() {
+            return format!("No changes for the targeted resources.\n\n{note}\n");
+        }
         return match target {
             Some(target) => format!("No changes. The stack matches the spec ({target}).\n"),
             None => NO_CHANGES.into(),
@@ -65,6 +68,9 @@ pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
         change(&mut s, c, style);
     }
     let _ = writeln!(s, "{}", style.bold(&summary_line(doc)));
+    if let Some(note) = doc.targeting_note() {
+        let _ = writeln!(s, "\n{note}");
+    }
     s
 }
 

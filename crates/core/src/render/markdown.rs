@@ -8,11 +8,19 @@ use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, created_lines, s
 
 pub fn render(doc: &PlanDoc) -> String {
     let mut s = format!("### prefect-ecs plan: stack `{}`\n\n", doc.stack);
+    let note = doc.targeting_note().map(|n| format!("> **Note:** {n}\n\n"));
     if doc.is_empty() {
-        s.push_str(NO_CHANGES);
+        match note {
+            Some(note) => {
+                s.push_str("No changes for the targeted resources.\n\n");
+                s.push_str(&note);
+            }
+            None => s.push_str(NO_CHANGES),
+        }
         return s;
     }
     let _ = writeln!(s, "**{}**\n", summary_line(doc));
+    s.push_str(note.as_deref().unwrap_or_default());
     s.push_str("| | Resource | Action | Why |\n|---|---|---|---|\n");
     for c in &doc.changes {
         let _ = writeln!(

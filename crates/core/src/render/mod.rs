@@ -25,6 +25,20 @@ pub struct PlanDoc {
     pub summary: Summary,
     /// Every change, no-ops left out: desired resources in creation order, then deletions.
     pub changes: Vec<ChangeDoc>,
+    /// `--target` addresses: the plan holds only them, what they need and what must change
+    /// with them. Absent for a whole plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// `--replace` addresses. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<String>,
+    /// How many changes `--target` left out. Absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +160,35 @@ impl PlanDoc {
                 destroy: s.destroy,
             },
             changes: plan.changes.iter().filter_map(change_doc).collect(),
+            targets: plan.selection.targets.clone(),
+            replace: plan.selection.replace.clone(),
+            left_out: plan.left_out,
         }
+    }
+
+    /// The `--target`/`--replace` a saved plan was made with, to compute it again alike.
+    pub fn selection(&self) -> plan::Selection {
+        plan::Selection {
+            targets: self.targets.clone(),
+            replace: self.replace.clone(),
+        }
+    }
+
+    /// The note a narrowed plan carries, as Terraform's: why the stack may still differ from
+    /// the spec after applying it.
+    pub fn targeting_note(&self) -> Option<String> {
+        if self.targets.is_empty() {
+            return None;
+        }
+        let left = match self.left_out {
+            0 => "no other change is pending".to_owned(),
+            1 => "1 other change is left out".to_owned(),
+            n => format!("{n} other changes are left out"),
+        };
+        Some(format!(
+            "Targeting is in effect: only {} with what it needs and what must change with it; {left}. Run a plan without --target to bring the whole stack in line with the spec.",
+            self.targets.join(", ")
+        ))
     }
 
     pub fn is_empty(&self) -> bool {
