@@ -224,6 +224,16 @@ fn fits(
             table(t, fields, path, found, dropped);
             Ok(())
         }
+        (Table(_), DeValue::Array(items))
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i.get_ref(), DeValue::Table(_))) =>
+        {
+            Err(format!(
+                "`[[{path}]]` must be `[{path}]`: a spec has one [{path}] table"
+            ))
+        }
         (Table(_), v) => Err(format!(
             "expected a table ([{path}]), found {}",
             describe(v)

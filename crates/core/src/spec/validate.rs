@@ -28,6 +28,8 @@ const RETENTION_DAYS: [u32; 22] = [
 ];
 const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 const DEFAULT_CIDR: &str = "10.0.0.0/16";
+/// How many availability zones a stack spans.
+const ZONES: RangeInclusive<usize> = 1..=6;
 
 /// The memory sizes Fargate accepts with `cpu`, or `None` if `cpu` is not a Fargate size.
 pub(super) fn fargate_memory(cpu: u32) -> Option<Vec<u32>> {
@@ -110,8 +112,6 @@ pub(super) struct File<'a> {
     pub path: &'a Path,
     /// The keys `schema::check` took out for their type (already reported).
     pub dropped: &'a HashSet<String>,
-    /// `file:line:col` of a byte offset.
-    pub at: &'a dyn Fn(usize) -> String,
 }
 
 pub(super) fn validate(
@@ -126,7 +126,6 @@ pub(super) fn validate(
         doc: file.doc,
         env,
         dropped: file.dropped,
-        at: file.at,
         forbidden: vec![
             "PREFECT_API_KEY".to_owned(),
             "PREFECT_API_AUTH_STRING".to_owned(),
@@ -235,8 +234,6 @@ struct Checker<'a> {
     /// Keys whose value had the wrong type, already reported and taken out of the raw file:
     /// a problem at one of them (its absence) is a consequence, not news.
     dropped: &'a HashSet<String>,
-    /// `file:line:col` of an offset, for a problem reported without its snippet.
-    at: &'a dyn Fn(usize) -> String,
     /// Variables holding the API key: `${...}` on them would put the key in plain text.
     forbidden: Vec<String>,
     problems: &'a mut Vec<(usize, Problem)>,
@@ -259,9 +256,11 @@ impl Checker<'_> {
         };
         for error in errors {
             let message = match error {
-                SubstError::Unset(name) => {
-                    format!("environment variable {name} is not set (referenced by {path})")
-                }
+                // Without the key's path, so that every reference is one problem.
+                SubstError::Unset(name) => format!(
+                    "environment variable {name} is not set; set it, or write \
+                     ${{{name}:-default}} to give a default"
+                ),
                 SubstError::Forbidden(name) => format!(
                     "{path} references ${{{name}}}, the Prefect API key, which would be stored \
                      in plain text in the task definition; remove it and let prefect-ecs inject \
@@ -446,12 +445,11 @@ impl Checker<'_> {
                 );
                 (String::new(), None)
             }
-            // Credentials written into the URL itself: reported without the line that
-            // shows them (from an environment variable, the snippet shows only `${…}`).
+            // Credentials written into the URL itself: `parse` masks the value in the
+            // snippet (from an environment variable, the snippet shows only `${…}`).
             Some(url) if api_url_credentials(url.get_ref()).is_err() => {
                 let message = api_url_credentials(url.get_ref()).unwrap_err();
-                let message = format!("{}: {message}", (self.at)(url.span().start));
-                self.report(None, &p.key("api_url"), message);
+                self.report(Some(url.span()), &p.key("api_url"), message);
                 (String::new(), None)
             }
             Some(url) => {
@@ -629,21 +627,26 @@ impl Checker<'_> {
             .subnets((carving.prefix_len() + 4).min(28))
             .expect("a prefix of at most 28 is valid")
             .collect();
-        let count = azs.len();
+        // A zone count out of range is reported by `zones`; subnets per zone would only
+        // repeat it (and carving has eight blocks a tier).
+        let count = if ZONES.contains(&azs.len()) {
+            azs.len()
+        } else {
+            0
+        };
         let public = self.subnets(
             &raw.public_subnets,
             &p.key("public_subnets"),
             count,
             vpc,
-            // Eight blocks per tier; more zones than that are reported above (at most 6).
-            |i| carved.get(i).filter(|_| i < 8).copied(),
+            |i| carved[i],
         );
         let private = self.subnets(
             &raw.private_subnets,
             &p.key("private_subnets"),
             count,
             vpc,
-            |i| carved.get(8 + i).filter(|_| i < 8).copied(),
+            |i| carved[8 + i],
         );
         self.overlaps(public.iter().chain(&private));
 
@@ -688,7 +691,7 @@ impl Checker<'_> {
                 .collect();
         };
         let path = p.key("availability_zones");
-        if !(1..=6).contains(&list.get_ref().len()) {
+        if !ZONES.contains(&list.get_ref().len()) {
             let message = format!(
                 "availability_zones lists {} zones; list 1 to 6",
                 list.get_ref().len()
@@ -761,11 +764,11 @@ impl Checker<'_> {
         path: &KeyPath,
         zones: usize,
         vpc: Option<Ipv4Net>,
-        carve: impl Fn(usize) -> Option<Ipv4Net>,
+        carve: impl Fn(usize) -> Ipv4Net,
     ) -> Vec<(Ipv4Net, Option<Range<usize>>, KeyPath)> {
         let Some(list) = raw else {
             return (0..zones)
-                .map_while(|i| Some((carve(i)?, None, path.index(i))))
+                .map(|i| (carve(i), None, path.index(i)))
                 .collect();
         };
         if zones > 0 && list.get_ref().len() != zones {
@@ -1106,7 +1109,7 @@ fn cloud_workspace(url: &str) -> Option<CloudWorkspace> {
 }
 
 /// A URL with `user:password@` in it; the message does not echo it.
-fn api_url_credentials(url: &str) -> Result<(), String> {
+pub(super) fn api_url_credentials(url: &str) -> Result<(), String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     ensure(
         !rest.split('/').next().unwrap_or_default().contains('@'),
