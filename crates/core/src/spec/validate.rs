@@ -13,6 +13,7 @@ use super::Problem;
 use super::model::*;
 use super::paths::{self, KeyPath};
 use super::raw::*;
+use crate::model::{TAG_ADDRESS, TAG_SPEC, TAG_STACK};
 
 /// Set on the worker by prefect-ecs itself; a user value would fight with ours.
 const RESERVED_ENV: [&str; 5] = [
@@ -28,6 +29,10 @@ const RETENTION_DAYS: [u32; 22] = [
 ];
 const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 const DEFAULT_CIDR: &str = "10.0.0.0/16";
+/// Tags a resource may carry (EC2, IAM, ECS, Logs, Secrets Manager and Cloud Map alike).
+const MAX_TAGS: usize = 50;
+/// The tags prefect-ecs puts on a resource besides the user's (`Name` on EC2 resources).
+const OWN_TAGS: [&str; 4] = [TAG_STACK, TAG_ADDRESS, TAG_SPEC, "Name"];
 /// How many availability zones a stack spans.
 const ZONES: RangeInclusive<usize> = 1..=6;
 
@@ -179,6 +184,24 @@ pub(super) fn validate(
                 )
             }),
     };
+    let roles = [
+        (
+            "execution_role_name",
+            Some(&iam.execution_role_name),
+            &raw.iam.execution_role_name,
+        ),
+        (
+            "task_role_name",
+            Some(&iam.task_role_name),
+            &raw.iam.task_role_name,
+        ),
+        (
+            "flow_run_role_name",
+            iam.flow_run_role_name.as_ref(),
+            &raw.iam.flow_run_role_name,
+        ),
+    ];
+    c.distinct_roles(&ip, &roles);
     let namespace = c.string(
         raw.service_discovery.namespace.as_ref(),
         &root.key("service_discovery").key("namespace"),
@@ -191,7 +214,7 @@ pub(super) fn validate(
             raw.logs.group.as_ref(),
             &lp.key("group"),
             format!("/prefect-ecs/{name}/workers"),
-            aws_name("log group name", 512, |ch| "._/#-".contains(ch)),
+            log_group,
         ),
         retention_days: c.retention(&raw.logs.retention_days, &lp.key("retention_days")),
     };
@@ -568,23 +591,68 @@ impl Checker<'_> {
                 })
             })
         });
+        let tags_path = p.key("tags");
+        let yours = MAX_TAGS - OWN_TAGS.len();
+        if raw.tags.len() > yours {
+            let message = format!(
+                "stack.tags has {} tags; AWS allows {MAX_TAGS} on a resource and prefect-ecs adds \
+                 up to {} of its own ({}), so at most {yours} can be yours",
+                raw.tags.len(),
+                OWN_TAGS.len(),
+                OWN_TAGS.join(", ")
+            );
+            self.report(paths::key_span(self.doc, &tags_path.0), &tags_path, message);
+        }
         let mut tags = BTreeMap::new();
         for (key, value) in &raw.tags {
-            let path = p.key("tags").key(key);
-            let lower = key.to_ascii_lowercase();
-            if lower.starts_with("aws:") || lower.starts_with("prefect-ecs:") {
-                let span = paths::key_span(self.doc, &path.0);
-                let message = format!(
-                    "tag key \"{key}\" uses a reserved prefix (\"aws:\" belongs to AWS, \
-                     \"prefect-ecs:\" to this tool); rename it"
-                );
-                self.report(span, &path, message);
+            let path = tags_path.key(key);
+            if let Err(message) = tag_key(key) {
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
-            if let Some(value) = self.text(value, &path) {
-                tags.insert(key.clone(), value);
+            if let Some(text) = self.text(value, &path) {
+                if let Err(message) = tag_text(&format!("tag {key}'s value"), &text, 256) {
+                    self.report(Some(value.span()), &path, message);
+                }
+                tags.insert(key.clone(), text);
             }
         }
         (name, region, tags)
+    }
+
+    /// IAM role names are unique in an account, ignoring case: two of the stack's alike would
+    /// be one role.
+    fn distinct_roles(&mut self, p: &KeyPath, roles: &[(&str, Option<&String>, &Text)]) {
+        for (j, (key, name, raw)) in roles.iter().enumerate() {
+            let Some(name) = name.filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let same = roles[..j]
+                .iter()
+                .find(|(_, other, _)| other.is_some_and(|o| o.eq_ignore_ascii_case(name)));
+            let Some((other_key, other, other_raw)) = same else {
+                continue;
+            };
+            let other = other.expect("found by its name");
+            // At a name the user wrote (two defaults never collide), naming the other.
+            let ((key, name, span), (other_key, other, default)) = match (raw, other_raw) {
+                (Some(value), _) => (
+                    (*key, name, value.span()),
+                    (other_key, other, other_raw.is_none()),
+                ),
+                (None, Some(value)) => ((*other_key, other, value.span()), (key, name, true)),
+                (None, None) => continue,
+            };
+            let how = match (other == name, default) {
+                (false, _) => " (ignoring case)",
+                (true, true) => " (its default)",
+                (true, false) => "",
+            };
+            let message = format!(
+                "IAM role name \"{name}\" is the same as iam.{other_key}'s \"{other}\"{how}; \
+                 IAM role names are unique in an account regardless of case, so rename one"
+            );
+            self.report(Some(span), &p.key(key), message);
+        }
     }
 
     fn network(
@@ -599,7 +667,8 @@ impl Checker<'_> {
             raw.vpc_name.as_ref(),
             &p.key("vpc_name"),
             format!("{stack}-vpc"),
-            aws_name("VPC name", 255, |_| true),
+            // Only its Name tag holds it, and EC2 takes any character in a tag.
+            aws_name("VPC name", 256, |_| true),
         );
         let default_cidr: Ipv4Net = DEFAULT_CIDR.parse().expect("valid default CIDR");
         let vpc = match &raw.cidr {
@@ -715,13 +784,26 @@ impl Checker<'_> {
             let Some(name) = self.text(az, &path) else {
                 continue;
             };
+            let region = region.filter(|r| is_region(r));
             if let Some(first) = seen.get(&name) {
                 let message = format!(
                     "duplicate availability zone \"{name}\" (also availability_zones[{first}])"
                 );
                 self.report(Some(az.span()), &path, message);
-            } else if let Some(region) = region.filter(|r| is_region(r) && !name.starts_with(r)) {
+            } else if is_region(&name) {
+                let message = format!(
+                    "availability zone \"{name}\" is a region, not a zone in it; name a zone, \
+                     like {name}a"
+                );
+                self.report(Some(az.span()), &path, message);
+            } else if let Some(region) = region.filter(|r| !name.starts_with(r)) {
                 let message = format!("availability zone \"{name}\" is not in region {region}");
+                self.report(Some(az.span()), &path, message);
+            } else if let Some(region) = region.filter(|r| !is_zone_suffix(&name[r.len()..])) {
+                let message = format!(
+                    "availability zone \"{name}\" is not a zone name of region {region} (like \
+                     {region}a)"
+                );
                 self.report(Some(az.span()), &path, message);
             }
             seen.entry(name.clone()).or_insert(i);
@@ -886,7 +968,7 @@ impl Checker<'_> {
                 raw.image.as_ref(),
                 &p.key("image"),
                 "prefecthq/prefect:3-latest".to_owned(),
-                |image| ensure(!image.is_empty(), || "image must not be empty".to_owned()),
+                image,
             );
             let user_pins_aws = raw.env.get("EXTRA_PIP_PACKAGES").is_some_and(|v| {
                 v.get_ref()
@@ -970,8 +1052,9 @@ impl Checker<'_> {
             let p = p.index(i);
             let table = entry.span();
             let entry = entry.get_ref();
-            let name = self.required(&entry.name, &p.key("name"), table.clone(), |_| Ok(()));
-            if name.is_empty() {
+            let name = self.required(&entry.name, &p.key("name"), table.clone(), work_pool);
+            // A name Prefect refuses is reported already: whether a worker uses it is moot.
+            if work_pool(&name).is_err() {
                 continue;
             }
             if let Some(first) = seen.insert(name.clone(), i) {
@@ -1078,6 +1161,17 @@ fn is_region(region: &str) -> bool {
         && parts[1..parts.len() - 1].iter().all(|p| lower(p))
         && parts[parts.len() - 1].len() == 1
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What follows the region in a zone's name: a letter (`us-east-1a`), or a Local Zone's
+/// `-lax-1a`.
+fn is_zone_suffix(rest: &str) -> bool {
+    let local = rest.strip_prefix('-').is_some_and(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    local || rest.len() == 1 && rest.bytes().all(|b| b.is_ascii_lowercase())
 }
 
 fn is_dns_label(label: &str) -> bool {
@@ -1191,6 +1285,15 @@ fn worker_name(name: &str) -> Result<(), String> {
 fn work_pool(pool: &str) -> Result<(), String> {
     if pool.is_empty() {
         Err("work_pool must not be empty".to_owned())
+    } else if pool.trim_matches([' ', '\'', '"']).is_empty() {
+        // Prefect strips spaces and quotes before its non-empty check.
+        Err(format!(
+            "work pool \"{pool}\" is only spaces and quotes, which Prefect refuses as a name"
+        ))
+    } else if let Some(c) = pool.chars().find(|c| "/%&><".contains(*c)) {
+        Err(format!(
+            "work pool \"{pool}\" contains {c:?}, which Prefect refuses in a name (/ % & > <)"
+        ))
     } else if pool.to_ascii_lowercase().starts_with("prefect") {
         Err(format!(
             "work pool \"{pool}\" starts with \"prefect\", which Prefect reserves; rename it"
@@ -1241,5 +1344,84 @@ fn aws_name(
         } else {
             Ok(())
         }
+    }
+}
+
+fn tag_key(key: &str) -> Result<(), String> {
+    let lower = key.to_ascii_lowercase();
+    if key.is_empty() {
+        Err("tag key must not be empty".to_owned())
+    } else if lower.starts_with("aws:") || lower.starts_with("prefect-ecs:") {
+        Err(format!(
+            "tag key \"{key}\" uses a reserved prefix (\"aws:\" belongs to AWS, \
+             \"prefect-ecs:\" to this tool); rename it"
+        ))
+    } else if key == "Name" {
+        Err(
+            "tag key \"Name\" is prefect-ecs's: it names each EC2 resource (the VPC's is \
+             [network] vpc_name); rename it"
+                .to_owned(),
+        )
+    } else {
+        tag_text(&format!("tag key \"{}\"", shorten(key)), key, 128)
+    }
+}
+
+/// A tag's text as every tagged service takes it: at most `max` characters, and only those
+/// IAM's and CloudWatch Logs' APIs accept (`[\p{L}\p{Z}\p{N}_.:/=+\-@]`), the strictest of
+/// them; EC2, ECS, Secrets Manager and Cloud Map accept at least these.
+fn tag_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+    let len = text.chars().count();
+    let allowed = |c: char| {
+        c.is_alphanumeric() || c.is_whitespace() && !c.is_control() || "_.:/=+-@".contains(c)
+    };
+    if len > max {
+        Err(format!("{what} is {len} characters long; AWS allows {max}"))
+    } else if let Some(c) = text.chars().find(|&c| !allowed(c)) {
+        Err(format!(
+            "{what} contains {c:?}, which IAM and CloudWatch Logs refuse in a tag (they take \
+             letters, digits, spaces and _ . : / = + - @), and the stack's tags go on its roles \
+             and log group too"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn image(image: &str) -> Result<(), String> {
+    let len = image.chars().count();
+    if image.is_empty() {
+        Err("image must not be empty".to_owned())
+    } else if len > 255 {
+        Err(format!(
+            "image \"{}\" is {len} characters long; ECS allows 255",
+            shorten(image)
+        ))
+    } else if image.contains(char::is_whitespace) {
+        Err(format!(
+            "image \"{image}\" contains a space, which no image reference can"
+        ))
+    } else {
+        crate::image::ImageRef::parse(image)
+            .map(|_| ())
+            .map_err(|e| format!("image \"{image}\" is not a reference ECS can pull: {e}"))
+    }
+}
+
+fn log_group(name: &str) -> Result<(), String> {
+    aws_name("log group name", 512, |ch| "._/#-".contains(ch))(name)?;
+    ensure(!name.starts_with("aws/"), || {
+        format!(
+            "log group name \"{name}\" starts with \"aws/\", which CloudWatch Logs reserves \
+             for AWS; rename it"
+        )
+    })
+}
+
+/// At most 40 characters of `text`, to quote a value too long to quote whole.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
