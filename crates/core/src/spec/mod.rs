@@ -281,4 +281,6 @@ fn find_api_key(text: &str) -> Option<Range<usize>> {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use super::*;
 const ACCOUNT: &str = "9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
 const WORKSPACE: &str = "3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99";
 
-fn env() -> HashMap<&'static str, String> {
+pub(super) fn env() -> HashMap<&'static str, String> {
     HashMap::from([
         ("PREFECT_ACCOUNT_ID", ACCOUNT.to_owned()),
         ("PREFECT_WORKSPACE_ID", WORKSPACE.to_owned()),
@@ -85,7 +85,7 @@ fn messages(err: &SpecError) -> Vec<String> {
 }
 
 /// The report as the binary prints it: through [`report_handler`], its miette hook.
-fn render_hook(err: &SpecError) -> String {
+pub(super) fn render_hook(err: &SpecError) -> String {
     struct Hooked<'a>(&'a SpecError);
     impl std::fmt::Debug for Hooked<'_> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
