@@ -110,7 +110,7 @@ pub fn key_span(table: &DeTable, path: &[Segment]) -> Option<Range<usize>> {
     let (Segment::Key(first), rest) = path.split_first()? else {
         return None;
     };
-    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first)?;
+    let (key, value) = table.get_key_value(first.as_str())?;
     if rest.is_empty() {
         return Some(key.span());
     }

@@ -299,15 +299,16 @@ fn strings(
     keep(items, &drop);
 }
 
-/// Removes the items at the indices in `drop` (DeArray has no `remove`).
+/// Removes the items at the indices in `drop`, ascending (DeArray has no `remove`).
 fn keep(items: &mut DeArray, drop: &[usize]) {
     if drop.is_empty() {
         return;
     }
+    let mut next = drop.iter().peekable();
     let kept: DeArray = items
         .iter()
         .enumerate()
-        .filter(|(i, _)| !drop.contains(i))
+        .filter(|(i, _)| next.next_if_eq(&i).is_none())
         .map(|(_, v)| v.clone())
         .collect();
     *items = kept;

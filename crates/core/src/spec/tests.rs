@@ -784,3 +784,41 @@ fn the_first_problems_are_shown_and_the_rest_counted() {
     );
     assert!(rendered.contains("is invalid (60 problems)"), "{rendered}");
 }
+
+/// Issue 16: time grew with problems × file size. Each of these took seconds to minutes.
+#[test]
+fn large_inputs_are_validated_in_linear_time() {
+    let cases = [
+        // 50,000 values of the wrong type in one list (a removal per item was quadratic).
+        format!(
+            "[network]\navailability_zones = [{}]\n{WORKER}",
+            vec!["1"; 50_000].join(",")
+        ),
+        // 10,000 literal API keys (masking them one at a time from the start was quadratic).
+        format!(
+            "{WORKER}env = {{ A = \"{}\" }}\n",
+            "pnu_abcdefghijklmnopqrstuvwxyz ".repeat(10_000)
+        ),
+        // 20,000 listed subnets (every pair compared for overlap).
+        format!(
+            "[network]\npublic_subnets = [{}]\n{WORKER}",
+            vec!["\"10.0.0.0/24\""; 20_000].join(",")
+        ),
+        // 4,000 unknown keys in one table (each located by a scan of the table).
+        format!(
+            "{WORKER}{}",
+            (0..4000)
+                .map(|i| format!("nmae{i} = 1\n"))
+                .collect::<String>()
+        ),
+    ];
+    for source in cases {
+        let source = with_head(&source);
+        let started = std::time::Instant::now();
+        let rendered = render_plain(&parse_str(&source).unwrap_err());
+        let elapsed = started.elapsed();
+        // Generous for a debug build on a shared machine; the quadratic work took 20 s and more.
+        assert!(elapsed.as_secs() < 5, "{elapsed:?}: {}", &rendered[..300]);
+        assert!(rendered.len() < 20_000, "{}", rendered.len());
+    }
+}
