@@ -33,6 +33,9 @@ const DEFAULT_CIDR: &str = "10.0.0.0/16";
 const MAX_TAGS: usize = 50;
 /// The tags prefect-ecs puts on a resource besides the user's (`Name` on EC2 resources).
 const OWN_TAGS: [&str; 4] = [TAG_STACK, TAG_ADDRESS, TAG_SPEC, "Name"];
+/// A worker's environment, names and values: ECS takes a task definition of up to 64 KiB,
+/// and the rest of the worker's needs a few.
+const MAX_ENV_BYTES: usize = 60 * 1024;
 /// How many availability zones a stack spans.
 const ZONES: RangeInclusive<usize> = 1..=6;
 
@@ -604,9 +607,18 @@ impl Checker<'_> {
             self.report(paths::key_span(self.doc, &tags_path.0), &tags_path, message);
         }
         let mut tags = BTreeMap::new();
+        let mut lower: HashMap<String, &str> = HashMap::new();
         for (key, value) in &raw.tags {
             let path = tags_path.key(key);
             if let Err(message) = tag_key(key) {
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
+            }
+            // IAM takes a role's tag keys regardless of case: the second would replace the first.
+            if let Some(other) = lower.insert(key.to_lowercase(), key) {
+                let message = format!(
+                    "tag keys \"{other}\" and \"{key}\" differ only in case, which IAM does not \
+                     tell apart on a role; keep one"
+                );
                 self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
             if let Some(text) = self.text(value, &path) {
@@ -1001,8 +1013,16 @@ impl Checker<'_> {
             let (cpu, memory) = self.size(raw, &p, table);
             let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
             let mut env = BTreeMap::new();
+            let mut size = 0;
             for (key, value) in &raw.env {
                 let path = p.key("env").key(key);
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    let message = format!(
+                        "environment variable name {key:?} cannot be set in a container (empty, \
+                         or holding = or NUL)"
+                    );
+                    self.report(paths::key_span(self.doc, &path.0), &path, message);
+                }
                 if RESERVED_ENV.contains(&key.as_str()) {
                     let message = format!(
                         "{} sets {key}, which prefect-ecs sets itself; remove it",
@@ -1011,8 +1031,20 @@ impl Checker<'_> {
                     self.report(paths::key_span(self.doc, &path.0), &path, message);
                 }
                 if let Some(value) = self.text(value, &path) {
+                    size += key.len() + value.len();
                     env.insert(key.clone(), value);
                 }
+            }
+            // The task definition holds the environment, and ECS takes one of at most 64 KiB.
+            if size > MAX_ENV_BYTES {
+                let path = p.key("env");
+                let message = format!(
+                    "{path} holds {} KiB; the task definition that carries it may be at most 64 \
+                     KiB (ECS), so keep the environment under {} KiB",
+                    size / 1024,
+                    MAX_ENV_BYTES / 1024
+                );
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
             workers.push(Worker {
                 name,
