@@ -266,13 +266,18 @@ fn api_key_file_is_relative_to_the_spec() {
 #[test]
 fn credentials_in_the_api_url_are_refused_and_never_shown() {
     let password = "hunter2-in-the-url";
-    let env = |k: &str| {
-        (k == "PREFECT_API_URL").then(|| format!("https://ops:{password}@prefect.internal/api"))
+    let env = |k: &str| match k {
+        "PREFECT_API_URL" => Some(format!("https://ops:{password}@prefect.internal/api")),
+        // Wrong in another way too: that message must not quote it either.
+        "FTP_URL" => Some(format!("ftp://ops:{password}@prefect.internal/api")),
+        _ => None,
     };
     let head = "[stack]\nname = \"dev\"\n\n[prefect]\n";
     for prefect in [
         "api_url = \"${PREFECT_API_URL}\"\n".to_owned(),
+        "api_url = \"${FTP_URL}\"\n".to_owned(),
         format!("api_url = \"https://ops:{password}@prefect.internal/api\"\n"),
+        format!("api_url = \"ftp://ops:{password}@prefect.internal/api\"\n"),
     ] {
         let source = format!("{head}{prefect}\n{WORKER}");
         let err = parse(&source, Path::new("test.toml"), &env, Some("us-east-1")).unwrap_err();

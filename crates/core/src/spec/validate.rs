@@ -1250,12 +1250,13 @@ pub(super) fn api_url_credentials(url: &str) -> Result<(), String> {
 }
 
 fn api_url(url: &str) -> Result<(), String> {
+    // First: every other message quotes the URL.
+    api_url_credentials(url)?;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!(
             "api_url \"{url}\" must start with https:// or http://"
         ));
     }
-    api_url_credentials(url)?;
     let parsed = url::Url::parse(url).ok().filter(|u| {
         u.host_str().is_some_and(|h| !h.is_empty()) && !url.contains(char::is_whitespace)
     });
