@@ -827,3 +827,29 @@ fn large_inputs_are_validated_in_linear_time() {
         assert!(rendered.len() < 20_000, "{}", rendered.len());
     }
 }
+
+/// Issue 16: 17 listed zones went on to subnet carving (eight blocks a tier) and panicked.
+#[test]
+fn a_zone_count_out_of_range_carves_no_subnets() {
+    let zones: Vec<String> = (b'a'..b'a' + 17)
+        .map(|l| format!("\"us-east-1{}\"", l as char))
+        .collect();
+    for network in [
+        format!(
+            "cidr = \"10.1.2.0/24\"\navailability_zones = [{}]\n",
+            zones.join(", ")
+        ),
+        format!(
+            "availability_zones = [{}]\npublic_subnets = [\"10.0.0.0/24\"]\n",
+            zones.join(", ")
+        ),
+    ] {
+        let err = parse_str(&with_head(&format!("[network]\n{network}\n{WORKER}"))).unwrap_err();
+        // The zone count alone: subnets per zone would only repeat it.
+        assert_eq!(
+            messages(&err),
+            ["availability_zones lists 17 zones; list 1 to 6"],
+            "{network}"
+        );
+    }
+}
