@@ -23,10 +23,7 @@ fn main() -> ExitCode {
         .with_ansi(!no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    // A message must survive a CI log intact: a wrapped flag name cannot be searched for.
-    let _ = miette::set_hook(Box::new(|_| {
-        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
-    }));
+    let _ = miette::set_hook(Box::new(|_| Box::new(prefect_ecs::spec::report_handler())));
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())

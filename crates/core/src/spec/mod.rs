@@ -1,12 +1,15 @@
 //! The stack spec: TOML in, a validated [`Spec`] out. Pure: no AWS, no network.
 //!
 //! Parsing collects every problem of the file before failing, so a user fixes a spec in one
-//! round trip: type errors too (`schema.rs` checks them before serde runs). Only a TOML syntax
-//! error stops early.
+//! round trip: type errors too (`schema.rs` checks them before serde runs). Only what keeps
+//! the file from being read as TOML stops early: invalid UTF-8, nesting deeper than a spec
+//! can need (`scan.rs`), a syntax error.
 
 pub mod model;
 mod paths;
 mod raw;
+mod report;
+mod scan;
 mod schema;
 mod validate;
 
@@ -18,8 +21,11 @@ use miette::{NamedSource, SourceSpan};
 use toml::de::DeTable;
 
 pub use model::*;
+pub use report::{MAX_SHOWN, MAX_SNIPPET_LINE};
+pub use scan::MAX_DEPTH;
 
 use paths::KeyPath;
+use report::invalid;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SpecError {
@@ -30,10 +36,11 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
-    #[error("stack spec {file} is invalid ({} problem{})", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
+    #[error("stack spec {} is invalid ({count} problem{})", .src.name(), if *.count == 1 { "" } else { "s" })]
     #[diagnostic(code(spec::invalid))]
     Invalid {
-        file: String,
+        /// Every distinct problem; `problems` shows the first [`MAX_SHOWN`] and a count.
+        count: usize,
         /// The file with any literal API key masked, so that no snippet can print one.
         #[source_code]
         src: NamedSource<String>,
@@ -52,6 +59,8 @@ pub struct Problem {
     #[label("{label}")]
     pub span: Option<SourceSpan>,
     label: String,
+    /// `false`: located by `file:line:col` in the message, without the snippet.
+    snippet: bool,
 }
 
 impl Problem {
@@ -67,6 +76,7 @@ impl Problem {
             path,
             span: span.map(SourceSpan::from),
             label,
+            snippet: true,
         }
     }
 }
@@ -79,9 +89,22 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
 ) -> Result<Spec, SpecError> {
-    let file = path.display().to_string();
-    let fail = |problems: Vec<Problem>| invalid(&file, source, problems);
-    let parsed = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, None)]))?;
+    let file_name = path.display().to_string();
+    let fail = |problems: Vec<Problem>| {
+        let problems = problems
+            .into_iter()
+            .map(|p| (p.span.map_or(0, |s| s.offset()), p))
+            .collect();
+        invalid(&file_name, source, problems, &[])
+    };
+    if let Some((span, message)) = scan::too_deep(source) {
+        return Err(fail(vec![Problem::new(
+            message,
+            &KeyPath::default(),
+            Some(span),
+        )]));
+    }
+    let parsed = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, source, None)]))?;
     let doc = parsed.get_ref();
 
     // Type errors first, on a copy that serde then reads with the wrong values taken out.
@@ -92,7 +115,7 @@ pub fn parse(
     let raw: raw::RawSpec = serde_ignored::deserialize(toml::Deserializer::from(fixed), |p| {
         ignored.push(KeyPath::from_ignored(&p));
     })
-    .map_err(|e| fail(vec![toml_problem(&e, Some(doc))]))?;
+    .map_err(|e| fail(vec![toml_problem(&e, source, Some(doc))]))?;
 
     let mut problems: Vec<(usize, Problem)> =
         ignored.iter().map(|key| unknown_key(doc, key)).collect();
@@ -110,31 +133,62 @@ pub fn parse(
         .unwrap_or("PREFECT_API_KEY");
     paths::for_each_string(doc, &mut |key, value, span| {
         if find_api_key(value).is_some() {
-            let (line, col) = line_col(source, span.start);
             let message = format!(
-                "{file}:{line}:{col}: {key} looks like a literal Prefect API key; \
-                 remove it and set {key_var} (or [prefect] api_key_file)"
+                "{key} looks like a literal Prefect API key; remove it and set {key_var} (or \
+                 [prefect] api_key_file)"
             );
-            problems.push((span.start, Problem::new(message, &KeyPath::default(), None)));
+            let problem = Problem {
+                snippet: false,
+                ..Problem::new(message, &KeyPath::default(), Some(span.clone()))
+            };
+            problems.push((span.start, problem));
         }
     });
+    // A password written into the URL is shown nowhere, not even as a neighbouring line.
+    let masks: Vec<Range<usize>> = raw
+        .prefect
+        .as_ref()
+        .and_then(|p| p.get_ref().api_url.as_ref())
+        .filter(|url| validate::api_url_credentials(url.get_ref()).is_err())
+        .map(|url| url.span())
+        .into_iter()
+        .collect();
 
-    let at = |offset| {
-        let (line, col) = line_col(source, offset);
-        format!("{file}:{line}:{col}")
-    };
     let file = validate::File {
         doc,
         path,
         dropped: &dropped,
-        at: &at,
     };
     let spec = validate::validate(&raw, &file, env, region, &mut problems);
     if problems.is_empty() {
         return Ok(spec);
     }
-    problems.sort_by_key(|(offset, _)| *offset);
-    Err(fail(problems.into_iter().map(|(_, p)| p).collect()))
+    Err(invalid(&file_name, source, problems, &masks))
+}
+
+/// [`parse`] the bytes of a file, which must be UTF-8: each invalid sequence is reported at
+/// its line and byte.
+pub fn parse_bytes(
+    bytes: &[u8],
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+) -> Result<Spec, SpecError> {
+    match scan::utf8(bytes) {
+        Ok(source) => parse(source, path, env, region),
+        Err((text, found)) => {
+            let problems = found
+                .into_iter()
+                .map(|(span, message)| {
+                    (
+                        span.start,
+                        Problem::new(message, &KeyPath::default(), Some(span)),
+                    )
+                })
+                .collect();
+            Err(invalid(&path.display().to_string(), &text, problems, &[]))
+        }
+    }
 }
 
 /// Read the file then [`parse`].
@@ -143,11 +197,17 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
 ) -> Result<Spec, SpecError> {
-    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Io {
         path: path.to_owned(),
         source,
     })?;
-    parse(&source, path, env, region)
+    parse_bytes(&bytes, path, env, region)
+}
+
+/// The renderer of every error the binary reports (its miette hook): lines unwrapped, so that
+/// a message survives a CI log intact and a flag's name can be searched for.
+pub fn report_handler() -> miette::MietteHandler {
+    miette::MietteHandlerOpts::new().wrap_lines(false).build()
 }
 
 /// Render without colours or terminal detection: for snapshots, logs and non-terminals.
@@ -159,26 +219,7 @@ pub fn render_plain(err: &SpecError) -> String {
     out
 }
 
-/// Every message and the source shown in snippets go through `redact`: a key can reach a
-/// message through toml's own errors (`invalid type: string "pnu_..."`) or a snippet's context.
-fn invalid(file: &str, source: &str, problems: Vec<Problem>) -> SpecError {
-    let problems = problems
-        .into_iter()
-        .map(|p| Problem {
-            message: redact(&p.message),
-            path: redact(&p.path),
-            label: redact(&p.label),
-            ..p
-        })
-        .collect();
-    SpecError::Invalid {
-        file: file.to_owned(),
-        src: NamedSource::new(file, redact(source)),
-        problems,
-    }
-}
-
-fn toml_problem(err: &toml::de::Error, doc: Option<&DeTable>) -> Problem {
+fn toml_problem(err: &toml::de::Error, source: &str, doc: Option<&DeTable>) -> Problem {
     let span = err.span();
     let path = match (doc, &span) {
         (Some(doc), Some(span)) => paths::path_at(doc, span.start),
@@ -189,7 +230,23 @@ fn toml_problem(err: &toml::de::Error, doc: Option<&DeTable>) -> Problem {
         .message()
         .trim_end()
         .replace("expected u32", "expected a whole number");
-    Problem::new(message, &path, span)
+    let key = span.as_ref().and_then(|s| source.get(s.clone()));
+    match key {
+        Some(key) if message == "duplicate key" => {
+            let key = match key.starts_with(['"', '\'']) {
+                true => key.to_owned(),
+                false => format!("\"{key}\""),
+            };
+            let message = format!(
+                "duplicate key {key}: it is set earlier in the same table; keep one of the two"
+            );
+            Problem {
+                label: format!("{key} again"),
+                ..Problem::new(message, &path, span)
+            }
+        }
+        _ => Problem::new(message, &path, span),
+    }
 }
 
 fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
@@ -223,21 +280,7 @@ fn find_api_key(text: &str) -> Option<Range<usize>> {
     })
 }
 
-/// Masks keys byte for byte, so spans into the redacted source stay valid.
-fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
-    while let Some(key) = find_api_key(&out) {
-        out.replace_range(key.start + 3..key.end, &"*".repeat(key.len() - 3));
-    }
-    out
-}
-
-fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, col)
-}
-
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -86,9 +86,18 @@ impl KeyPath {
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, segment) in self.0.iter().enumerate() {
+            let dot = if i == 0 { "" } else { "." };
             match segment {
-                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
-                Segment::Key(k) => write!(f, ".{k}")?,
+                // As TOML writes a key that is not bare: `stack.tags."cost#center"`.
+                Segment::Key(k)
+                    if k.is_empty()
+                        || !k
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                {
+                    write!(f, "{dot}{k:?}")?
+                }
+                Segment::Key(k) => write!(f, "{dot}{k}")?,
                 Segment::Index(n) => write!(f, "[{n}]")?,
             }
         }
@@ -101,7 +110,7 @@ pub fn key_span(table: &DeTable, path: &[Segment]) -> Option<Range<usize>> {
     let (Segment::Key(first), rest) = path.split_first()? else {
         return None;
     };
-    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first)?;
+    let (key, value) = table.get_key_value(first.as_str())?;
     if rest.is_empty() {
         return Some(key.span());
     }

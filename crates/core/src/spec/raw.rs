@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-type Text = Option<Spanned<String>>;
+pub type Text = Option<Spanned<String>>;
 /// A number written as one or as a string with `${...}` (`schema.rs` lets nothing else by).
 pub type Number = Option<Spanned<Lit<i64>>>;
 /// A boolean, or a string with `${...}`.

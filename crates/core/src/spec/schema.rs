@@ -224,6 +224,16 @@ fn fits(
             table(t, fields, path, found, dropped);
             Ok(())
         }
+        (Table(_), DeValue::Array(items))
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i.get_ref(), DeValue::Table(_))) =>
+        {
+            Err(format!(
+                "`[[{path}]]` must be `[{path}]`: a spec has one [{path}] table"
+            ))
+        }
         (Table(_), v) => Err(format!(
             "expected a table ([{path}]), found {}",
             describe(v)
@@ -289,15 +299,16 @@ fn strings(
     keep(items, &drop);
 }
 
-/// Removes the items at the indices in `drop` (DeArray has no `remove`).
+/// Removes the items at the indices in `drop`, ascending (DeArray has no `remove`).
 fn keep(items: &mut DeArray, drop: &[usize]) {
     if drop.is_empty() {
         return;
     }
+    let mut next = drop.iter().peekable();
     let kept: DeArray = items
         .iter()
         .enumerate()
-        .filter(|(i, _)| !drop.contains(i))
+        .filter(|(i, _)| next.next_if_eq(&i).is_none())
         .map(|(_, v)| v.clone())
         .collect();
     *items = kept;

@@ -7,7 +7,7 @@ use super::*;
 const ACCOUNT: &str = "9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f";
 const WORKSPACE: &str = "3c2b1a09-8e7d-4c6b-9a5f-4e3d2c1b0a99";
 
-fn env() -> HashMap<&'static str, String> {
+pub(super) fn env() -> HashMap<&'static str, String> {
     HashMap::from([
         ("PREFECT_ACCOUNT_ID", ACCOUNT.to_owned()),
         ("PREFECT_WORKSPACE_ID", WORKSPACE.to_owned()),
@@ -20,10 +20,15 @@ fn env() -> HashMap<&'static str, String> {
 }
 
 fn parse_str(source: &str) -> Result<Spec, SpecError> {
+    parse_file(source.as_bytes(), "test.toml")
+}
+
+/// The bytes of a file at `path`, in us-east-1 with [`env`].
+fn parse_file(bytes: &[u8], path: &str) -> Result<Spec, SpecError> {
     let env = env();
-    parse(
-        source,
-        Path::new("test.toml"),
+    parse_bytes(
+        bytes,
+        Path::new(path),
         &|name| env.get(name).cloned(),
         Some("us-east-1"),
     )
@@ -46,10 +51,16 @@ fn invalid_specs() {
     insta::glob!("../../../../tests/specs/invalid", "*.toml", |path| {
         let env = env();
         let name = Path::new("tests/specs/invalid").join(path.file_name().unwrap());
-        let source = std::fs::read_to_string(path).unwrap();
-        let err = parse(&source, &name, &|n| env.get(n).cloned(), Some("us-east-1"))
+        let bytes = std::fs::read(path).unwrap();
+        let err = parse_bytes(&bytes, &name, &|n| env.get(n).cloned(), Some("us-east-1"))
             .expect_err("spec should be invalid");
-        insta::assert_snapshot!(render_plain(&err));
+        let rendered = render_plain(&err);
+        // What the binary prints holds the same text (its theme may differ).
+        let printed = render_hook(&err);
+        for problem in problems(&err) {
+            assert!(printed.contains(&problem.message), "{printed}");
+        }
+        insta::assert_snapshot!(rendered);
     });
 }
 
@@ -62,11 +73,26 @@ fn with_head(rest: &str) -> String {
     )
 }
 
-fn messages(err: &SpecError) -> Vec<String> {
+fn problems(err: &SpecError) -> &[Problem] {
     match err {
-        SpecError::Invalid { problems, .. } => problems.iter().map(|p| p.message.clone()).collect(),
+        SpecError::Invalid { problems, .. } => problems,
         SpecError::Io { .. } => panic!("unexpected i/o error"),
     }
+}
+
+fn messages(err: &SpecError) -> Vec<String> {
+    problems(err).iter().map(|p| p.message.clone()).collect()
+}
+
+/// The report as the binary prints it: through [`report_handler`], its miette hook.
+pub(super) fn render_hook(err: &SpecError) -> String {
+    struct Hooked<'a>(&'a SpecError);
+    impl std::fmt::Debug for Hooked<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            miette::ReportHandler::debug(&report_handler(), self.0, f)
+        }
+    }
+    format!("{:?}", Hooked(err))
 }
 
 #[test]
@@ -226,18 +252,11 @@ fn numbers_and_booleans_come_from_variables_and_defaults() {
 
 #[test]
 fn api_key_file_is_relative_to_the_spec() {
-    let env = env();
     let source = with_head(WORKER).replace(
         "[prefect]\n",
         "[prefect]\napi_key_file = \"secrets/key.txt\"\n",
     );
-    let spec = parse(
-        &source,
-        Path::new("stacks/dev.toml"),
-        &|n| env.get(n).cloned(),
-        Some("us-east-1"),
-    )
-    .unwrap();
+    let spec = parse_file(source.as_bytes(), "stacks/dev.toml").unwrap();
     assert_eq!(
         spec.prefect.credential.unwrap().source,
         ApiKeySource::File("stacks/secrets/key.txt".into())
@@ -247,13 +266,18 @@ fn api_key_file_is_relative_to_the_spec() {
 #[test]
 fn credentials_in_the_api_url_are_refused_and_never_shown() {
     let password = "hunter2-in-the-url";
-    let env = |k: &str| {
-        (k == "PREFECT_API_URL").then(|| format!("https://ops:{password}@prefect.internal/api"))
+    let env = |k: &str| match k {
+        "PREFECT_API_URL" => Some(format!("https://ops:{password}@prefect.internal/api")),
+        // Wrong in another way too: that message must not quote it either.
+        "FTP_URL" => Some(format!("ftp://ops:{password}@prefect.internal/api")),
+        _ => None,
     };
     let head = "[stack]\nname = \"dev\"\n\n[prefect]\n";
     for prefect in [
         "api_url = \"${PREFECT_API_URL}\"\n".to_owned(),
+        "api_url = \"${FTP_URL}\"\n".to_owned(),
         format!("api_url = \"https://ops:{password}@prefect.internal/api\"\n"),
+        format!("api_url = \"ftp://ops:{password}@prefect.internal/api\"\n"),
     ] {
         let source = format!("{head}{prefect}\n{WORKER}");
         let err = parse(&source, Path::new("test.toml"), &env, Some("us-east-1")).unwrap_err();
@@ -646,5 +670,186 @@ fn a_prefect_2_image_is_accepted_only_with_a_prefect_aws_of_the_users_own() {
             "[[worker]]\nname = \"w\"\nwork_pool = \"pool\"\nimage = \"{image}\"\n"
         )))
         .unwrap();
+    }
+}
+
+/// Issue 16: a problem past column 65,535 panicked inside miette's renderer.
+#[test]
+fn a_problem_on_a_very_long_line_is_located_without_a_snippet() {
+    let long = "x".repeat(70_000);
+    let source = with_head(&format!(
+        "{WORKER}env = {{ NOTE = \"{long}\", COUNT = 1 }}\n"
+    ));
+    let err = parse_str(&source).unwrap_err();
+    for rendered in [render_plain(&err), render_hook(&err)] {
+        assert!(
+            rendered.contains("test.toml:11:70028: worker[0].env.COUNT: expected a string"),
+            "{}",
+            &rendered[..rendered.len().min(2000)]
+        );
+        assert!(!rendered.contains(&long[..MAX_SNIPPET_LINE]));
+    }
+    // A short line next to a long one: its snippet would show the long one as context.
+    let source = with_head(&format!(
+        "{WORKER}env = {{ NOTE = \"{long}\" }}\ncpu = 100\n"
+    ));
+    let rendered = render_plain(&parse_str(&source).unwrap_err());
+    assert!(
+        rendered.contains("test.toml:12:7: worker[0].cpu: cpu = 100 is not a Fargate size"),
+        "{}",
+        &rendered[..rendered.len().min(2000)]
+    );
+}
+
+/// Issue 16: ~1,600 unclosed inline tables overflowed the stack inside the TOML parser (and
+/// a test thread's stack is smaller than the binary's main thread).
+#[test]
+fn nesting_deeper_than_a_spec_needs_is_refused_where_it_goes_too_deep() {
+    let source = format!("[stack]\n{}", "tags = { [stack]\n".repeat(1600));
+    let err = parse_str(&source).unwrap_err();
+    let rendered = render_plain(&err);
+    assert_eq!(
+        messages(&err),
+        [format!(
+            "arrays and inline tables nested more than {MAX_DEPTH} deep (a stack spec needs at \
+             most 3); is a closing bracket missing before this one?"
+        )]
+    );
+    // Each line leaves one inline table open: the 20th's `[` opens the 21st level.
+    assert!(rendered.contains("test.toml:21:10]"), "{rendered}");
+    // Strings and comments hold brackets that nest nothing.
+    let source = with_head(&format!(
+        "# {}\n{WORKER}env = {{ A = \"{}\", B = '''{}''' }}\n",
+        "[".repeat(50),
+        "{".repeat(50),
+        "[".repeat(50)
+    ));
+    parse_str(&source).unwrap();
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_byte() {
+    let mut bytes = with_head(WORKER).into_bytes();
+    bytes.splice(10..10, [0xff, 0xfe]);
+    let err = parse_file(&bytes, "test.toml").unwrap_err();
+    let rendered = render_plain(&err);
+    assert_eq!(
+        messages(&err),
+        [
+            "the file is not valid UTF-8: 0xff 0xfe at line 2, byte 3 of the line; save the file \
+          as UTF-8"
+        ]
+    );
+    assert!(rendered.contains("test.toml:2:3]"), "{rendered}");
+}
+
+/// Issue 16: 2,500 references to one unset variable took 42 s and printed 113 MB.
+#[test]
+fn one_problem_at_many_places_is_reported_once() {
+    let refs: String = (0..2500)
+        .map(|i| format!("V{i} = \"${{UNSET_TEAM}}\"\n"))
+        .collect();
+    let source = with_head(&format!("{WORKER}[worker.env]\n{refs}"));
+    let started = std::time::Instant::now();
+    let err = parse_str(&source).unwrap_err();
+    let rendered = render_plain(&err);
+    let elapsed = started.elapsed();
+    assert_eq!(messages(&err).len(), 1, "{rendered}");
+    assert!(
+        rendered.contains("environment variable UNSET_TEAM is not set")
+            && rendered.contains("also at worker[0].env.V1 (line 13)")
+            && rendered.contains("and 2494 more places")
+            && rendered.contains("test.toml:12:6]"),
+        "{rendered}"
+    );
+    assert!(rendered.len() < 2000, "{rendered}");
+    // Generous for a debug build on a shared machine; quadratic work took seconds.
+    assert!(elapsed.as_secs() < 2, "{elapsed:?}");
+}
+
+#[test]
+fn the_first_problems_are_shown_and_the_rest_counted() {
+    let workers: String = (0..60)
+        .map(|i| format!("[[worker]]\nname = \"w{i}\"\nwork_pool = \"pool\"\ncpu = {i}\n"))
+        .collect();
+    let err = parse_str(&with_head(&workers)).unwrap_err();
+    let rendered = render_plain(&err);
+    let shown = messages(&err);
+    assert_eq!(shown.len(), MAX_SHOWN + 1);
+    assert_eq!(
+        shown[MAX_SHOWN - 1],
+        format!(
+            "cpu = {} is not a Fargate size (allowed: 256, 512, 1024, 2048, 4096, 8192, 16384)",
+            MAX_SHOWN - 1
+        )
+    );
+    assert_eq!(
+        shown[MAX_SHOWN],
+        "and 10 more problems, not shown: fix the ones above and validate again"
+    );
+    assert!(rendered.contains("is invalid (60 problems)"), "{rendered}");
+}
+
+/// Issue 16: time grew with problems × file size. Each of these took seconds to minutes.
+#[test]
+fn large_inputs_are_validated_in_linear_time() {
+    let cases = [
+        // 50,000 values of the wrong type in one list (a removal per item was quadratic).
+        format!(
+            "[network]\navailability_zones = [{}]\n{WORKER}",
+            vec!["1"; 50_000].join(",")
+        ),
+        // 10,000 literal API keys (masking them one at a time from the start was quadratic).
+        format!(
+            "{WORKER}env = {{ A = \"{}\" }}\n",
+            "pnu_abcdefghijklmnopqrstuvwxyz ".repeat(10_000)
+        ),
+        // 20,000 listed subnets (every pair compared for overlap).
+        format!(
+            "[network]\npublic_subnets = [{}]\n{WORKER}",
+            vec!["\"10.0.0.0/24\""; 20_000].join(",")
+        ),
+        // 4,000 unknown keys in one table (each located by a scan of the table).
+        format!(
+            "{WORKER}{}",
+            (0..4000)
+                .map(|i| format!("nmae{i} = 1\n"))
+                .collect::<String>()
+        ),
+    ];
+    for source in cases {
+        let source = with_head(&source);
+        let started = std::time::Instant::now();
+        let rendered = render_plain(&parse_str(&source).unwrap_err());
+        let elapsed = started.elapsed();
+        // Generous for a debug build on a shared machine; the quadratic work took 20 s and more.
+        assert!(elapsed.as_secs() < 5, "{elapsed:?}: {}", &rendered[..300]);
+        assert!(rendered.len() < 20_000, "{}", rendered.len());
+    }
+}
+
+/// Issue 16: 17 listed zones went on to subnet carving (eight blocks a tier) and panicked.
+#[test]
+fn a_zone_count_out_of_range_carves_no_subnets() {
+    let zones: Vec<String> = (b'a'..b'a' + 17)
+        .map(|l| format!("\"us-east-1{}\"", l as char))
+        .collect();
+    for network in [
+        format!(
+            "cidr = \"10.1.2.0/24\"\navailability_zones = [{}]\n",
+            zones.join(", ")
+        ),
+        format!(
+            "availability_zones = [{}]\npublic_subnets = [\"10.0.0.0/24\"]\n",
+            zones.join(", ")
+        ),
+    ] {
+        let err = parse_str(&with_head(&format!("[network]\n{network}\n{WORKER}"))).unwrap_err();
+        // The zone count alone: subnets per zone would only repeat it.
+        assert_eq!(
+            messages(&err),
+            ["availability_zones lists 17 zones; list 1 to 6"],
+            "{network}"
+        );
     }
 }

@@ -13,6 +13,7 @@ use super::Problem;
 use super::model::*;
 use super::paths::{self, KeyPath};
 use super::raw::*;
+use crate::model::{TAG_ADDRESS, TAG_SPEC, TAG_STACK};
 
 /// Set on the worker by prefect-ecs itself; a user value would fight with ours.
 const RESERVED_ENV: [&str; 5] = [
@@ -28,6 +29,15 @@ const RETENTION_DAYS: [u32; 22] = [
 ];
 const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 const DEFAULT_CIDR: &str = "10.0.0.0/16";
+/// Tags a resource may carry (EC2, IAM, ECS, Logs, Secrets Manager and Cloud Map alike).
+const MAX_TAGS: usize = 50;
+/// The tags prefect-ecs puts on a resource besides the user's (`Name` on EC2 resources).
+const OWN_TAGS: [&str; 4] = [TAG_STACK, TAG_ADDRESS, TAG_SPEC, "Name"];
+/// A worker's environment, names and values: ECS takes a task definition of up to 64 KiB,
+/// and the rest of the worker's needs a few.
+const MAX_ENV_BYTES: usize = 60 * 1024;
+/// How many availability zones a stack spans.
+const ZONES: RangeInclusive<usize> = 1..=6;
 
 /// The memory sizes Fargate accepts with `cpu`, or `None` if `cpu` is not a Fargate size.
 pub(super) fn fargate_memory(cpu: u32) -> Option<Vec<u32>> {
@@ -110,8 +120,6 @@ pub(super) struct File<'a> {
     pub path: &'a Path,
     /// The keys `schema::check` took out for their type (already reported).
     pub dropped: &'a HashSet<String>,
-    /// `file:line:col` of a byte offset.
-    pub at: &'a dyn Fn(usize) -> String,
 }
 
 pub(super) fn validate(
@@ -126,7 +134,6 @@ pub(super) fn validate(
         doc: file.doc,
         env,
         dropped: file.dropped,
-        at: file.at,
         forbidden: vec![
             "PREFECT_API_KEY".to_owned(),
             "PREFECT_API_AUTH_STRING".to_owned(),
@@ -180,6 +187,24 @@ pub(super) fn validate(
                 )
             }),
     };
+    let roles = [
+        (
+            "execution_role_name",
+            Some(&iam.execution_role_name),
+            &raw.iam.execution_role_name,
+        ),
+        (
+            "task_role_name",
+            Some(&iam.task_role_name),
+            &raw.iam.task_role_name,
+        ),
+        (
+            "flow_run_role_name",
+            iam.flow_run_role_name.as_ref(),
+            &raw.iam.flow_run_role_name,
+        ),
+    ];
+    c.distinct_roles(&ip, &roles);
     let namespace = c.string(
         raw.service_discovery.namespace.as_ref(),
         &root.key("service_discovery").key("namespace"),
@@ -192,7 +217,7 @@ pub(super) fn validate(
             raw.logs.group.as_ref(),
             &lp.key("group"),
             format!("/prefect-ecs/{name}/workers"),
-            aws_name("log group name", 512, |ch| "._/#-".contains(ch)),
+            log_group,
         ),
         retention_days: c.retention(&raw.logs.retention_days, &lp.key("retention_days")),
     };
@@ -235,8 +260,6 @@ struct Checker<'a> {
     /// Keys whose value had the wrong type, already reported and taken out of the raw file:
     /// a problem at one of them (its absence) is a consequence, not news.
     dropped: &'a HashSet<String>,
-    /// `file:line:col` of an offset, for a problem reported without its snippet.
-    at: &'a dyn Fn(usize) -> String,
     /// Variables holding the API key: `${...}` on them would put the key in plain text.
     forbidden: Vec<String>,
     problems: &'a mut Vec<(usize, Problem)>,
@@ -259,9 +282,11 @@ impl Checker<'_> {
         };
         for error in errors {
             let message = match error {
-                SubstError::Unset(name) => {
-                    format!("environment variable {name} is not set (referenced by {path})")
-                }
+                // Without the key's path, so that every reference is one problem.
+                SubstError::Unset(name) => format!(
+                    "environment variable {name} is not set; set it, or write \
+                     ${{{name}:-default}} to give a default"
+                ),
                 SubstError::Forbidden(name) => format!(
                     "{path} references ${{{name}}}, the Prefect API key, which would be stored \
                      in plain text in the task definition; remove it and let prefect-ecs inject \
@@ -446,12 +471,11 @@ impl Checker<'_> {
                 );
                 (String::new(), None)
             }
-            // Credentials written into the URL itself: reported without the line that
-            // shows them (from an environment variable, the snippet shows only `${…}`).
+            // Credentials written into the URL itself: `parse` masks the value in the
+            // snippet (from an environment variable, the snippet shows only `${…}`).
             Some(url) if api_url_credentials(url.get_ref()).is_err() => {
                 let message = api_url_credentials(url.get_ref()).unwrap_err();
-                let message = format!("{}: {message}", (self.at)(url.span().start));
-                self.report(None, &p.key("api_url"), message);
+                self.report(Some(url.span()), &p.key("api_url"), message);
                 (String::new(), None)
             }
             Some(url) => {
@@ -570,23 +594,77 @@ impl Checker<'_> {
                 })
             })
         });
+        let tags_path = p.key("tags");
+        let yours = MAX_TAGS - OWN_TAGS.len();
+        if raw.tags.len() > yours {
+            let message = format!(
+                "stack.tags has {} tags; AWS allows {MAX_TAGS} on a resource and prefect-ecs adds \
+                 up to {} of its own ({}), so at most {yours} can be yours",
+                raw.tags.len(),
+                OWN_TAGS.len(),
+                OWN_TAGS.join(", ")
+            );
+            self.report(paths::key_span(self.doc, &tags_path.0), &tags_path, message);
+        }
         let mut tags = BTreeMap::new();
+        let mut lower: HashMap<String, &str> = HashMap::new();
         for (key, value) in &raw.tags {
-            let path = p.key("tags").key(key);
-            let lower = key.to_ascii_lowercase();
-            if lower.starts_with("aws:") || lower.starts_with("prefect-ecs:") {
-                let span = paths::key_span(self.doc, &path.0);
-                let message = format!(
-                    "tag key \"{key}\" uses a reserved prefix (\"aws:\" belongs to AWS, \
-                     \"prefect-ecs:\" to this tool); rename it"
-                );
-                self.report(span, &path, message);
+            let path = tags_path.key(key);
+            if let Err(message) = tag_key(key) {
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
-            if let Some(value) = self.text(value, &path) {
-                tags.insert(key.clone(), value);
+            // IAM takes a role's tag keys regardless of case: the second would replace the first.
+            if let Some(other) = lower.insert(key.to_lowercase(), key) {
+                let message = format!(
+                    "tag keys \"{other}\" and \"{key}\" differ only in case, which IAM does not \
+                     tell apart on a role; keep one"
+                );
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
+            }
+            if let Some(text) = self.text(value, &path) {
+                if let Err(message) = tag_text(&format!("tag {key}'s value"), &text, 256) {
+                    self.report(Some(value.span()), &path, message);
+                }
+                tags.insert(key.clone(), text);
             }
         }
         (name, region, tags)
+    }
+
+    /// IAM role names are unique in an account, ignoring case: two of the stack's alike would
+    /// be one role.
+    fn distinct_roles(&mut self, p: &KeyPath, roles: &[(&str, Option<&String>, &Text)]) {
+        for (j, (key, name, raw)) in roles.iter().enumerate() {
+            let Some(name) = name.filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let same = roles[..j]
+                .iter()
+                .find(|(_, other, _)| other.is_some_and(|o| o.eq_ignore_ascii_case(name)));
+            let Some((other_key, other, other_raw)) = same else {
+                continue;
+            };
+            let other = other.expect("found by its name");
+            // At a name the user wrote (two defaults never collide), naming the other.
+            let ((key, name, span), (other_key, other, default)) = match (raw, other_raw) {
+                (Some(value), _) => (
+                    (*key, name, value.span()),
+                    (other_key, other, other_raw.is_none()),
+                ),
+                (None, Some(value)) => ((*other_key, other, value.span()), (key, name, true)),
+                (None, None) => continue,
+            };
+            let how = match (other == name, default) {
+                (false, _) => " (ignoring case)",
+                (true, true) => " (its default)",
+                (true, false) => "",
+            };
+            let message = format!(
+                "IAM role name \"{name}\" is the same as iam.{other_key}'s \"{other}\"{how}; \
+                 IAM role names are unique in an account regardless of case, so rename one"
+            );
+            self.report(Some(span), &p.key(key), message);
+        }
     }
 
     fn network(
@@ -601,7 +679,8 @@ impl Checker<'_> {
             raw.vpc_name.as_ref(),
             &p.key("vpc_name"),
             format!("{stack}-vpc"),
-            aws_name("VPC name", 255, |_| true),
+            // Only its Name tag holds it, and EC2 takes any character in a tag.
+            aws_name("VPC name", 256, |_| true),
         );
         let default_cidr: Ipv4Net = DEFAULT_CIDR.parse().expect("valid default CIDR");
         let vpc = match &raw.cidr {
@@ -629,21 +708,26 @@ impl Checker<'_> {
             .subnets((carving.prefix_len() + 4).min(28))
             .expect("a prefix of at most 28 is valid")
             .collect();
-        let count = azs.len();
+        // A zone count out of range is reported by `zones`; subnets per zone would only
+        // repeat it (and carving has eight blocks a tier).
+        let count = if ZONES.contains(&azs.len()) {
+            azs.len()
+        } else {
+            0
+        };
         let public = self.subnets(
             &raw.public_subnets,
             &p.key("public_subnets"),
             count,
             vpc,
-            // Eight blocks per tier; more zones than that are reported above (at most 6).
-            |i| carved.get(i).filter(|_| i < 8).copied(),
+            |i| carved[i],
         );
         let private = self.subnets(
             &raw.private_subnets,
             &p.key("private_subnets"),
             count,
             vpc,
-            |i| carved.get(8 + i).filter(|_| i < 8).copied(),
+            |i| carved[8 + i],
         );
         self.overlaps(public.iter().chain(&private));
 
@@ -688,7 +772,7 @@ impl Checker<'_> {
                 .collect();
         };
         let path = p.key("availability_zones");
-        if !(1..=6).contains(&list.get_ref().len()) {
+        if !ZONES.contains(&list.get_ref().len()) {
             let message = format!(
                 "availability_zones lists {} zones; list 1 to 6",
                 list.get_ref().len()
@@ -712,13 +796,26 @@ impl Checker<'_> {
             let Some(name) = self.text(az, &path) else {
                 continue;
             };
+            let region = region.filter(|r| is_region(r));
             if let Some(first) = seen.get(&name) {
                 let message = format!(
                     "duplicate availability zone \"{name}\" (also availability_zones[{first}])"
                 );
                 self.report(Some(az.span()), &path, message);
-            } else if let Some(region) = region.filter(|r| is_region(r) && !name.starts_with(r)) {
+            } else if is_region(&name) {
+                let message = format!(
+                    "availability zone \"{name}\" is a region, not a zone in it; name a zone, \
+                     like {name}a"
+                );
+                self.report(Some(az.span()), &path, message);
+            } else if let Some(region) = region.filter(|r| !name.starts_with(r)) {
                 let message = format!("availability zone \"{name}\" is not in region {region}");
+                self.report(Some(az.span()), &path, message);
+            } else if let Some(region) = region.filter(|r| !is_zone_suffix(&name[r.len()..])) {
+                let message = format!(
+                    "availability zone \"{name}\" is not a zone name of region {region} (like \
+                     {region}a)"
+                );
                 self.report(Some(az.span()), &path, message);
             }
             seen.entry(name.clone()).or_insert(i);
@@ -761,11 +858,11 @@ impl Checker<'_> {
         path: &KeyPath,
         zones: usize,
         vpc: Option<Ipv4Net>,
-        carve: impl Fn(usize) -> Option<Ipv4Net>,
+        carve: impl Fn(usize) -> Ipv4Net,
     ) -> Vec<(Ipv4Net, Option<Range<usize>>, KeyPath)> {
         let Some(list) = raw else {
             return (0..zones)
-                .map_while(|i| Some((carve(i)?, None, path.index(i))))
+                .map(|i| (carve(i), None, path.index(i)))
                 .collect();
         };
         if zones > 0 && list.get_ref().len() != zones {
@@ -795,7 +892,9 @@ impl Checker<'_> {
         &mut self,
         subnets: impl Iterator<Item = &'s (Ipv4Net, Option<Range<usize>>, KeyPath)>,
     ) {
-        let subnets: Vec<_> = subnets.collect();
+        // Two lists of a subnet per zone, and a little more: a list longer than that is
+        // reported for its length already, and comparing all of a huge one is quadratic.
+        let subnets: Vec<_> = subnets.take(4 * ZONES.end()).collect();
         // Only the first overlap of each subnet: one misplaced block can overlap all others.
         for (j, (b, b_span, b_path)) in subnets.iter().enumerate() {
             let overlapping = subnets[..j]
@@ -883,7 +982,7 @@ impl Checker<'_> {
                 raw.image.as_ref(),
                 &p.key("image"),
                 "prefecthq/prefect:3-latest".to_owned(),
-                |image| ensure(!image.is_empty(), || "image must not be empty".to_owned()),
+                image,
             );
             let user_pins_aws = raw.env.get("EXTRA_PIP_PACKAGES").is_some_and(|v| {
                 v.get_ref()
@@ -914,8 +1013,16 @@ impl Checker<'_> {
             let (cpu, memory) = self.size(raw, &p, table);
             let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
             let mut env = BTreeMap::new();
+            let mut size = 0;
             for (key, value) in &raw.env {
                 let path = p.key("env").key(key);
+                if key.is_empty() || key.contains(['=', '\0']) {
+                    let message = format!(
+                        "environment variable name {key:?} cannot be set in a container (empty, \
+                         or holding = or NUL)"
+                    );
+                    self.report(paths::key_span(self.doc, &path.0), &path, message);
+                }
                 if RESERVED_ENV.contains(&key.as_str()) {
                     let message = format!(
                         "{} sets {key}, which prefect-ecs sets itself; remove it",
@@ -924,8 +1031,20 @@ impl Checker<'_> {
                     self.report(paths::key_span(self.doc, &path.0), &path, message);
                 }
                 if let Some(value) = self.text(value, &path) {
+                    size += key.len() + value.len();
                     env.insert(key.clone(), value);
                 }
+            }
+            // The task definition holds the environment, and ECS takes one of at most 64 KiB.
+            if size > MAX_ENV_BYTES {
+                let path = p.key("env");
+                let message = format!(
+                    "{path} holds {} KiB; the task definition that carries it may be at most 64 \
+                     KiB (ECS), so keep the environment under {} KiB",
+                    size / 1024,
+                    MAX_ENV_BYTES / 1024
+                );
+                self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
             workers.push(Worker {
                 name,
@@ -967,8 +1086,9 @@ impl Checker<'_> {
             let p = p.index(i);
             let table = entry.span();
             let entry = entry.get_ref();
-            let name = self.required(&entry.name, &p.key("name"), table.clone(), |_| Ok(()));
-            if name.is_empty() {
+            let name = self.required(&entry.name, &p.key("name"), table.clone(), work_pool);
+            // A name Prefect refuses is reported already: whether a worker uses it is moot.
+            if work_pool(&name).is_err() {
                 continue;
             }
             if let Some(first) = seen.insert(name.clone(), i) {
@@ -1077,6 +1197,17 @@ fn is_region(region: &str) -> bool {
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// What follows the region in a zone's name: a letter (`us-east-1a`), or a Local Zone's
+/// `-lax-1a`.
+fn is_zone_suffix(rest: &str) -> bool {
+    let local = rest.strip_prefix('-').is_some_and(|r| {
+        !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    local || rest.len() == 1 && rest.bytes().all(|b| b.is_ascii_lowercase())
+}
+
 fn is_dns_label(label: &str) -> bool {
     (1..=63).contains(&label.len())
         && label
@@ -1106,7 +1237,7 @@ fn cloud_workspace(url: &str) -> Option<CloudWorkspace> {
 }
 
 /// A URL with `user:password@` in it; the message does not echo it.
-fn api_url_credentials(url: &str) -> Result<(), String> {
+pub(super) fn api_url_credentials(url: &str) -> Result<(), String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     ensure(
         !rest.split('/').next().unwrap_or_default().contains('@'),
@@ -1119,12 +1250,13 @@ fn api_url_credentials(url: &str) -> Result<(), String> {
 }
 
 fn api_url(url: &str) -> Result<(), String> {
+    // First: every other message quotes the URL.
+    api_url_credentials(url)?;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!(
             "api_url \"{url}\" must start with https:// or http://"
         ));
     }
-    api_url_credentials(url)?;
     let parsed = url::Url::parse(url).ok().filter(|u| {
         u.host_str().is_some_and(|h| !h.is_empty()) && !url.contains(char::is_whitespace)
     });
@@ -1188,6 +1320,15 @@ fn worker_name(name: &str) -> Result<(), String> {
 fn work_pool(pool: &str) -> Result<(), String> {
     if pool.is_empty() {
         Err("work_pool must not be empty".to_owned())
+    } else if pool.trim_matches([' ', '\'', '"']).is_empty() {
+        // Prefect strips spaces and quotes before its non-empty check.
+        Err(format!(
+            "work pool \"{pool}\" is only spaces and quotes, which Prefect refuses as a name"
+        ))
+    } else if let Some(c) = pool.chars().find(|c| "/%&><".contains(*c)) {
+        Err(format!(
+            "work pool \"{pool}\" contains {c:?}, which Prefect refuses in a name (/ % & > <)"
+        ))
     } else if pool.to_ascii_lowercase().starts_with("prefect") {
         Err(format!(
             "work pool \"{pool}\" starts with \"prefect\", which Prefect reserves; rename it"
@@ -1238,5 +1379,84 @@ fn aws_name(
         } else {
             Ok(())
         }
+    }
+}
+
+fn tag_key(key: &str) -> Result<(), String> {
+    let lower = key.to_ascii_lowercase();
+    if key.is_empty() {
+        Err("tag key must not be empty".to_owned())
+    } else if lower.starts_with("aws:") || lower.starts_with("prefect-ecs:") {
+        Err(format!(
+            "tag key \"{key}\" uses a reserved prefix (\"aws:\" belongs to AWS, \
+             \"prefect-ecs:\" to this tool); rename it"
+        ))
+    } else if key == "Name" {
+        Err(
+            "tag key \"Name\" is prefect-ecs's: it names each EC2 resource (the VPC's is \
+             [network] vpc_name); rename it"
+                .to_owned(),
+        )
+    } else {
+        tag_text(&format!("tag key \"{}\"", shorten(key)), key, 128)
+    }
+}
+
+/// A tag's text as every tagged service takes it: at most `max` characters, and only those
+/// IAM's and CloudWatch Logs' APIs accept (`[\p{L}\p{Z}\p{N}_.:/=+\-@]`), the strictest of
+/// them; EC2, ECS, Secrets Manager and Cloud Map accept at least these.
+fn tag_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+    let len = text.chars().count();
+    let allowed = |c: char| {
+        c.is_alphanumeric() || c.is_whitespace() && !c.is_control() || "_.:/=+-@".contains(c)
+    };
+    if len > max {
+        Err(format!("{what} is {len} characters long; AWS allows {max}"))
+    } else if let Some(c) = text.chars().find(|&c| !allowed(c)) {
+        Err(format!(
+            "{what} contains {c:?}, which IAM and CloudWatch Logs refuse in a tag (they take \
+             letters, digits, spaces and _ . : / = + - @), and the stack's tags go on its roles \
+             and log group too"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn image(image: &str) -> Result<(), String> {
+    let len = image.chars().count();
+    if image.is_empty() {
+        Err("image must not be empty".to_owned())
+    } else if len > 255 {
+        Err(format!(
+            "image \"{}\" is {len} characters long; ECS allows 255",
+            shorten(image)
+        ))
+    } else if image.contains(char::is_whitespace) {
+        Err(format!(
+            "image \"{image}\" contains a space, which no image reference can"
+        ))
+    } else {
+        crate::image::ImageRef::parse(image)
+            .map(|_| ())
+            .map_err(|e| format!("image \"{image}\" is not a reference ECS can pull: {e}"))
+    }
+}
+
+fn log_group(name: &str) -> Result<(), String> {
+    aws_name("log group name", 512, |ch| "._/#-".contains(ch))(name)?;
+    ensure(!name.starts_with("aws/"), || {
+        format!(
+            "log group name \"{name}\" starts with \"aws/\", which CloudWatch Logs reserves \
+             for AWS; rename it"
+        )
+    })
+}
+
+/// At most 40 characters of `text`, to quote a value too long to quote whole.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
