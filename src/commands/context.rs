@@ -190,8 +190,15 @@ impl<S: Stack> Context<S> {
     /// The plan and what it was computed from (a saved plan fingerprints it).
     pub async fn observe_and_plan(&self) -> Result<(ObservedState, Plan)> {
         if !self.desired {
-            let observed = self.aws.discover(&self.spec).await?;
-            let plan = self.destroy_plan(&observed)?;
+            // Beside discovery: the flow runs' task definitions, which destroy removes too.
+            let families = graph::flow_run_families(&self.spec);
+            let (observed, flow_runs) = tokio::join!(
+                self.aws.discover(&self.spec),
+                self.aws.flow_run_definitions(&families)
+            );
+            let (observed, flow_runs) = (observed?, flow_runs?);
+            let mut plan = self.destroy_plan(&observed)?;
+            plan.remove_flow_run_definitions(&flow_runs);
             return Ok((observed, plan));
         }
         // Independent reads: the template and the live stack in one wave, not two.

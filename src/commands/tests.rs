@@ -231,6 +231,14 @@ impl Stack for Fake {
             ..Default::default()
         }
     }
+
+    async fn flow_run_definitions(
+        &self,
+        _: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ProviderError> {
+        // No worker runs flows in this world.
+        Ok(Vec::new())
+    }
 }
 
 /// The fake, failing every call `fail` names (`create nat_gateway.nat[0]`, `release_lock`…).
@@ -326,6 +334,13 @@ impl Stack for Faulty {
 
     async fn worker_facts(&self, worker: &WorkerRef, lines: i32) -> WorkerFacts {
         self.inner.worker_facts(worker, lines).await
+    }
+
+    async fn flow_run_definitions(
+        &self,
+        families: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ProviderError> {
+        self.inner.flow_run_definitions(families).await
     }
 }
 

@@ -173,6 +173,36 @@ impl Aws {
         Ok(found)
     }
 
+    /// The ACTIVE revisions of exactly `family` (ListTaskDefinitions takes a prefix only).
+    pub(super) async fn active_revisions(
+        &self,
+        family: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_err("ListTaskDefinitions", e))?;
+            out.extend(
+                page.task_definition_arns()
+                    .iter()
+                    .filter(|arn| {
+                        arn.rsplit('/')
+                            .next()
+                            .and_then(|r| r.rsplit_once(':'))
+                            .is_some_and(|(f, _)| f == family)
+                    })
+                    .cloned(),
+            );
+        }
+        Ok(out)
+    }
+
     async fn describe_task_definition(&self, td: &str) -> TaskDefinitionRead {
         self.ecs
             .describe_task_definition()

@@ -667,4 +667,21 @@ impl crate::stack::Stack for Aws {
     async fn worker_facts(&self, worker: &WorkerRef, lines: i32) -> crate::diagnose::WorkerFacts {
         Aws::worker_facts(self, worker, lines).await
     }
+
+    async fn flow_run_definitions(
+        &self,
+        families: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ProviderError> {
+        let lists = futures::future::join_all(
+            families
+                .iter()
+                .map(|(_, family)| self.active_revisions(family)),
+        )
+        .await;
+        let mut out = Vec::new();
+        for ((pool, _), arns) in families.iter().zip(lists) {
+            out.extend(arns?.into_iter().map(|arn| (pool.clone(), arn)));
+        }
+        Ok(out)
+    }
 }

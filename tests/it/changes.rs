@@ -325,3 +325,74 @@ async fn target_and_replace_act_on_what_they_name_and_leave_the_rest() {
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
 }
+
+/// Issue 11, item 3: the task definitions the worker registers for flow runs (one family per
+/// pool, `<stack>_<pool>`) exist because of the stack: destroy names them in its plan and
+/// deregisters them; a family that only starts alike is someone else's and stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_deregisters_the_flow_runs_task_definitions_of_its_pools_only() {
+    let aws = Aws::new().await;
+    let stack = TestStack::new("flowdefs");
+    stack.apply().assert_ok();
+    let pool = stack.workers[0].work_pool.clone();
+    let ours = format!("{}_{pool}", stack.name);
+    let theirs = format!("{ours}x");
+    let register = |family: String| {
+        let aws = &aws;
+        async move {
+            let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("prefect")
+                .image("prefecthq/prefect:3-latest")
+                .build();
+            aws.ecs
+                .register_task_definition()
+                .family(&family)
+                .container_definitions(container)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+                .cpu("256")
+                .memory("512")
+                .send()
+                .await
+                .expect("RegisterTaskDefinition")
+                .task_definition
+                .and_then(|t| t.task_definition_arn)
+                .expect("arn")
+        }
+    };
+    let first = register(ours.clone()).await;
+    let second = register(ours.clone()).await;
+    let other = register(theirs.clone()).await;
+
+    // Apply and plan leave them alone: flow runs may still use them.
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+
+    let out = stack.destroy().assert_ok();
+    for revision in ["1", "2"] {
+        assert!(
+            out.stdout.contains(&format!(
+                "- ecs_task_definition.{ours}:{revision}  # registered by the worker for flow runs of pool {pool}"
+            )),
+            "{out}"
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("# destroy, with every log stream in it (the flow runs' too)"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains(&theirs), "{out}");
+    for arn in [&first, &second] {
+        let (td, _) = task_definition(&aws, arn).await;
+        assert_eq!(td.status(), Some(&TaskDefinitionStatus::Inactive), "{arn}");
+    }
+    assert_eq!(active_revisions(&aws, &theirs).await, [other.clone()]);
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+    aws.ecs
+        .deregister_task_definition()
+        .task_definition(&other)
+        .send()
+        .await
+        .expect("clean up the other family");
+}

@@ -1752,3 +1752,54 @@ fn selections_the_stack_cannot_honour_are_refused_with_the_reason() {
     let err = selected(&g, &seen, &[], &[&address]).unwrap_err();
     assert!(err.to_string().contains("adopted"), "{err}");
 }
+
+/// Issue 11, item 3: destroy's plan deregisters the flow runs' task definitions of the stack's
+/// own pools, each once, and says why; an adopted pool's family is not the stack's to clean.
+#[test]
+fn destroy_removes_the_flow_runs_task_definitions_of_its_own_pools() {
+    let spec = load("prod.toml");
+    let families = crate::graph::flow_run_families(&spec);
+    assert!(!families.is_empty());
+    assert!(
+        families
+            .iter()
+            .all(|(pool, family)| *family == format!("prod_{pool}")),
+        "{families:?}"
+    );
+    let mut adopting = spec.clone();
+    adopting.work_pools[0].adopt = true;
+    let adopted = adopting.work_pools[0].name.clone();
+    assert!(
+        !crate::graph::flow_run_families(&adopting)
+            .iter()
+            .any(|(p, _)| *p == adopted)
+    );
+
+    let g = prod();
+    let mut p = crate::plan::destroy("prod", &g, &converged(&g)).unwrap();
+    let (pool, family) = families[0].clone();
+    let arn = |r: u32| {
+        (
+            pool.clone(),
+            format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:{r}"),
+        )
+    };
+    let before = p.changes.len();
+    p.remove_flow_run_definitions(&[arn(1), arn(2), arn(2)]);
+    assert_eq!(p.changes.len(), before + 2);
+    let text = p.render();
+    assert!(
+        text.contains(&format!(
+            "- ecs_task_definition.{family}:2  # registered by the worker for flow runs of pool {pool}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("log_group.workers  # destroy, with every log stream in it"), "{text}");
+    // Nothing waits for them: they are deleted in the first wave.
+    let (steps, deps) = schedule(&p);
+    for (s, d) in steps.iter().zip(&deps) {
+        if s.address.name.starts_with(&family) {
+            assert!(d.is_empty(), "{s:?} waits for {d:?}");
+        }
+    }
+}

@@ -789,6 +789,17 @@ impl Expander<'_> {
     }
 }
 
+/// The flow-run task-definition families the stack's own pools register into, by pool: what
+/// destroy deregisters besides what prefect-ecs created (an adopted pool outlives the stack,
+/// and so do its flow runs' definitions).
+pub fn flow_run_families(s: &Spec) -> Vec<(String, String)> {
+    s.work_pools
+        .iter()
+        .filter(|p| !p.adopt)
+        .map(|p| (p.name.clone(), flow_run_family(&s.name, &p.name)))
+        .collect()
+}
+
 /// The task-definition family of a pool's flow runs: `<stack>_<pool>`, in the characters ECS
 /// allows in a family (letters, digits, `-`, `_`), at most 255 of them.
 pub fn flow_run_family(stack: &str, pool: &str) -> String {

@@ -447,7 +447,42 @@ pub fn destroy(
 ) -> Result<Plan, PlanError> {
     let mut plan = compute(stack, None, observed)?;
     plan.after = dependencies(graph);
+    for c in &mut plan.changes {
+        if c.address.kind == Kind::LogGroup {
+            // What is easy to forget: the flow runs' logs are in it too.
+            c.reason = Some("destroy, with every log stream in it (the flow runs' too)".into());
+        }
+    }
     Ok(plan)
+}
+
+impl Plan {
+    /// Destroy also deregisters the task definitions the worker registered for the flow runs
+    /// of the stack's pools (`found`: pool, revision ARN), which exist because of the stack
+    /// though prefect-ecs did not make them. Nothing waits for them, nor they for anything:
+    /// a deregistered definition leaves running tasks alone.
+    pub fn remove_flow_run_definitions(&mut self, found: &[(String, String)]) {
+        for (pool, arn) in found {
+            let revision = arn.rsplit('/').next().unwrap_or(arn);
+            let address = Address::new(Kind::TaskDefinition, revision);
+            if self.changes.iter().any(|c| c.address == address) {
+                continue;
+            }
+            let o = Observed {
+                address,
+                id: arn.clone(),
+                outputs: Default::default(),
+                attrs: Attrs::new(),
+                uses: Vec::new(),
+                sensitive: None,
+                deleting: false,
+            };
+            self.changes.push(deletion(
+                &o,
+                format!("registered by the worker for flow runs of pool {pool}"),
+            ));
+        }
+    }
 }
 
 fn dependencies(graph: &StackGraph) -> BTreeMap<Address, Vec<Address>> {

@@ -50,4 +50,10 @@ pub trait Stack: Provider {
     async fn pool_workers(&self, pool: &str) -> Result<Option<Vec<WorkerStatus>>, ProviderError>;
     /// What ECS, the worker's log (its last `lines`) and Prefect say of a worker.
     async fn worker_facts(&self, worker: &WorkerRef, lines: i32) -> WorkerFacts;
+    /// The ACTIVE task-definition revisions (ARNs) of each `(pool, family)` in `families`
+    /// exactly (a family that merely starts alike is another's), by pool.
+    async fn flow_run_definitions(
+        &self,
+        families: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, ProviderError>;
 }
