@@ -12,8 +12,7 @@ use crate::cli::RunFlags;
 pub async fn run(settings: &Settings, spec: &Path, run: &RunFlags) -> Result<ExitCode> {
     let ctx = Context::new(spec, settings, false, !run.no_wait).await?;
     ctx.locked("destroy", async {
-        let observed = ctx.aws.discover(&ctx.spec).await?;
-        let plan = ctx.destroy_plan(&observed)?;
+        let plan = ctx.plan().await?;
         let progress = print::progress(run, settings.style, "destroy")?;
         ctx.run(plan, run, progress).await
     })

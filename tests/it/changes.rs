@@ -387,7 +387,10 @@ async fn destroy_deregisters_the_flow_runs_task_definitions_of_its_pools_only() 
         let (td, _) = task_definition(&aws, arn).await;
         assert_eq!(td.status(), Some(&TaskDefinitionStatus::Inactive), "{arn}");
     }
-    assert_eq!(active_revisions(&aws, &theirs).await, [other.clone()]);
+    assert_eq!(
+        active_revisions(&aws, &theirs).await,
+        std::slice::from_ref(&other)
+    );
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
     aws.ecs
         .deregister_task_definition()

@@ -1794,7 +1794,10 @@ fn destroy_removes_the_flow_runs_task_definitions_of_its_own_pools() {
         )),
         "{text}"
     );
-    assert!(text.contains("log_group.workers  # destroy, with every log stream in it"), "{text}");
+    assert!(
+        text.contains("log_group.workers  # destroy, with every log stream in it"),
+        "{text}"
+    );
     // Nothing waits for them: they are deleted in the first wave.
     let (steps, deps) = schedule(&p);
     for (s, d) in steps.iter().zip(&deps) {
