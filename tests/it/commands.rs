@@ -45,12 +45,10 @@ fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
         .run(&["destroy", "--auto-approve", "--no-wait"], &env)
         .assert_ok();
 
-    // A bad image reference and a Prefect that does not answer: one FAIL line each, exit 1.
+    // A Prefect that does not answer: a FAIL line, exit 1.
     stack.workers[0].name = format!("{}-w1", stack.name);
-    let spec = stack.spec_toml().replace(
-        "image = \"prefecthq/prefect:3-python3.12\"",
-        "image = \"Prefecthq/Prefect:3\"",
-    );
+    // (An image ECS cannot pull is validate's to refuse since issue 16: tests/specs/invalid.)
+    let spec = stack.spec_toml();
     let dead = format!("http://127.0.0.1:{}/api", free_port());
     let spec = spec.replace(&crate::support::prefect::prefect().api_url, &dead);
     stack.extra = String::new();
@@ -59,11 +57,6 @@ fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
     let out = stack
         .run_bare(&["verify", path.to_str().unwrap()], &env)
         .assert_failed();
-    assert!(
-        out.stdout.contains("FAIL  image of worker")
-            && out.stdout.contains("is not a valid repository name"),
-        "{out}"
-    );
     assert!(
         out.stdout.contains(&format!("FAIL  Prefect API at {dead}"))
             && out.stdout.contains("cannot reach Prefect"),
