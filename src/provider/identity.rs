@@ -21,16 +21,18 @@ pub struct Identity {
     pub arn: String,
 }
 
-/// The STS client's own limits: an answer within ~5 s or a plain error. What is wrong for
-/// good (no credentials, refused ones) fails at the first answer; what AWS has now and then
-/// (a 503, throttling, a dropped connection) is retried a few times with short backoffs.
+/// The STS client's own limits: an answer within 15 s or a plain error. What is wrong for
+/// good (no credentials, refused ones, a port nothing listens on) fails at the first answer;
+/// what AWS has now and then (a 503, throttling, a dropped connection, an endpoint slow to
+/// answer under load) is retried a few times with short backoffs. An attempt may take 5 s:
+/// a busy endpoint is slow, not gone, and 2 s proved too short on a loaded machine.
 pub(super) fn sts_config(cfg: &aws_config::SdkConfig) -> aws_sdk_sts::Config {
     aws_sdk_sts::config::Builder::from(cfg)
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
         .retry_config(
@@ -41,6 +43,9 @@ pub(super) fn sts_config(cfg: &aws_config::SdkConfig) -> aws_sdk_sts::Config {
         )
         .build()
 }
+
+/// How long the identity check waits in all, said in the error when it runs out.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Codes with which STS refuses the credentials themselves.
 const REFUSED: [&str; 7] = [
@@ -131,8 +136,9 @@ where
             )
         }
         SdkError::TimeoutError(_) => format!(
-            "AWS did not answer at {endpoint} ({region}) within 5 s; check the network, or \
-             --endpoint-url / AWS_ENDPOINT_URL"
+            "AWS did not answer at {endpoint} ({region}) within {} s; check the network, or \
+             --endpoint-url / AWS_ENDPOINT_URL",
+            OPERATION_TIMEOUT.as_secs()
         ),
         _ => format!(
             "cannot reach AWS at {endpoint} ({region}): {}; check the network, or \
