@@ -83,7 +83,7 @@ impl Provider for Fake {
         sensitive: Option<&SecretValue>,
     ) -> Result<Outputs, ProviderError> {
         self.called(&format!("create {address}"));
-        let outputs: Outputs = ["id", "arn", "name", crate::graph::LOG_STREAMS_ARN]
+        let outputs: Outputs = ["id", "arn", "name", "url", crate::graph::LOG_STREAMS_ARN]
             .iter()
             .map(|o| (o.to_string(), format!("{o}:{address}")))
             .collect();

@@ -77,6 +77,8 @@ pub struct Aws {
     secrets: aws_sdk_secretsmanager::Client,
     sd: aws_sdk_servicediscovery::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
     /// Only for [`Aws::identity`], with limits of its own.
     sts: aws_sdk_sts::Client,
     /// The Prefect API the work pools live in; `None` for commands that touch only AWS.
@@ -154,6 +156,8 @@ impl Aws {
             secrets: client!(aws_sdk_secretsmanager),
             sd: client!(aws_sdk_servicediscovery),
             logs: client!(aws_sdk_cloudwatchlogs),
+            sqs: client!(aws_sdk_sqs),
+            events: client!(aws_sdk_eventbridge),
             sts: aws_sdk_sts::Client::from_conf(identity::sts_config(&cfg)),
             prefect: None,
             settings,

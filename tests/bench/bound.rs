@@ -79,7 +79,12 @@ fn create_cost(kind: Kind, attrs: &Attrs, t: &Timings, wait_for_services: bool) 
         // Made before any AWS resource (a fixed round trip of the run); its step fills in the
         // template from the live stack.
         Kind::WorkPool => Cost::calls(1),
+        // CreateQueue answers the URL; the ARN the rule and the policy name is one more read.
+        Kind::SqsQueue => Cost::calls(2),
+        // PutRule, then its target.
+        Kind::EventRule => Cost::calls(2),
         Kind::Eip
+        | Kind::SqsQueuePolicy
         | Kind::IamRolePolicy
         | Kind::Secret
         | Kind::CloudMapService
@@ -101,7 +106,11 @@ fn delete_cost(kind: Kind, attrs: &Attrs, outputs: &Outputs, t: &Timings) -> Cos
         Kind::Namespace => Cost::then_wait(1, t.namespace_operation.min),
         // A force delete needs no scale-down first; the cluster cannot go before the drain.
         Kind::EcsService => Cost::then_wait(1, t.service_drain.min),
+        // The targets, then the rule.
+        Kind::EventRule => Cost::calls(2),
         Kind::Vpc
+        | Kind::SqsQueue
+        | Kind::SqsQueuePolicy
         | Kind::WorkPool
         | Kind::Subnet
         | Kind::Eip

@@ -134,6 +134,7 @@ fn timings(mode: &Mode) -> Timings {
         service_drain: mid(t.service_drain),
         eni_linger: mid(t.eni_linger),
         secret_name_release: mid(t.secret_name_release),
+        queue_name_release: mid(t.queue_name_release),
     }
 }
 

@@ -3,9 +3,12 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Tag};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
 
 use crate::support::aws::{
-    Aws, Ec2Stack, at, attached_policies, ec2_tags, ecs_service, leftovers, log_group, secret_value,
+    Aws, Ec2Stack, at, attached_policies, ec2_tags, ecs_service, event_rule, leftovers, log_group,
+    queue, secret_value,
 };
 use crate::support::plan;
 use crate::support::{EXECUTION_MANAGED_POLICY, TestStack, canary};
@@ -99,6 +102,26 @@ async fn drift_is_detected_and_repaired() {
         .send()
         .await
         .expect("DeleteTags");
+    let (queue_url, _, _) = queue(&aws, &stack.events_queue()).await.expect("queue");
+    aws.sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
+        .attributes(
+            QueueAttributeName::Policy,
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("SetQueueAttributes");
+    aws.events
+        .disable_rule()
+        .name(stack.events_rule())
+        .send()
+        .await
+        .expect("DisableRule");
 
     // Neither secret value may show (the run helper fails on both), and exactly the drifted
     // resources are reported.
@@ -111,13 +134,21 @@ async fn drift_is_detected_and_repaired() {
         "secret.api_key".to_owned(),
         "security_group.worker".to_owned(),
         "subnet.public[0]".to_owned(),
+        "sqs_queue.task_events".to_owned(),
+        "sqs_queue_policy.task_events".to_owned(),
+        "event_rule.task_events".to_owned(),
     ]
     .into();
     let reported: BTreeSet<String> = plan::changes(&out.stdout).into_keys().collect();
     assert_eq!(reported, drifted, "{out}");
-    // Applied from this very spec, so each difference (but the secret's, whose source may
-    // have been rotated on purpose) is called drift.
-    for address in drifted.iter().filter(|a| *a != "secret.api_key") {
+    // Applied from this very spec, so each difference is called drift: but the secret's,
+    // whose source may have been rotated on purpose, and the queue policy's, which carries no
+    // tags (SQS has none for it) to say which spec it was applied from.
+    let unattributed = ["secret.api_key", "sqs_queue_policy.task_events"];
+    for address in drifted
+        .iter()
+        .filter(|a| !unattributed.contains(&a.as_str()))
+    {
         assert!(
             out.stdout
                 .lines()
@@ -157,6 +188,17 @@ async fn drift_is_detected_and_repaired() {
         ec2_tags(at(&ec2.subnets, "subnet.public[0]").tags()).get("Name"),
         Some(&subnet_name)
     );
+    let (_, queue_attrs, _) = queue(&aws, &stack.events_queue()).await.expect("queue");
+    assert_eq!(queue_attrs["MessageRetentionPeriod"], "604800");
+    let policy: serde_json::Value =
+        serde_json::from_str(&queue_attrs["Policy"]).expect("queue policy");
+    assert_eq!(
+        policy["Statement"][0]["Principal"],
+        json!({"Service": "events.amazonaws.com"}),
+        "the queue policy was not set back: {policy}"
+    );
+    let (rule, _, _) = event_rule(&aws, &stack.events_rule()).await.expect("rule");
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
 
     let out = stack.plan().assert_ok();
     assert!(plan::is_converged(&out.stdout), "{out}");

@@ -10,8 +10,8 @@ use ipnet::Ipv4Net;
 
 use crate::support::aws::{
     Aws, Ec2Stack, allowed, assert_owned, at, attached_policies, cluster, discovery_services_named,
-    discovery_tags, ec2_tags, ecs_service, ecs_tags, inline_policies, leftovers, log_group,
-    namespaces_named, role, secret_value, task_definition, trusts_service,
+    discovery_tags, ec2_tags, ecs_service, ecs_tags, event_rule, inline_policies, leftovers,
+    log_group, namespaces_named, queue, role, secret_value, task_definition, trusts_service,
 };
 use crate::support::plan::{self, Action};
 use crate::support::prefect::{default_of, prefect};
@@ -370,6 +370,43 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
     let (ecs_cluster, cluster_tags) = cluster(aws, &stack.cluster()).await.expect("cluster");
     assert_eq!(ecs_cluster.status(), Some("ACTIVE"));
     assert_owned(&cluster_tags, &stack.name, "ecs_cluster.main");
+
+    // Crash detection (issue 11, item 2): the cluster's task state changes go to a queue
+    // only the stack's rule may send to, and the worker may read it.
+    let (_, queue_attrs, queue_tags) = queue(aws, &stack.events_queue()).await.expect("queue");
+    assert_owned(&queue_tags, &stack.name, "sqs_queue.task_events");
+    let queue_arn = queue_attrs["QueueArn"].clone();
+    assert_eq!(queue_attrs["MessageRetentionPeriod"], "604800");
+    for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"] {
+        let on: BTreeSet<&str> = grants
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, r)| r.as_str())
+            .collect();
+        assert_eq!(on, BTreeSet::from([queue_arn.as_str()]), "{action}");
+    }
+    let (rule, targets, rule_tags) = event_rule(aws, &stack.events_rule())
+        .await
+        .expect("event rule");
+    assert_owned(&rule_tags, &stack.name, "event_rule.task_events");
+    assert_eq!(targets, std::slice::from_ref(&queue_arn));
+    let pattern: serde_json::Value =
+        serde_json::from_str(rule.event_pattern().expect("pattern")).expect("JSON pattern");
+    assert_eq!(
+        pattern,
+        json!({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
+               "detail": {"clusterArn": [ecs_cluster.cluster_arn().expect("cluster ARN")]}})
+    );
+    let queue_policy: serde_json::Value =
+        serde_json::from_str(&queue_attrs["Policy"]).expect("queue policy");
+    assert_eq!(
+        queue_policy["Statement"][0]["Principal"],
+        json!({"Service": "events.amazonaws.com"})
+    );
+    assert_eq!(
+        queue_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!(rule.arn().expect("rule ARN"))
+    );
 
     // The work pool, read back through Prefect's API: its template points at this stack.
     for w in &stack.workers {

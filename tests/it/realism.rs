@@ -93,7 +93,10 @@ pub(crate) fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// Whether an AWS operation makes a resource (the ones a lost answer could make twice).
 /// CreateCluster is not: AWS answers it with the ACTIVE cluster of that name when there is one.
 fn is_create(operation: &str) -> bool {
-    (operation.starts_with("Create") && !["CreateTags", "CreateCluster"].contains(&operation))
+    // CreateCluster and CreateQueue answer the existing resource of that name (SQS: when its
+    // attributes match): sent twice, they make one.
+    (operation.starts_with("Create")
+        && !["CreateTags", "CreateCluster", "CreateQueue"].contains(&operation))
         || ["AllocateAddress", "RegisterTaskDefinition"].contains(&operation)
 }
 

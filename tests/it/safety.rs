@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, TcpListener};
 
 use crate::support::TestStack;
-use crate::support::aws::{Aws, cluster, leftovers};
+use crate::support::aws::{Aws, cluster, leftovers, queue};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn foreign_same_named_cluster_is_refused() {
@@ -42,6 +42,43 @@ async fn foreign_same_named_cluster_is_refused() {
         "the foreign cluster was deleted"
     );
     assert!(tags.is_empty(), "the foreign cluster was tagged: {tags:?}");
+}
+
+/// The observer's queue and rule (issue 11, item 2) are guarded like every other kind: a
+/// same-named queue that is not the stack's is refused, never adopted, tagged or deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_same_named_events_queue_is_refused() {
+    let aws = Aws::new().await;
+    let stack = TestStack::new("foreignq");
+    aws.sqs
+        .create_queue()
+        .queue_name(stack.events_queue())
+        .send()
+        .await
+        .expect("CreateQueue");
+    for out in [stack.plan(), stack.apply()] {
+        let out = out.assert_failed();
+        assert!(
+            out.stderr
+                .contains(&format!("SQS queue {}", stack.events_queue()))
+                && out.stderr.contains("not tagged"),
+            "the error must name the queue and say it is not this stack's\n{out}"
+        );
+    }
+    let left = leftovers(&aws, &stack).await;
+    assert_eq!(
+        left,
+        [format!("sqs_queue {}", stack.events_queue())],
+        "a refused apply created resources"
+    );
+    let (url, _, tags) = queue(&aws, &stack.events_queue()).await.expect("queue");
+    assert!(tags.is_empty(), "the foreign queue was tagged: {tags:?}");
+    aws.sqs
+        .delete_queue()
+        .queue_url(url)
+        .send()
+        .await
+        .expect("DeleteQueue");
 }
 
 #[tokio::test(flavor = "multi_thread")]

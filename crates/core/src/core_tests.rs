@@ -199,7 +199,7 @@ fn a_cycle_is_an_error_naming_its_resources() {
 /// What AWS would report right after applying `g`: every attribute as desired, fake ids.
 fn converged(g: &StackGraph) -> ObservedState {
     let outputs = |addr: &Address| -> Outputs {
-        ["id", "arn", "name", crate::graph::LOG_STREAMS_ARN]
+        ["id", "arn", "name", "url", crate::graph::LOG_STREAMS_ARN]
             .iter()
             .map(|o| (o.to_string(), format!("{o}:{addr}")))
             .collect()
@@ -475,7 +475,7 @@ impl Provider for Fake {
             "{address} was started with unresolved references"
         );
         self.op(format!("create {address}"), address).await?;
-        Ok(["id", "arn", "name", crate::graph::LOG_STREAMS_ARN]
+        Ok(["id", "arn", "name", "url", crate::graph::LOG_STREAMS_ARN]
             .iter()
             .map(|o| (o.to_string(), format!("{o}:{address}")))
             .collect())
@@ -1343,12 +1343,14 @@ fn the_worker_policy_allows_the_workers_calls_in_its_stack_and_nowhere_else() {
     let cluster = format!("arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/dev-cluster");
     let group = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/prefect-ecs/dev");
     let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let queue = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:dev-ecs-events");
     let g = dev();
     let lookup = |a: &Address, o: &str| {
         Some(match (a.kind, o) {
             (Kind::EcsCluster, "arn") => cluster.clone(),
             (Kind::LogGroup, crate::graph::LOG_STREAMS_ARN) => format!("{group}:log-stream:*"),
             (Kind::IamRole, "arn") => role(&a.name),
+            (Kind::SqsQueue, "arn") => queue.clone(),
             _ => format!("{o}:{a}"),
         })
     };
@@ -1379,6 +1381,11 @@ fn the_worker_policy_allows_the_workers_calls_in_its_stack_and_nowhere_else() {
         Request::new("logs:GetLogEvents", &stream),
         pass("execution"),
         pass("flow_run"),
+        // The observer (prefect_aws/observers/ecs.py): the stack's queue.
+        Request::new("sqs:GetQueueUrl", &queue),
+        Request::new("sqs:ReceiveMessage", &queue),
+        Request::new("sqs:DeleteMessage", &queue),
+        Request::new("sqs:ChangeMessageVisibility", &queue),
     ];
     for r in &worker_calls {
         assert!(allows(&doc, r), "the worker's policy denies {r:?}");
@@ -1398,6 +1405,12 @@ fn the_worker_policy_allows_the_workers_calls_in_its_stack_and_nowhere_else() {
         Request::new("iam:PassRole", &role("flow_run"))
             .with("iam:PassedToService", "ec2.amazonaws.com"),
         Request::new("ecs:DeleteCluster", &cluster),
+        Request::new(
+            "sqs:ReceiveMessage",
+            &format!("arn:aws:sqs:us-east-1:{ACCOUNT}:prod-ecs-events"),
+        ),
+        Request::new("sqs:SendMessage", &queue),
+        Request::new("sqs:DeleteQueue", &queue),
         Request::new("secretsmanager:GetSecretValue", "*"),
     ];
     for r in &elsewhere {
@@ -1554,8 +1567,12 @@ fn a_rotated_secret_redeploys_the_services_that_read_it() {
     let idx = |addr: &str| steps.iter().position(|s| s.address == a(addr)).unwrap();
     let service_step = idx("ecs_service.dev-worker");
     let mut stack = deps[service_step].clone();
+    let mut visited = std::collections::BTreeSet::new();
     let mut seen_secret = false;
     while let Some(d) = stack.pop() {
+        if !visited.insert(d) {
+            continue;
+        }
         seen_secret |= steps[d].address == a("secret.api_key");
         stack.extend(deps[d].iter().copied());
     }
@@ -1805,4 +1822,86 @@ fn destroy_removes_the_flow_runs_task_definitions_of_its_own_pools() {
             assert!(d.is_empty(), "{s:?} waits for {d:?}");
         }
     }
+}
+
+/// Issue 11, item 2: the cluster's task state changes reach a queue only the stack's rule may
+/// send to, and each worker's observer is told that queue's name and region.
+#[test]
+fn task_state_changes_reach_the_queue_the_workers_observe() {
+    use crate::policy::{Request, allows};
+    let g = dev();
+    let cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/prefect-cluster";
+    let queue = "arn:aws:sqs:us-east-1:123456789012:dev-ecs-events";
+    let rule = "arn:aws:events:us-east-1:123456789012:rule/dev-ecs-task-events";
+    let lookup = |a: &Address, o: &str| {
+        Some(match (a.kind, o) {
+            (Kind::EcsCluster, "arn") => cluster.to_owned(),
+            (Kind::SqsQueue, "arn") => queue.to_owned(),
+            (Kind::EventRule, "arn") => rule.to_owned(),
+            _ => format!("{o}:{a}"),
+        })
+    };
+    let attrs = |addr: &str| -> Attrs {
+        g.get(&a(addr))
+            .unwrap()
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, &lookup)))
+            .collect()
+    };
+    let r = attrs("event_rule.task_events");
+    assert_eq!(r["name"], json!("dev-ecs-task-events"));
+    assert_eq!(r["target_arn"], json!(queue));
+    assert_eq!(
+        r["event_pattern"],
+        json!({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
+               "detail": {"clusterArn": [cluster]}})
+    );
+    assert_eq!(
+        attrs("sqs_queue.task_events")["name"],
+        json!("dev-ecs-events")
+    );
+    let p = attrs("sqs_queue_policy.task_events");
+    let doc = &p["document"];
+    assert_eq!(
+        doc["Statement"][0]["Principal"],
+        json!({"Service": "events.amazonaws.com"})
+    );
+    let send = |source: &str| Request::new("sqs:SendMessage", queue).with("aws:SourceArn", source);
+    assert!(allows(doc, &send(rule)));
+    assert!(!allows(
+        doc,
+        &send("arn:aws:events:us-east-1:123456789012:rule/other")
+    ));
+    assert!(!allows(
+        doc,
+        &Request::new("sqs:ReceiveMessage", queue).with("aws:SourceArn", rule)
+    ));
+    // The worker reads the queue the stack makes, and starts after it receives events.
+    let svc = g.get(&a("ecs_service.dev-worker")).unwrap();
+    for dep in ["sqs_queue_policy.task_events", "event_rule.task_events"] {
+        assert!(
+            svc.deps().contains(&a(dep)),
+            "the worker does not wait for {dep}"
+        );
+    }
+    let td = attrs("ecs_task_definition.dev-worker");
+    let env = td["container"]["environment"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == json!(name))
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        value("PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED"),
+        Some(json!("true"))
+    );
+    assert_eq!(
+        value("PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME"),
+        Some(json!("dev-ecs-events"))
+    );
+    assert_eq!(
+        value("PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION"),
+        Some(json!("us-east-1"))
+    );
 }

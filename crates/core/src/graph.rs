@@ -8,9 +8,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Value, json};
 
 use crate::kinds::{
-    self, cloud_map_service, ecs_cluster, ecs_service, eip, iam_role, iam_role_policy,
+    self, cloud_map_service, ecs_cluster, ecs_service, eip, event_rule, iam_role, iam_role_policy,
     internet_gateway, log_group, namespace, nat_gateway, route_table, secret, security_group,
-    subnet, task_definition, vpc, work_pool,
+    sqs_queue, sqs_queue_policy, subnet, task_definition, vpc, work_pool,
 };
 use crate::model::{
     Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
@@ -37,7 +37,12 @@ pub const WORKER_STOP_TIMEOUT: u32 = 30;
 /// let a worker escalate to any role). Task-definition calls and the two EC2 reads the worker
 /// checks its network with have no resource-level permissions in AWS: `*` is all there is.
 /// The calls are those the real prefect-aws worker makes (tests/it/real_worker.rs).
-pub fn worker_permissions(pass_roles: Vec<Value>, cluster_arn: Value, log_streams: Value) -> Value {
+pub fn worker_permissions(
+    pass_roles: Vec<Value>,
+    cluster_arn: Value,
+    log_streams: Value,
+    events_queue_arn: Value,
+) -> Value {
     json!({"Version": "2012-10-17", "Statement": [
         {
             "Effect": "Allow",
@@ -73,6 +78,18 @@ pub fn worker_permissions(pass_roles: Vec<Value>, cluster_arn: Value, log_stream
             "Action": ["iam:PassRole"],
             "Resource": pass_roles,
             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        },
+        {
+            // The observer: the cluster's task state changes, from the stack's queue only.
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ReceiveMessage",
+            ],
+            "Resource": [events_queue_arn],
         },
     ]})
 }
@@ -493,6 +510,7 @@ impl Expander<'_> {
                         pass,
                         reference(&addr(Kind::EcsCluster, "main"), "arn"),
                         reference(&addr(Kind::LogGroup, "workers"), LOG_STREAMS_ARN),
+                        reference(&addr(Kind::SqsQueue, EVENTS), "arn"),
                     ),
                 ),
             ]),
@@ -532,6 +550,7 @@ impl Expander<'_> {
             ]),
             None,
         ));
+        out.extend(self.task_events(s, &cluster));
         for w in &s.workers {
             out.extend(self.worker(w, tables));
         }
@@ -539,6 +558,58 @@ impl Expander<'_> {
             out.push(self.work_pool(pool, tables));
         }
         out
+    }
+
+    /// Crash detection: the cluster's ECS task state changes, sent by an EventBridge rule to
+    /// a queue only that rule may send to, which the workers' observer reads (prefect-aws's
+    /// own stack, `templates/ecs/service.json`, makes the same three).
+    fn task_events(&self, s: &Spec, cluster: &Address) -> Vec<Desired> {
+        let queue = addr(Kind::SqsQueue, EVENTS);
+        let rule = addr(Kind::EventRule, EVENTS);
+        vec![
+            self.res(
+                queue.clone(),
+                attrs([
+                    (sqs_queue::NAME, json!(events_queue_name(&s.name))),
+                    // prefect-aws's stack: a week.
+                    (sqs_queue::MESSAGE_RETENTION_PERIOD, json!(604_800)),
+                ]),
+                None,
+            ),
+            self.res(
+                rule.clone(),
+                attrs([
+                    (event_rule::NAME, json!(events_rule_name(&s.name))),
+                    (
+                        event_rule::EVENT_PATTERN,
+                        json!({
+                            "source": ["aws.ecs"],
+                            "detail-type": ["ECS Task State Change"],
+                            "detail": {"clusterArn": [reference(cluster, "arn")]},
+                        }),
+                    ),
+                    (event_rule::STATE, json!("ENABLED")),
+                    (event_rule::TARGET_ARN, reference(&queue, "arn")),
+                ]),
+                None,
+            ),
+            Desired::new(
+                addr(Kind::SqsQueuePolicy, EVENTS),
+                attrs([
+                    (sqs_queue_policy::QUEUE_URL, reference(&queue, "url")),
+                    (
+                        sqs_queue_policy::DOCUMENT,
+                        json!({"Version": "2012-10-17", "Statement": [{
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": ["sqs:SendMessage"],
+                            "Resource": [reference(&queue, "arn")],
+                            "Condition": {"ArnEquals": {"aws:SourceArn": reference(&rule, "arn")}},
+                        }]}),
+                    ),
+                ]),
+            ),
+        ]
     }
 
     /// Where the workers' tasks (and the flow runs they launch) run: public subnets with a
@@ -696,6 +767,24 @@ impl Expander<'_> {
             "PREFECT_WORKER_WEBSERVER_PORT".into(),
             HEALTH_PORT.to_string(),
         );
+        // The observer that marks a flow run whose task died as crashed reads the stack's
+        // queue (prefect-aws's default name is another, which the stack does not make).
+        for (k, v) in [
+            (
+                "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED",
+                "true".to_owned(),
+            ),
+            (
+                "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME",
+                events_queue_name(&s.name),
+            ),
+            (
+                "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION",
+                self.region.to_owned(),
+            ),
+        ] {
+            env.insert(k.into(), v);
+        }
         let secrets: Vec<Value> = s
             .prefect
             .credential
@@ -784,10 +873,31 @@ impl Expander<'_> {
                 .push(addr(Kind::IamRolePolicy, "execution"));
         }
         svc_res.extra_deps.push(addr(Kind::IamRolePolicy, "task"));
+        // The observer looks for its queue once, at start: it must exist and receive events.
+        svc_res.extra_deps.push(addr(Kind::SqsQueuePolicy, EVENTS));
+        svc_res.extra_deps.push(addr(Kind::EventRule, EVENTS));
         svc_res.extra_deps.extend(self.task_routes(private_tables));
         vec![sd_res, td_res, svc_res]
     }
 }
+
+/// The address name of the task events' queue, rule and queue policy.
+pub const EVENTS: &str = "task_events";
+
+/// The queue the workers' observer reads: `<stack>-ecs-events` (SQS: at most 80 of letters,
+/// digits, `-`, `_`; a stack name is at most 28).
+pub fn events_queue_name(stack: &str) -> String {
+    format!("{stack}-ecs-events")
+}
+
+/// The EventBridge rule that sends the cluster's task state changes to that queue (at most
+/// 64 of letters, digits, `.`, `-`, `_`).
+pub fn events_rule_name(stack: &str) -> String {
+    format!("{stack}-ecs-task-events")
+}
+
+/// The id of the rule's one target, the queue.
+pub const EVENTS_TARGET_ID: &str = "worker-observer";
 
 /// The flow-run task-definition families the stack's own pools register into, by pool: what
 /// destroy deregisters besides what prefect-ecs created (an adopted pool outlives the stack,

@@ -13,6 +13,7 @@
 //! | ECS service `DRAINING` → `INACTIVE`              | 1–3 min               | task stop + deregistration |
 //! | task ENIs linger after a service is deleted      | 30–90 s               | blocks subnet / SG deletes |
 //! | force-deleted secret name becomes reusable       | 5–10 s                | asynchronous deletion      |
+//! | deleted SQS queue name becomes reusable          | 60 s                  | SQS DeleteQueue docs       |
 //! | new IAM role usable by ECS (`Role is not valid`) | 0–10 s, rarely more   | IAM eventual consistency   |
 //! | NAT gateway `pending` → `failed`                 | after the create time | rare: no IGW, no capacity  |
 //!
@@ -68,6 +69,7 @@ pub struct Timings {
     pub service_drain: Span,
     pub eni_linger: Span,
     pub secret_name_release: Span,
+    pub queue_name_release: Span,
 }
 
 /// Real AWS, unscaled: the table at the top of this file.
@@ -84,6 +86,7 @@ pub const AWS: Timings = Timings {
     service_drain: Span::secs(60, 180),
     eni_linger: Span::secs(30, 90),
     secret_name_release: Span::secs(5, 10),
+    queue_name_release: Span::secs(60, 60),
 };
 
 /// moto as it is: nothing takes time.
@@ -97,6 +100,7 @@ pub const INSTANT: Timings = Timings {
     service_drain: Span::ZERO,
     eni_linger: Span::ZERO,
     secret_name_release: Span::ZERO,
+    queue_name_release: Span::ZERO,
 };
 
 impl Timings {
@@ -112,6 +116,7 @@ impl Timings {
             service_drain: self.service_drain.scaled(factor),
             eni_linger: self.eni_linger.scaled(factor),
             secret_name_release: self.secret_name_release.scaled(factor),
+            queue_name_release: self.queue_name_release.scaled(factor),
         }
     }
 }

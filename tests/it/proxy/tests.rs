@@ -729,6 +729,37 @@ async fn force_deleted_secret_name_is_reusable_only_after_a_while() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_queue_name_is_reusable_only_after_a_minute() {
+    let proxy = proxy(Config::realistic(6, SCALE));
+    let aws = Aws::for_endpoint(proxy.endpoint()).await;
+    let name = unique("queue");
+    let create = || aws.sqs.create_queue().queue_name(&name).send();
+    let url = create()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    aws.sqs
+        .delete_queue()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect("DeleteQueue");
+
+    let err = create().await.expect_err("name deleted recently");
+    assert_eq!(
+        err.code(),
+        Some("AWS.SimpleQueueService.QueueDeletedRecently"),
+        "{err:?}"
+    );
+    eventually("queue name released", Duration::from_secs(10), || async {
+        create().await.ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ecs_refuses_a_new_role_in_task_definitions_until_it_has_propagated() {
     let window = Duration::from_millis(600);
     let proxy = proxy(Config::realistic(6, SCALE).with_role_propagation(window));

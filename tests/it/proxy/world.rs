@@ -108,6 +108,8 @@ pub(super) struct World {
     lingering_enis: Vec<(Instant, Vec<String>)>,
     /// Force-deleted secret names, and when each can be used again.
     released_secrets: HashMap<String, Instant>,
+    /// Deleted SQS queue names, and when each can be used again.
+    released_queues: HashMap<String, Instant>,
     /// How many of the next NATs created fail (`Config::failing_nats`).
     failing_nats: u32,
     /// How long ECS refuses a new role (`Config::role_propagation`).
@@ -128,6 +130,7 @@ impl World {
             services: HashMap::new(),
             lingering_enis: Vec::new(),
             released_secrets: HashMap::new(),
+            released_queues: HashMap::new(),
             failing_nats: config.failing_nats,
             role_propagation: config.role_propagation,
             new_roles: HashMap::new(),
@@ -209,6 +212,18 @@ impl World {
                     )
                 })
             }
+            ("sqs", "CreateQueue") => {
+                let name = op.param("QueueName")?;
+                let releasing = self.released_queues.get(name).is_some_and(|t| now < *t);
+                releasing.then(|| {
+                    AwsError::new(
+                        400,
+                        "AWS.SimpleQueueService.QueueDeletedRecently",
+                        "You must wait 60 seconds after deleting a queue before you can create \
+                         another with the same name.",
+                    )
+                })
+            }
             ("ecs", "RegisterTaskDefinition") => {
                 let request = op.json()?;
                 let unknown = ["executionRoleArn", "taskRoleArn"]
@@ -282,6 +297,15 @@ impl World {
                 {
                     self.new_roles
                         .insert(name.to_owned(), now + self.role_propagation);
+                }
+                body
+            }
+            "sqs" => {
+                if op.operation == "DeleteQueue"
+                    && let Some(name) = op.param("QueueUrl").and_then(|u| u.rsplit('/').next())
+                {
+                    let takes = self.draw("queue_name_release", self.timings.queue_name_release);
+                    self.released_queues.insert(name.to_owned(), now + takes);
                 }
                 body
             }

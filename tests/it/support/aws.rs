@@ -25,6 +25,8 @@ pub struct Aws {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sd: aws_sdk_servicediscovery::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl Aws {
@@ -47,6 +49,8 @@ impl Aws {
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             sd: aws_sdk_servicediscovery::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            events: aws_sdk_eventbridge::Client::new(&config),
         }
     }
 }
@@ -332,6 +336,92 @@ pub async fn secret_arn(aws: &Aws, name: &str) -> String {
         .to_owned()
 }
 
+/// The SQS queue named `name`: (URL, its attributes, tags).
+pub async fn queue(aws: &Aws, name: &str) -> Option<(String, BTreeMap<String, String>, Tags)> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = match aws.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(r) => r.queue_url()?.to_owned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_queue_does_not_exist()) =>
+        {
+            return None;
+        }
+        Err(e) => panic!("GetQueueUrl {name}: {e:?}"),
+    };
+    let attributes = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .collect();
+    let tags = aws
+        .sqs
+        .list_queue_tags()
+        .queue_url(&url)
+        .send()
+        .await
+        .expect("ListQueueTags")
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Some((url, attributes, tags))
+}
+
+/// The EventBridge rule named `name`: (the rule, its targets' ARNs, tags).
+pub async fn event_rule(
+    aws: &Aws,
+    name: &str,
+) -> Option<(
+    aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput,
+    Vec<String>,
+    Tags,
+)> {
+    let rule = match aws.events.describe_rule().name(name).send().await {
+        Ok(r) => r,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return None;
+        }
+        Err(e) => panic!("DescribeRule {name}: {e:?}"),
+    };
+    let targets = aws
+        .events
+        .list_targets_by_rule()
+        .rule(name)
+        .send()
+        .await
+        .expect("ListTargetsByRule")
+        .targets()
+        .iter()
+        .map(|t| t.arn().to_owned())
+        .collect();
+    let tags = aws
+        .events
+        .list_tags_for_resource()
+        .resource_arn(rule.arn().unwrap_or_default())
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    Some((rule, targets, tags))
+}
+
 /// The log group named exactly `name`: (ARN without `:*`, retention days, tags).
 pub async fn log_group(aws: &Aws, name: &str) -> Option<(String, Option<i32>, Tags)> {
     let out = aws
@@ -545,6 +635,12 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
     }
     if log_group(aws, &stack.log_group()).await.is_some() {
         left.push(format!("log_group {}", stack.log_group()));
+    }
+    if queue(aws, &stack.events_queue()).await.is_some() {
+        left.push(format!("sqs_queue {}", stack.events_queue()));
+    }
+    if event_rule(aws, &stack.events_rule()).await.is_some() {
+        left.push(format!("event_rule {}", stack.events_rule()));
     }
 
     for w in &stack.workers {

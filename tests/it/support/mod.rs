@@ -366,6 +366,15 @@ impl TestStack {
     pub fn cluster(&self) -> String {
         format!("{}-cluster", self.name)
     }
+
+    /// The queue the workers' observer reads (written here, not taken from the engine).
+    pub fn events_queue(&self) -> String {
+        format!("{}-ecs-events", self.name)
+    }
+
+    pub fn events_rule(&self) -> String {
+        format!("{}-ecs-task-events", self.name)
+    }
 }
 
 impl Drop for TestStack {
@@ -400,6 +409,9 @@ impl TestStack {
             "log_group.workers",
             "ecs_cluster.main",
             "iam_role.flow_run",
+            "sqs_queue.task_events",
+            "sqs_queue_policy.task_events",
+            "event_rule.task_events",
         ]
         .map(String::from)
         .into();
