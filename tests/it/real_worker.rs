@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use prefect_ecs::graph::flow_run_family;
 use prefect_ecs::policy::{Request, allows};
+use serde_json::json;
 
 use crate::proxy::{Call, Config, Proxy};
 use crate::realism::block_on;
 use crate::support::aws::{
-    Aws, Ec2Stack, at, ecs_service, inline_policies, secret_arn, task_definition,
+    Aws, Ec2Stack, at, ecs_service, inline_policies, queue, secret_arn, task_definition,
 };
 use crate::support::prefect::{prefect, prefect_bin};
 use crate::support::{TestStack, moto};
@@ -32,7 +33,14 @@ impl RealWorker {
     /// The worker named `name` polling `pool`, with the environment its task would have: the
     /// API URL, the key (the container gets it from the stack's secret), AWS through
     /// `aws_endpoint`.
-    fn start(dir: &Path, pool: &str, name: &str, aws_endpoint: &str, api_key: &str) -> Self {
+    fn start(
+        dir: &Path,
+        pool: &str,
+        name: &str,
+        aws_endpoint: &str,
+        api_key: &str,
+        observer: &[(&str, String)],
+    ) -> Self {
         let home = dir.join("worker-home");
         std::fs::create_dir_all(&home).expect("worker home");
         let log = dir.join("worker.log");
@@ -60,6 +68,7 @@ impl RealWorker {
                 home.join("no-aws-credentials"),
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(observer.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
@@ -137,7 +146,22 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
         prefect().pool(&pool)
     });
     // The worker as its task runs it: the stack's worker name, the key, AWS (through the
-    // logging proxy).
+    // logging proxy), the observer reading the stack's queue (checked against the task
+    // definition below).
+    let observer = [
+        (
+            "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_ENABLED",
+            "true".to_owned(),
+        ),
+        (
+            "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_NAME",
+            stack.events_queue(),
+        ),
+        (
+            "PREFECT_INTEGRATIONS_AWS_ECS_OBSERVER_SQS_QUEUE_REGION",
+            crate::support::REGION.to_owned(),
+        ),
+    ];
     let start_worker = || {
         RealWorker::start(
             &stack.path(""),
@@ -145,6 +169,7 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
             &name,
             proxy.endpoint(),
             stack.canary(),
+            &observer,
         )
     };
     let mut worker = start_worker();
@@ -329,17 +354,114 @@ fn the_real_worker_passes_the_online_gate_and_runs_flow_runs_in_the_stack() {
             "{action} is not among the worker's calls: {checked:?}"
         );
     }
-    // Not granted yet: the worker's SQS calls (its ECS event observer). The stack has no
-    // queue (issue 11, item 2); the observer stops with a warning, on AWS as here.
 
-    // ECS stops a worker's task with SIGTERM: it must exit within the task's stop timeout.
-    let stopped = worker.stop();
-    eprintln!("the prefect-aws worker exited {stopped:?} after SIGTERM");
+    // Crash detection (issue 11, item 2): ECS reports the flow run's task stopped with a
+    // failed container. moto's ECS emits no events, so the harness sends the event ECS would
+    // send to EventBridge; the stack's rule routes it to the stack's queue, and the real
+    // worker's observer, reading that queue, marks the flow run crashed.
+    let event = json!({
+        "clusterArn": cluster_arn,
+        "taskArn": tasks.task_arns()[0],
+        "taskDefinitionArn": task.task_definition_arn(),
+        "lastStatus": "STOPPED",
+        "desiredStatus": "STOPPED",
+        "stopCode": "EssentialContainerExited",
+        "stoppedReason": "Essential container in task exited",
+        "containers": [{"name": "prefect", "exitCode": 1, "lastStatus": "STOPPED"}],
+    });
+    let sent = block_on(
+        aws.events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.ecs")
+                    .detail_type("ECS Task State Change")
+                    .resources(tasks.task_arns()[0].clone())
+                    .detail(event.to_string())
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("PutEvents");
+    assert_eq!(sent.failed_entry_count(), 0, "{sent:?}");
+    let crashed = wait_for(
+        "the observer to mark the flow run crashed",
+        Duration::from_secs(60),
+        || {
+            let state = prefect().flow_run(&flow_run);
+            (state["state"]["type"] == "CRASHED").then_some(state)
+        },
+    );
+    assert!(
+        crashed["state"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("non-zero exit code")),
+        "{crashed}\nworker log:\n{}",
+        worker.log()
+    );
+    // It read the stack's queue with the stack's own permissions: each SQS call above was
+    // checked against the worker's policy, and the same call on another queue is denied.
+    let (_, queue_attrs, _) = block_on(queue(&aws, &stack.events_queue())).expect("the queue");
+    let queue_arn = queue_attrs["QueueArn"].clone();
+    for action in ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"] {
+        // The message is deleted (acknowledged) once the crash is proposed: soon after.
+        let allowed = || {
+            proxy
+                .calls()
+                .iter()
+                .filter(|c| c.status == Some(200))
+                .any(|c| {
+                    iam_requests(c, &cluster_arn).iter().any(|r| {
+                        r.action == action && r.resource == queue_arn && allows(&policy, r)
+                    })
+                })
+        };
+        let start = Instant::now();
+        while !allowed() && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let sqs: Vec<_> = proxy
+            .calls()
+            .into_iter()
+            .filter(|c| c.service == "sqs")
+            .map(|c| (c.operation, c.status, c.request.0))
+            .collect();
+        assert!(
+            allowed(),
+            "the worker made no allowed {action} on {queue_arn}: {sqs:?}"
+        );
+        let elsewhere = Request::new(action, &queue_arn.replace(&stack.name, "someone-else"));
+        assert!(
+            !allows(&policy, &elsewhere),
+            "allowed on another queue: {elsewhere:?}"
+        );
+    }
+    // The worker's task runs the observer with exactly these settings.
     let service = block_on(ecs_service(&aws, &stack.cluster(), &name)).expect("the service");
     let (worker_td, _) = block_on(task_definition(
         &aws,
         service.task_definition().unwrap_or_default(),
     ));
+    let env: BTreeSet<(String, String)> = worker_td.container_definitions()[0]
+        .environment()
+        .iter()
+        .map(|e| {
+            (
+                e.name().unwrap_or_default().to_owned(),
+                e.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for (k, v) in &observer {
+        assert!(
+            env.contains(&(k.to_string(), v.clone())),
+            "the worker's task lacks {k}={v}: {env:?}"
+        );
+    }
+
+    // ECS stops a worker's task with SIGTERM: it must exit within the task's stop timeout.
+    let stopped = worker.stop();
+    eprintln!("the prefect-aws worker exited {stopped:?} after SIGTERM");
     let stop_timeout = worker_td.container_definitions()[0]
         .stop_timeout()
         .expect("the worker's stop timeout");
@@ -447,6 +569,19 @@ fn iam_requests(call: &Call, cluster_arn: &str) -> Vec<Request> {
                 body["logStreamName"].as_str().unwrap_or_default()
             ),
         )],
+        // The observer's calls name the queue by name or URL: IAM authorizes them on its ARN.
+        ("sqs", _) => {
+            let name = body["QueueName"]
+                .as_str()
+                .or_else(|| body["QueueUrl"].as_str()?.rsplit('/').next())
+                .unwrap_or_default();
+            // The account and region are the cluster's.
+            let at = cluster_arn.splitn(6, ':').collect::<Vec<_>>();
+            vec![Request::new(
+                &action,
+                &format!("arn:aws:sqs:{}:{}:{name}", at[3], at[4]),
+            )]
+        }
         ("ecs" | "ec2", _) => vec![Request::new(&action, "*")],
         _ => Vec::new(),
     }
