@@ -11,7 +11,7 @@ use crate::graph;
 use crate::spec;
 
 pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
-    use crate::verify::{Check, image_reference, worker_permissions};
+    use crate::verify::{Check, image_fits_template, worker_permissions};
     let spec = settings.load(path)?;
     let mut checks: Vec<Check> = Vec::new();
     let region = match settings.region(spec.region.as_deref()).await {
@@ -140,9 +140,10 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
     for w in &spec.workers {
         checks.push((
             format!("image of worker {}", w.name),
-            image_reference(&w.image)
-                .map(|_| w.image.clone())
-                .map_err(|e| format!("{e}; fix [[worker]] image")),
+            image_fits_template(
+                &w.image,
+                w.env.get("EXTRA_PIP_PACKAGES").map(String::as_str),
+            ),
         ));
     }
     let graph = graph::build(&spec, &region, None, template.as_ref())?;

@@ -19,7 +19,8 @@ fn verify_passes_on_a_good_stack_and_names_each_failure_with_its_fix() {
         "ok    Elastic IPs for the NAT gateways: 1 needed",
         "credential accepted",
         "ok    work pool type ecs",
-        "ok    image of worker",
+        // Issue 11, item 4: the image's Prefect, as its tag names it, fits the template.
+        "prefecthq/prefect:3-python3.12: Prefect 3 (its latest) with prefect-aws==0.7.12",
         "ok    worker permissions in the IAM policies: ecs:RunTask and friends, iam:PassRole on exactly iam_role.execution and iam_role.flow_run",
         "0 failed.",
     ] {

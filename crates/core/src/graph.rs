@@ -260,6 +260,24 @@ struct Expander<'a> {
 /// template the work pool's secret-ARN variables follow (it requires Prefect ≥ 3.8).
 pub const PREFECT_AWS: &str = "prefect-aws==0.7.12";
 
+/// The oldest Prefect that [`PREFECT_AWS`] runs on.
+pub const PREFECT_AWS_NEEDS: (u32, u32) = (3, 8);
+
+/// Why a Prefect image is too old for the prefect-aws the pool's template is made for, when its
+/// tag alone says so (`prefecthq/prefect:2-latest`, `…:3.1.4-python3.12`): the version it names.
+/// `None` for a recent enough, unversioned (`latest`) or non-Prefect image.
+pub fn prefect_too_old(image: &str) -> Option<String> {
+    let (major, minor) = crate::image::ImageRef::parse(image)
+        .ok()?
+        .prefect_version()?;
+    let (need_major, need_minor) = PREFECT_AWS_NEEDS;
+    let old = major < need_major || (major == need_major && minor.is_some_and(|m| m < need_minor));
+    old.then(|| match minor {
+        Some(m) => format!("{major}.{m}"),
+        None => major.to_string(),
+    })
+}
+
 /// The images Prefect publishes without prefect-aws: an `ecs` worker in them needs
 /// `EXTRA_PIP_PACKAGES=prefect-aws`, which their entrypoint installs at start.
 fn is_plain_prefect_image(image: &str) -> bool {

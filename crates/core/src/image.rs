@@ -68,6 +68,23 @@ impl ImageRef {
     }
 
     /// On Docker Hub: no registry, or Docker Hub's own host names.
+    /// The Prefect version a `prefecthq/prefect` tag names, as far as the tag says:
+    /// `3-latest` → (3, None), `3.1.4-python3.12` → (3, Some(1)), `2.20-python3.11` →
+    /// (2, Some(20)); `None` for another image, no tag, `latest` or a tag without a version.
+    pub fn prefect_version(&self) -> Option<(u32, Option<u32>)> {
+        if !(self.on_docker_hub() && self.repository == "prefecthq/prefect") {
+            return None;
+        }
+        let version = self.tag.as_deref()?.split('-').next()?;
+        let mut parts = version.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = match parts.next() {
+            Some(m) => Some(m.parse().ok()?),
+            None => None,
+        };
+        Some((major, minor))
+    }
+
     pub fn on_docker_hub(&self) -> bool {
         matches!(
             self.registry.as_deref(),
@@ -79,6 +96,26 @@ impl ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefect_tags_name_their_version() {
+        let v = |image: &str| ImageRef::parse(image).unwrap().prefect_version();
+        assert_eq!(v("prefecthq/prefect:3-latest"), Some((3, None)));
+        assert_eq!(v("prefecthq/prefect:3-python3.12"), Some((3, None)));
+        assert_eq!(v("prefecthq/prefect:3.1.4-python3.12"), Some((3, Some(1))));
+        assert_eq!(v("docker.io/prefecthq/prefect:3.8.0"), Some((3, Some(8))));
+        assert_eq!(v("prefecthq/prefect:2.20-python3.11"), Some((2, Some(20))));
+        assert_eq!(v("prefecthq/prefect:2"), Some((2, None)));
+        for unknown in [
+            "prefecthq/prefect",
+            "prefecthq/prefect:latest",
+            "prefecthq/prefect:sha-1a2b3c",
+            "ghcr.io/prefecthq/prefect:3.1.0",
+            "acme/prefect:2-latest",
+        ] {
+            assert_eq!(v(unknown), None, "{unknown}");
+        }
+    }
 
     #[test]
     fn references_parse_into_their_parts() {

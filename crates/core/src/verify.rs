@@ -14,6 +14,46 @@ pub fn image_reference(image: &str) -> Result<(), String> {
     crate::image::ImageRef::parse(image).map(|_| ())
 }
 
+/// Whether a worker's image fits the prefect-aws the pool's template is made for, as far as
+/// its tag and the worker's `EXTRA_PIP_PACKAGES` tell (issue 11, item 4). A too-old Prefect
+/// with a prefect-aws the user pinned passes `validate` but fails here: older prefect-aws
+/// ignores the template's secret-ARN variables and would put the key in RunTask's environment.
+pub fn image_fits_template(
+    image: &str,
+    extra_pip_packages: Option<&str>,
+) -> Result<String, String> {
+    use crate::graph::{PREFECT_AWS, PREFECT_AWS_NEEDS, prefect_too_old};
+    let parsed =
+        crate::image::ImageRef::parse(image).map_err(|e| format!("{e}; fix [[worker]] image"))?;
+    let (major, minor) = PREFECT_AWS_NEEDS;
+    let pinned = extra_pip_packages
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .find(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"));
+    if let Some(version) = prefect_too_old(image) {
+        return Err(format!(
+            "{image} is Prefect {version}{}: the work pool's template is made for {PREFECT_AWS} \
+             (Prefect {major}.{minor} or later), and an older prefect-aws ignores its \
+             prefect_api_key_secret_arn, so flow runs would get the API key in RunTask's \
+             environment; use a Prefect {major}.{minor}+ image such as prefecthq/prefect:3-latest",
+            pinned.map(|p| format!(" with {p}")).unwrap_or_default()
+        ));
+    }
+    let prefect_aws = pinned.unwrap_or(PREFECT_AWS);
+    Ok(match parsed.prefect_version() {
+        Some((v, Some(m))) => format!("{image}: Prefect {v}.{m} with {prefect_aws}"),
+        Some((v, None)) => format!("{image}: Prefect {v} (its latest) with {prefect_aws}"),
+        None if parsed.on_docker_hub() && parsed.repository == "prefecthq/prefect" => format!(
+            "{image}: the tag names no Prefect version (latest is Prefect {major} today) with \
+             {prefect_aws}"
+        ),
+        None => format!(
+            "{image}: not a plain Prefect image, so it must bring Prefect {major}.{minor} or \
+             later and prefect-aws itself ({PREFECT_AWS} is what the pool's template is made for)"
+        ),
+    })
+}
+
 fn statements(graph: &StackGraph, address: &Address) -> Vec<(Vec<String>, Vec<Value>)> {
     let Some(d) = graph.get(address) else {
         return Vec::new();
@@ -107,6 +147,37 @@ pub fn worker_permissions(graph: &StackGraph) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_image_fits_the_template_when_its_prefect_is_new_enough() {
+        use super::image_fits_template as fits;
+        let ok = fits("prefecthq/prefect:3-latest", None).unwrap();
+        assert!(
+            ok.contains("Prefect 3 (its latest) with prefect-aws==0.7.12"),
+            "{ok}"
+        );
+        let ok = fits("prefecthq/prefect:3.8.2-python3.12", None).unwrap();
+        assert!(ok.contains("Prefect 3.8 with prefect-aws==0.7.12"), "{ok}");
+        let ok = fits("prefecthq/prefect:latest", None).unwrap();
+        assert!(ok.contains("names no Prefect version"), "{ok}");
+        let ok = fits("acme/flows:1.2", Some("pandas")).unwrap();
+        assert!(
+            ok.contains("must bring Prefect 3.8 or later and prefect-aws"),
+            "{ok}"
+        );
+        // Pinned by the user: validate lets it through, verify says what it costs.
+        let err = fits(
+            "prefecthq/prefect:2-latest",
+            Some("prefect-aws==0.4.19 s3fs"),
+        )
+        .unwrap_err();
+        assert!(err.contains("Prefect 2 with prefect-aws==0.4.19"), "{err}");
+        assert!(err.contains("API key in RunTask's environment"), "{err}");
+        let err = fits("prefecthq/prefect:3.1.4-python3.12", None).unwrap_err();
+        assert!(err.contains("is Prefect 3.1:"), "{err}");
+        let err = fits("PrefectHQ/prefect:3", None).unwrap_err();
+        assert!(err.contains("fix [[worker]] image"), "{err}");
+    }
+
     use super::*;
 
     /// Issue 10, defect 7: a policy resource without a document panicked on `attrs["document"]`.

@@ -989,19 +989,15 @@ impl Checker<'_> {
                     .split_whitespace()
                     .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"))
             });
-            let prefect_2 = crate::image::ImageRef::parse(&image).is_ok_and(|r| {
-                r.on_docker_hub()
-                    && r.repository == "prefecthq/prefect"
-                    && r.tag
-                        .as_deref()
-                        .is_some_and(|t| t == "2" || t.starts_with("2.") || t.starts_with("2-"))
-            });
-            if prefect_2 && !user_pins_aws {
+            if let Some(version) = crate::graph::prefect_too_old(&image)
+                && !user_pins_aws
+            {
+                let (major, minor) = crate::graph::PREFECT_AWS_NEEDS;
                 let message = format!(
-                    "image \"{image}\" is Prefect 2, and the prefect-aws the work pool's template is \
-                     made for ({}) requires Prefect 3.8 or later: use a Prefect 3 image such as \
-                     prefecthq/prefect:3-latest, or pin a prefect-aws for Prefect 2 yourself in \
-                     env EXTRA_PIP_PACKAGES",
+                    "image \"{image}\" is Prefect {version}, and the prefect-aws the work pool's \
+                     template is made for ({}) requires Prefect {major}.{minor} or later: use a \
+                     Prefect {major} image such as prefecthq/prefect:3-latest, or pin a \
+                     prefect-aws for Prefect {version} yourself in env EXTRA_PIP_PACKAGES",
                     crate::graph::PREFECT_AWS
                 );
                 self.report(
