@@ -255,14 +255,11 @@ pub fn schedule(plan: &Plan) -> (Vec<Step>, Vec<Vec<usize>>) {
             .observed
             .as_ref()
             .expect("a deletion has an observed resource");
-        let ids: HashSet<&str> = std::iter::once(o.id.as_str())
-            .chain(o.outputs.values().map(String::as_str))
-            .collect();
         for (j, c) in plan.changes.iter().enumerate() {
             let Some(user) = c.observed.as_ref() else {
                 continue;
             };
-            if j == i || !user.uses.iter().any(|u| ids.contains(u.as_str())) {
+            if j == i || !user.refers_to(o) {
                 continue;
             }
             if let Some(d) = destroy

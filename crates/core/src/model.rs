@@ -245,6 +245,14 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Whether this resource uses `other` in AWS: one of its `uses` is `other`'s id or one of
+    /// its outputs (an ARN, a URL). What orders deletions where the spec's graph does not.
+    pub fn refers_to(&self, other: &Observed) -> bool {
+        self.uses
+            .iter()
+            .any(|id| *id == other.id || other.outputs.values().any(|out| out == id))
+    }
+
     /// Adopted (a work pool that existed before the stack): never deleted by prefect-ecs.
     pub fn adopted(&self) -> bool {
         self.attrs

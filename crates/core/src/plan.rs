@@ -409,10 +409,7 @@ fn uses(user: &Change, used: &Change) -> bool {
         .as_ref()
         .is_some_and(|d| d.deps().contains(&used.address));
     let in_aws = match (&user.observed, &used.observed) {
-        (Some(u), Some(o)) => u
-            .uses
-            .iter()
-            .any(|id| *id == o.id || o.outputs.values().any(|out| out == id)),
+        (Some(u), Some(o)) => u.refers_to(o),
         _ => false,
     };
     in_spec || in_aws
