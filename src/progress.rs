@@ -123,9 +123,10 @@ impl Progress {
     }
 
     /// The plan about to be executed.
-    /// `target`: `stack "dev" in account 123456789012, us-east-1`, for the header.
-    pub fn plan(&self, plan: &Plan, target: &str) {
-        let doc = PlanDoc::new(plan);
+    /// `target`: `stack "dev" in account 123456789012, us-east-1`, for the header; `region`
+    /// prices its monthly cost.
+    pub fn plan(&self, plan: &Plan, target: &str, region: &str) {
+        let doc = PlanDoc::new(plan).priced(plan, region);
         match self.mode {
             Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
             Mode::Live | Mode::Lines => {

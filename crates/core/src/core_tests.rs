@@ -1905,3 +1905,139 @@ fn task_state_changes_reach_the_queue_the_workers_observe() {
         Some(json!("us-east-1"))
     );
 }
+
+/// Issue 14: the monthly cost of each stack in `stacks/`, item by item.
+#[test]
+fn every_stack_cost_snapshot() {
+    let prices = crate::cost::prices("us-east-1").unwrap();
+    insta::glob!("../../../stacks", "*.toml", |path| {
+        let spec = load(path.file_name().unwrap().to_str().unwrap());
+        let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+        insta::assert_snapshot!(
+            "cost",
+            crate::cost::of_graph(&g, &prices).render("us-east-1", &prices)
+        );
+    });
+}
+
+/// Issue 14's worked example, by hand: one 0.5 vCPU / 1 GB x86 worker in us-east-1 is
+/// 0.5 × 0.04048 × 730 + 1 × 0.004445 × 730 = $18.02 a month, one NAT gateway and its IPv4
+/// address 0.045 × 730 + 0.005 × 730 = $36.50; per-AZ NAT adds two more of the latter.
+#[test]
+fn the_worked_example_costs_what_the_hand_says() {
+    use crate::cost::{dollars, of_graph, of_observed, prices};
+    let p = prices("us-east-1").unwrap();
+    let g = dev();
+    let e = of_graph(&g, &p);
+    let of = |address: &str| -> f64 {
+        e.lines
+            .iter()
+            .filter(|l| l.address == a(address))
+            .map(|l| l.monthly)
+            .sum()
+    };
+    let fargate = e
+        .lines
+        .iter()
+        .find(|l| l.address == a("ecs_service.dev-worker") && l.what.contains("Fargate"))
+        .unwrap();
+    assert_eq!(dollars(fargate.monthly), "$18.02", "{fargate:?}");
+    assert_eq!(
+        dollars(of("nat_gateway.nat[0]") + of("eip.nat[0]")),
+        "$36.50"
+    );
+    // The secret, the namespace's zone and the worker's Cloud Map instance.
+    assert_eq!(dollars(of("secret.api_key")), "$0.40");
+    assert_eq!(dollars(e.total()), "$55.52");
+    // What exists in AWS is priced the same way: a converged stack costs what its spec says.
+    let now = of_observed(&converged(&g), &p);
+    assert_eq!(dollars(now.total()), dollars(e.total()));
+    assert_eq!(
+        dollars(of_observed(&ObservedState::default(), &p).total()),
+        "$0.00"
+    );
+
+    let mut spec = load("dev.toml");
+    spec.network.nat = crate::spec::NatMode::PerAz;
+    let per_az = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    let delta = of_graph(&per_az, &p).total() - e.total();
+    let zones = spec.network.zones.len() as f64;
+    assert_eq!(dollars(delta), dollars((zones - 1.0) * 36.5));
+
+    // Workers in public subnets pay for their tasks' addresses instead of a NAT.
+    spec.network.nat = crate::spec::NatMode::None;
+    let public = of_graph(
+        &build(&spec, "us-east-1", key(), Some(&template())).unwrap(),
+        &p,
+    );
+    assert!(
+        public
+            .lines
+            .iter()
+            .any(|l| l.what == "1 task public IPv4 address(es)" && dollars(l.monthly) == "$3.65"),
+        "{public:?}"
+    );
+    assert!(
+        !public
+            .lines
+            .iter()
+            .any(|l| l.address.kind == Kind::NatGateway)
+    );
+
+    // A region the table does not hold has no prices, not zero ones.
+    assert!(prices("ap-southeast-7").is_none());
+}
+
+/// Issue 14: every plan ends with the stack's monthly cost before and after, in each format;
+/// a destroy shows what goes, a no-op plan the figure, a region without prices says so.
+#[test]
+fn plans_end_with_the_monthly_cost_before_and_after() {
+    use crate::render::human::{self, Style};
+    let g = dev();
+    let create = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let doc = PlanDoc::new(&create).priced(&create, "us-east-1");
+    let text = human::render(&doc, Style::default());
+    let tail = text.split("Plan: ").nth(1).unwrap();
+    assert!(
+        tail.contains("Monthly cost in us-east-1: $0.00 now, $55.52 after (+$55.52)."),
+        "{text}"
+    );
+    assert!(tail.contains("$32.85  nat_gateway.nat[0]"), "{text}");
+    assert!(tail.contains("as of 2025-01-01"), "{text}");
+    let json = serde_json::to_value(&doc).unwrap();
+    assert_eq!(json["cost"]["after"], json!(55.52));
+    assert_eq!(json["cost"]["before"], json!(0.0));
+    assert!(markdown::render(&doc).contains("**Monthly cost in us-east-1: $0.00 now"));
+    // A saved plan keeps it: `show` renders the same document.
+    let back: PlanDoc = serde_json::from_value(json).unwrap();
+    assert_eq!(back, doc);
+
+    let seen = converged(&g);
+    let destroy = compute("dev", None, &seen).unwrap();
+    let text = human::render(
+        &PlanDoc::new(&destroy).priced(&destroy, "us-east-1"),
+        Style::default(),
+    );
+    assert!(
+        text.contains("Monthly cost in us-east-1: $55.52 now, $0.00 after (-$55.52)."),
+        "{text}"
+    );
+    let same = compute("dev", Some(&g), &seen).unwrap();
+    let text = human::render(
+        &PlanDoc::new(&same).priced(&same, "us-east-1"),
+        Style::default(),
+    );
+    assert!(
+        text.contains("Monthly cost in us-east-1: $55.52 now, $55.52 after (unchanged)."),
+        "{text}"
+    );
+    let text = human::render(
+        &PlanDoc::new(&same).priced(&same, "ap-southeast-7"),
+        Style::default(),
+    );
+    assert!(
+        text.contains("Monthly cost: no prices for ap-southeast-7"),
+        "{text}"
+    );
+    assert!(!text.contains("$0.00"), "{text}");
+}

@@ -5,6 +5,7 @@
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod apply;
+pub mod cost;
 pub mod diagnose;
 pub mod diff;
 pub mod graph;

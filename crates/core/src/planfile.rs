@@ -211,7 +211,12 @@ impl PlanFile {
             out.push("AWS resources changed since the plan:".into());
             out.extend(what.into_iter().map(|w| format!("  {w}")));
         }
-        if out.is_empty() && *plan_now != self.plan {
+        // The cost follows from the changes; a plan saved before it was priced is not stale.
+        let unpriced = |d: &PlanDoc| PlanDoc {
+            cost: None,
+            ..d.clone()
+        };
+        if out.is_empty() && unpriced(plan_now) != unpriced(&self.plan) {
             // Each address once, in the order of the saved plan, then the new one's.
             let mut changed: Vec<&str> = Vec::new();
             for a in self

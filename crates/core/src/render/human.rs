@@ -55,10 +55,15 @@ pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
         if let Some(note) = doc.targeting_note() {
             return format!("No changes for the targeted resources.\n\n{note}\n");
         }
-        return match target {
+        let mut s = match target {
             Some(target) => format!("No changes. The stack matches the spec ({target}).\n"),
             None => NO_CHANGES.into(),
         };
+        if let Some(cost) = &doc.cost {
+            // Unchanged by definition: the figure alone.
+            let _ = writeln!(s, "\n{}", cost.lines()[0]);
+        }
+        return s;
     }
     let target = target
         .map(str::to_owned)
@@ -70,6 +75,12 @@ pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
     let _ = writeln!(s, "{}", style.bold(&summary_line(doc)));
     if let Some(note) = doc.targeting_note() {
         let _ = writeln!(s, "\n{note}");
+    }
+    if let Some(cost) = &doc.cost {
+        s.push('\n');
+        for line in cost.lines() {
+            let _ = writeln!(s, "{line}");
+        }
     }
     s
 }

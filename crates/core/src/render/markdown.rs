@@ -45,6 +45,17 @@ pub fn render(doc: &PlanDoc) -> String {
         }
         s.push_str("```\n\n</details>\n\n");
     }
+    if let Some(cost) = &doc.cost {
+        let lines = cost.lines();
+        let _ = writeln!(s, "**{}**\n", lines[0]);
+        if lines.len() > 1 {
+            s.push_str("```\n");
+            for l in &lines[1..] {
+                let _ = writeln!(s, "{}", l.trim_start());
+            }
+            s.push_str("```\n");
+        }
+    }
     s
 }
 

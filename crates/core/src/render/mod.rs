@@ -15,6 +15,54 @@ use crate::diff::normalize;
 use crate::model::{UNKNOWN, as_reference, contains_unknown, is_unknown};
 use crate::plan::{self, Plan};
 
+impl CostDoc {
+    /// The cost in a few lines, for the end of a human plan.
+    pub fn lines(&self) -> Vec<String> {
+        use crate::cost::dollars;
+        let (Some(as_of), Some(before), Some(after)) =
+            (&self.prices_as_of, self.before, self.after)
+        else {
+            return vec![format!(
+                "Monthly cost: no prices for {} in prefect-ecs's table (crates/core/prices/aws.toml).",
+                self.region
+            )];
+        };
+        let delta = after - before;
+        let change = if delta.abs() < 0.005 {
+            "unchanged".to_owned()
+        } else if delta > 0.0 {
+            format!("+{}", dollars(delta))
+        } else {
+            format!("-{}", dollars(-delta))
+        };
+        let mut out = vec![format!(
+            "Monthly cost in {}: {} now, {} after ({change}).",
+            self.region,
+            dollars(before),
+            dollars(after)
+        )];
+        let width = self
+            .items
+            .iter()
+            .map(|i| i.address.len())
+            .max()
+            .unwrap_or(0);
+        for i in &self.items {
+            out.push(format!(
+                "  {:>9}  {:<width$}  {}",
+                dollars(i.monthly),
+                i.address,
+                i.what
+            ));
+        }
+        if !self.usage.is_empty() {
+            out.push(format!("  Depends on usage: {}.", self.usage.join("; ")));
+        }
+        out.push(format!("  Prices: {}, as of {as_of}.", crate::cost::SOURCE));
+        out
+    }
+}
+
 /// Bumped on any change a consumer could notice (a field renamed, removed or re-typed).
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -35,6 +83,30 @@ pub struct PlanDoc {
     /// How many changes `--target` left out. Absent when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub left_out: usize,
+    /// The stack's monthly cost before and after (issue 14). Absent when not computed (a plan
+    /// rendered without its region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostDoc>,
+}
+
+/// The monthly cost in a plan, USD: before and after the plan, and the items with a fixed
+/// price of the stack as it will be (as it is, for a destroy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostDoc {
+    pub region: String,
+    /// `None`: the repository's table has no prices for the region (never priced as zero).
+    pub prices_as_of: Option<String>,
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+    pub items: Vec<CostItem>,
+    pub usage: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostItem {
+    pub address: String,
+    pub what: String,
+    pub monthly: f64,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -163,7 +235,48 @@ impl PlanDoc {
             targets: plan.selection.targets.clone(),
             replace: plan.selection.replace.clone(),
             left_out: plan.left_out,
+            cost: None,
         }
+    }
+
+    /// With the monthly cost before and after the plan, from the price table for `region`.
+    pub fn priced(mut self, plan: &Plan, region: &str) -> PlanDoc {
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        self.cost = Some(match crate::cost::prices(region) {
+            None => CostDoc {
+                region: region.to_owned(),
+                prices_as_of: None,
+                before: None,
+                after: None,
+                items: Vec::new(),
+                usage: Vec::new(),
+            },
+            Some(prices) => {
+                let (before, after) = crate::cost::of_plan(plan, &prices);
+                let shown = if after.lines.is_empty() {
+                    &before
+                } else {
+                    &after
+                };
+                CostDoc {
+                    region: region.to_owned(),
+                    prices_as_of: Some(prices.as_of.clone()),
+                    before: Some(round(before.total())),
+                    after: Some(round(after.total())),
+                    items: shown
+                        .lines
+                        .iter()
+                        .map(|l| CostItem {
+                            address: l.address.to_string(),
+                            what: l.what.clone(),
+                            monthly: round(l.monthly),
+                        })
+                        .collect(),
+                    usage: shown.usage.clone(),
+                }
+            }
+        });
+        self
     }
 
     /// The `--target`/`--replace` a saved plan was made with, to compute it again alike.

@@ -1,0 +1,327 @@
+//! The stack's monthly cost (issue 14): pure, from the repository's price table
+//! (`crates/core/prices/aws.toml`, with its source and date) and the resources a stack has or
+//! will have. No network call: a region without prices is said to have none, never priced at
+//! zero. Hourly prices are charged for [`HOURS_PER_MONTH`].
+//!
+//! What has a fixed price is priced per resource: NAT gateway hours, public IPv4 addresses
+//! (every Elastic IP, and every worker task with a public IP), Fargate vCPU and GB hours of the
+//! workers' tasks, the secret, the namespace's hosted zone, the Cloud Map instance each worker
+//! task registers. What depends on usage (NAT and log GB, flow runs' own tasks, SQS requests)
+//! is listed with its unit price instead.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::kinds::{ecs_service, task_definition};
+use crate::model::{Address, Attrs, Kind, ObservedState, as_reference};
+
+/// AWS bills hourly resources for 730 hours a month (8,760 / 12).
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// One region's prices, USD.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub as_of: String,
+    pub nat_gateway_hour: f64,
+    pub nat_gateway_gb: f64,
+    pub public_ipv4_hour: f64,
+    pub fargate_vcpu_hour: f64,
+    pub fargate_gb_hour: f64,
+    pub secret_month: f64,
+    pub hosted_zone_month: f64,
+    pub cloud_map_instance_month: f64,
+    pub logs_ingest_gb: f64,
+    pub logs_storage_gb_month: f64,
+}
+
+/// Where the table's figures come from, as the plan prints it.
+pub const SOURCE: &str = "AWS on-demand list prices (aws.amazon.com/<service>/pricing)";
+
+/// The region's prices from the repository's table; `None` for a region it does not hold.
+pub fn prices(region: &str) -> Option<Prices> {
+    let table: BTreeMap<String, Prices> =
+        toml::from_str(include_str!("../prices/aws.toml")).expect("the price table parses");
+    table.get(region).cloned()
+}
+
+/// One priced item: what it is and its monthly figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub address: Address,
+    pub what: String,
+    pub monthly: f64,
+}
+
+/// The stack's fixed monthly cost, item by item, and what depends on usage.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Estimate {
+    pub lines: Vec<Line>,
+    pub usage: Vec<String>,
+}
+
+impl Estimate {
+    pub fn total(&self) -> f64 {
+        self.lines.iter().fold(0.0, |sum, l| sum + l.monthly)
+    }
+}
+
+/// What a worker's service runs: its tasks' size, how many, with a public IP or not.
+#[derive(Debug, Clone, PartialEq)]
+struct Tasks {
+    vcpu: f64,
+    gb: f64,
+    count: u64,
+    public_ip: bool,
+    registered: bool,
+}
+
+/// What the stack costs once it is as `graph` says.
+pub fn of_graph(graph: &crate::graph::StackGraph, prices: &Prices) -> Estimate {
+    let by_address: BTreeMap<&Address, &Attrs> =
+        graph.resources().map(|d| (&d.address, &d.attrs)).collect();
+    let task_size = |service: &Attrs| {
+        let (td, _) = as_reference(service.get(ecs_service::TASK_DEFINITION)?)?;
+        size(by_address.get(&td)?)
+    };
+    estimate(
+        graph.resources().map(|d| (&d.address, &d.attrs)),
+        task_size,
+        prices,
+    )
+}
+
+/// What the stack costs as it is in AWS now.
+pub fn of_observed(state: &ObservedState, prices: &Prices) -> Estimate {
+    let by_arn: BTreeMap<&str, &Attrs> = state
+        .resources
+        .iter()
+        .filter(|o| o.address.kind == Kind::TaskDefinition)
+        .filter_map(|o| Some((o.outputs.get("arn")?.as_str(), &o.attrs)))
+        .collect();
+    let task_size = |service: &Attrs| {
+        let arn = service.get(ecs_service::TASK_DEFINITION)?.as_str()?;
+        size(by_arn.get(arn)?)
+    };
+    estimate(
+        state
+            .resources
+            .iter()
+            .filter(|o| !o.deleting)
+            .map(|o| (&o.address, &o.attrs)),
+        task_size,
+        prices,
+    )
+}
+
+/// What the stack costs now (what the plan found in AWS) and once the plan is applied (what
+/// it leaves: every desired resource; nothing for a destroy).
+pub fn of_plan(plan: &crate::plan::Plan, prices: &Prices) -> (Estimate, Estimate) {
+    use crate::plan::Action;
+    let observed: Vec<&crate::model::Observed> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.observed.as_ref())
+        .filter(|o| !o.deleting)
+        .collect();
+    let by_arn: BTreeMap<&str, &Attrs> = observed
+        .iter()
+        .filter(|o| o.address.kind == Kind::TaskDefinition)
+        .filter_map(|o| Some((o.outputs.get("arn")?.as_str(), &o.attrs)))
+        .collect();
+    let before = estimate(
+        observed.iter().map(|o| (&o.address, &o.attrs)),
+        |service: &Attrs| {
+            let arn = service.get(ecs_service::TASK_DEFINITION)?.as_str()?;
+            size(by_arn.get(arn)?)
+        },
+        prices,
+    );
+    let kept: Vec<(&Address, &Attrs)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Delete)
+        .filter_map(|c| c.desired.as_ref())
+        .map(|d| (&d.address, &d.attrs))
+        .collect();
+    let by_address: BTreeMap<&Address, &Attrs> = kept.iter().copied().collect();
+    let after = estimate(
+        kept.iter().copied(),
+        |service: &Attrs| {
+            let (td, _) = as_reference(service.get(ecs_service::TASK_DEFINITION)?)?;
+            size(by_address.get(&td)?)
+        },
+        prices,
+    );
+    (before, after)
+}
+
+/// A task definition's vCPU and GB (`"512"` CPU units, `"1024"` MiB).
+fn size(td: &Attrs) -> Option<(f64, f64)> {
+    let number = |key: &str| -> Option<f64> {
+        match td.get(key)? {
+            Value::String(s) => s.parse().ok(),
+            v => v.as_f64(),
+        }
+    };
+    Some((
+        number(task_definition::CPU)? / 1024.0,
+        number(task_definition::MEMORY)? / 1024.0,
+    ))
+}
+
+fn estimate<'a>(
+    resources: impl Iterator<Item = (&'a Address, &'a Attrs)>,
+    task_size: impl Fn(&Attrs) -> Option<(f64, f64)>,
+    p: &Prices,
+) -> Estimate {
+    let hourly = |price: f64| price * HOURS_PER_MONTH;
+    let mut e = Estimate::default();
+    let mut line = |address: &Address, what: String, monthly: f64| {
+        e.lines.push(Line {
+            address: address.clone(),
+            what,
+            monthly,
+        });
+    };
+    for (address, attrs) in resources {
+        match address.kind {
+            Kind::NatGateway => line(
+                address,
+                format!(
+                    "NAT gateway, {HOURS_PER_MONTH} h × {}",
+                    unit(p.nat_gateway_hour)
+                ),
+                hourly(p.nat_gateway_hour),
+            ),
+            Kind::Eip => line(
+                address,
+                format!(
+                    "public IPv4 address, {HOURS_PER_MONTH} h × ${}",
+                    p.public_ipv4_hour
+                ),
+                hourly(p.public_ipv4_hour),
+            ),
+            Kind::Secret => line(address, "secret".into(), p.secret_month),
+            Kind::Namespace => line(
+                address,
+                "private hosted zone of the DNS namespace".into(),
+                p.hosted_zone_month,
+            ),
+            Kind::EcsService => {
+                let Some(t) = tasks(attrs, &task_size) else {
+                    continue;
+                };
+                let n = t.count as f64;
+                line(
+                    address,
+                    format!(
+                        "{} Fargate task(s) of {} vCPU and {} GB, x86",
+                        t.count, t.vcpu, t.gb
+                    ),
+                    n * (hourly(t.vcpu * p.fargate_vcpu_hour) + hourly(t.gb * p.fargate_gb_hour)),
+                );
+                if t.public_ip && t.count > 0 {
+                    line(
+                        address,
+                        format!("{} task public IPv4 address(es)", t.count),
+                        n * hourly(p.public_ipv4_hour),
+                    );
+                }
+                if t.registered && t.count > 0 {
+                    line(
+                        address,
+                        format!("{} Cloud Map instance(s)", t.count),
+                        n * p.cloud_map_instance_month,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    e.usage = vec![
+        format!(
+            "NAT gateway data processed: {} per GB",
+            unit(p.nat_gateway_gb)
+        ),
+        format!(
+            "CloudWatch Logs: {} per GB ingested, {} per GB-month stored",
+            unit(p.logs_ingest_gb),
+            unit(p.logs_storage_gb_month)
+        ),
+        format!(
+            "flow runs' own Fargate tasks: {} per vCPU-hour, {} per GB-hour while they run",
+            unit(p.fargate_vcpu_hour),
+            unit(p.fargate_gb_hour)
+        ),
+        "SQS requests and EventBridge's AWS events: within the free tier for the task events"
+            .into(),
+    ];
+    e
+}
+
+fn tasks(service: &Attrs, task_size: &impl Fn(&Attrs) -> Option<(f64, f64)>) -> Option<Tasks> {
+    let (vcpu, gb) = task_size(service)?;
+    let network = service.get(ecs_service::NETWORK);
+    Some(Tasks {
+        vcpu,
+        gb,
+        count: service.get(ecs_service::DESIRED_COUNT)?.as_u64()?,
+        public_ip: network
+            .and_then(|n| n.get("assign_public_ip"))
+            .and_then(Value::as_str)
+            == Some("ENABLED"),
+        registered: service
+            .get(ecs_service::SERVICE_REGISTRIES)
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty()),
+    })
+}
+
+impl Estimate {
+    /// The cost as a plan shows it: each item with its monthly figure, the total, what depends
+    /// on usage, and where the prices come from.
+    pub fn render(&self, region: &str, prices: &Prices) -> String {
+        let mut out = String::new();
+        let width = self
+            .lines
+            .iter()
+            .map(|l| l.address.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for l in &self.lines {
+            out.push_str(&format!(
+                "  {:>9}  {:<width$}  {}\n",
+                dollars(l.monthly),
+                l.address.to_string(),
+                l.what
+            ));
+        }
+        out.push_str(&format!(
+            "  {:>9}  a month in {region}\n",
+            dollars(self.total())
+        ));
+        out.push_str("  Depends on usage:\n");
+        for u in &self.usage {
+            out.push_str(&format!("    {u}\n"));
+        }
+        out.push_str(&format!("  Prices: {SOURCE}, as of {}.\n", prices.as_of));
+        out
+    }
+}
+
+/// A unit price with at least its cents: `$0.50`, `$0.004445`.
+fn unit(price: f64) -> String {
+    let plain = price.to_string();
+    match plain.split_once('.') {
+        Some((_, decimals)) if decimals.len() >= 2 => format!("${plain}"),
+        _ => format!("${price:.2}"),
+    }
+}
+
+/// `$18.02`: dollars and cents.
+pub fn dollars(amount: f64) -> String {
+    format!("${amount:.2}")
+}
