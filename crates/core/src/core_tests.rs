@@ -2031,6 +2031,10 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
         text.contains("Monthly cost in us-east-1: $55.52 now, $55.52 after (unchanged)."),
         "{text}"
     );
+    assert!(
+        markdown::render(&PlanDoc::new(&same).priced(&same, "us-east-1"))
+            .contains("Monthly cost in us-east-1: $55.52 now, $55.52 after (unchanged).")
+    );
     let text = human::render(
         &PlanDoc::new(&same).priced(&same, "ap-southeast-7"),
         Style::default(),

@@ -17,6 +17,9 @@ pub fn render(doc: &PlanDoc) -> String {
             }
             None => s.push_str(NO_CHANGES),
         }
+        if let Some(cost) = &doc.cost {
+            let _ = writeln!(s, "\n{}", cost.lines()[0]);
+        }
         return s;
     }
     let _ = writeln!(s, "**{}**\n", summary_line(doc));
