@@ -125,8 +125,14 @@ impl Progress {
     /// The plan about to be executed.
     /// `target`: `stack "dev" in account 123456789012, us-east-1`, for the header; `region`
     /// prices its monthly cost.
-    pub fn plan(&self, plan: &Plan, target: &str, region: &str) {
-        let doc = PlanDoc::new(plan).priced(plan, region);
+    pub fn plan(
+        &self,
+        plan: &Plan,
+        target: &str,
+        region: &str,
+        assume: &crate::cost::CostAssumptions,
+    ) {
+        let doc = PlanDoc::new(plan).priced(plan, region, assume);
         match self.mode {
             Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
             Mode::Live | Mode::Lines => {

@@ -331,7 +331,7 @@ impl<S: Stack> Context<S> {
         flags: &RunFlags,
         mut progress: Progress,
     ) -> Result<ExitCode> {
-        progress.plan(&plan, &self.target(), &self.region);
+        progress.plan(&plan, &self.target(), &self.region, &self.spec.cost);
         if plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }

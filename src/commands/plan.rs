@@ -26,7 +26,7 @@ pub async fn run(
     let mut ctx = Context::new(spec, settings, true, true).await?;
     ctx.selection = selection.clone();
     let (observed, plan) = ctx.observe_and_plan().await?;
-    let doc = PlanDoc::new(&plan).priced(&plan, &ctx.region);
+    let doc = PlanDoc::new(&plan).priced(&plan, &ctx.region, &ctx.spec.cost);
     if let Some(out) = out {
         save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
     }

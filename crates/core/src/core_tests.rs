@@ -1915,7 +1915,7 @@ fn every_stack_cost_snapshot() {
         let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
         insta::assert_snapshot!(
             "cost",
-            crate::cost::of_graph(&g, &prices).render("us-east-1", &prices)
+            crate::cost::of_graph(&g, &prices, &Default::default()).render("us-east-1", &prices)
         );
     });
 }
@@ -1928,7 +1928,7 @@ fn the_worked_example_costs_what_the_hand_says() {
     use crate::cost::{dollars, of_graph, of_observed, prices};
     let p = prices("us-east-1").unwrap();
     let g = dev();
-    let e = of_graph(&g, &p);
+    let e = of_graph(&g, &p, &Default::default());
     let of = |address: &str| -> f64 {
         e.lines
             .iter()
@@ -1950,17 +1950,17 @@ fn the_worked_example_costs_what_the_hand_says() {
     assert_eq!(dollars(of("secret.api_key")), "$0.40");
     assert_eq!(dollars(e.total()), "$55.52");
     // What exists in AWS is priced the same way: a converged stack costs what its spec says.
-    let now = of_observed(&converged(&g), &p);
+    let now = of_observed(&converged(&g), &p, &Default::default());
     assert_eq!(dollars(now.total()), dollars(e.total()));
     assert_eq!(
-        dollars(of_observed(&ObservedState::default(), &p).total()),
+        dollars(of_observed(&ObservedState::default(), &p, &Default::default()).total()),
         "$0.00"
     );
 
     let mut spec = load("dev.toml");
     spec.network.nat = crate::spec::NatMode::PerAz;
     let per_az = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
-    let delta = of_graph(&per_az, &p).total() - e.total();
+    let delta = of_graph(&per_az, &p, &Default::default()).total() - e.total();
     let zones = spec.network.zones.len() as f64;
     assert_eq!(dollars(delta), dollars((zones - 1.0) * 36.5));
 
@@ -1969,6 +1969,7 @@ fn the_worked_example_costs_what_the_hand_says() {
     let public = of_graph(
         &build(&spec, "us-east-1", key(), Some(&template())).unwrap(),
         &p,
+        &Default::default(),
     );
     assert!(
         public
@@ -1995,7 +1996,7 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
     use crate::render::human::{self, Style};
     let g = dev();
     let create = compute("dev", Some(&g), &ObservedState::default()).unwrap();
-    let doc = PlanDoc::new(&create).priced(&create, "us-east-1");
+    let doc = PlanDoc::new(&create).priced(&create, "us-east-1", &Default::default());
     let text = human::render(&doc, Style::default());
     let tail = text.split("Plan: ").nth(1).unwrap();
     assert!(
@@ -2015,7 +2016,7 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
     let seen = converged(&g);
     let destroy = compute("dev", None, &seen).unwrap();
     let text = human::render(
-        &PlanDoc::new(&destroy).priced(&destroy, "us-east-1"),
+        &PlanDoc::new(&destroy).priced(&destroy, "us-east-1", &Default::default()),
         Style::default(),
     );
     assert!(
@@ -2024,7 +2025,7 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
     );
     let same = compute("dev", Some(&g), &seen).unwrap();
     let text = human::render(
-        &PlanDoc::new(&same).priced(&same, "us-east-1"),
+        &PlanDoc::new(&same).priced(&same, "us-east-1", &Default::default()),
         Style::default(),
     );
     assert!(
@@ -2032,11 +2033,11 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
         "{text}"
     );
     assert!(
-        markdown::render(&PlanDoc::new(&same).priced(&same, "us-east-1"))
+        markdown::render(&PlanDoc::new(&same).priced(&same, "us-east-1", &Default::default()))
             .contains("Monthly cost in us-east-1: $55.52 now, $55.52 after (unchanged).")
     );
     let text = human::render(
-        &PlanDoc::new(&same).priced(&same, "ap-southeast-7"),
+        &PlanDoc::new(&same).priced(&same, "ap-southeast-7", &Default::default()),
         Style::default(),
     );
     assert!(
@@ -2044,4 +2045,36 @@ fn plans_end_with_the_monthly_cost_before_and_after() {
         "{text}"
     );
     assert!(!text.contains("$0.00"), "{text}");
+}
+
+/// Issue 14: `[cost]` prices what depends on usage with the user's figures, said as assumed.
+#[test]
+fn cost_assumptions_price_nat_and_log_gigabytes() {
+    use crate::cost::{CostAssumptions, dollars, of_graph, prices};
+    let p = prices("us-east-1").unwrap();
+    let g = dev();
+    let plain = of_graph(&g, &p, &CostAssumptions::default());
+    assert!(
+        plain
+            .usage
+            .iter()
+            .any(|u| u.contains("[cost] nat_gb_per_month prices it"))
+    );
+    let assume = CostAssumptions {
+        nat_gb_per_month: Some(100),
+        log_gb_per_month: Some(5),
+    };
+    let e = of_graph(&g, &p, &assume);
+    let line = |what: &str| e.lines.iter().find(|l| l.what.starts_with(what)).unwrap();
+    // 100 GB × $0.045; 5 GB × $0.50 ingested, 5 GB × 30 d / 30 × $0.03 stored.
+    assert_eq!(dollars(line("NAT data processed").monthly), "$4.50");
+    assert_eq!(line("NAT data processed").address, a("nat_gateway.nat[0]"));
+    assert_eq!(dollars(line("logs ingested").monthly), "$2.50");
+    assert_eq!(dollars(line("logs stored").monthly), "$0.15");
+    assert_eq!(dollars(e.total() - plain.total()), "$7.15");
+    assert!(
+        !e.usage
+            .iter()
+            .any(|u| u.contains("NAT") || u.contains("CloudWatch"))
+    );
 }

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::kinds::{ecs_service, task_definition};
 use crate::model::{Address, Attrs, Kind, ObservedState, as_reference};
+pub use crate::spec::CostAssumptions;
 
 /// AWS bills hourly resources for 730 hours a month (8,760 / 12).
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -79,7 +80,11 @@ struct Tasks {
 }
 
 /// What the stack costs once it is as `graph` says.
-pub fn of_graph(graph: &crate::graph::StackGraph, prices: &Prices) -> Estimate {
+pub fn of_graph(
+    graph: &crate::graph::StackGraph,
+    prices: &Prices,
+    assume: &CostAssumptions,
+) -> Estimate {
     let by_address: BTreeMap<&Address, &Attrs> =
         graph.resources().map(|d| (&d.address, &d.attrs)).collect();
     let task_size = |service: &Attrs| {
@@ -90,11 +95,12 @@ pub fn of_graph(graph: &crate::graph::StackGraph, prices: &Prices) -> Estimate {
         graph.resources().map(|d| (&d.address, &d.attrs)),
         task_size,
         prices,
+        assume,
     )
 }
 
 /// What the stack costs as it is in AWS now.
-pub fn of_observed(state: &ObservedState, prices: &Prices) -> Estimate {
+pub fn of_observed(state: &ObservedState, prices: &Prices, assume: &CostAssumptions) -> Estimate {
     let by_arn: BTreeMap<&str, &Attrs> = state
         .resources
         .iter()
@@ -113,12 +119,17 @@ pub fn of_observed(state: &ObservedState, prices: &Prices) -> Estimate {
             .map(|o| (&o.address, &o.attrs)),
         task_size,
         prices,
+        assume,
     )
 }
 
 /// What the stack costs now (what the plan found in AWS) and once the plan is applied (what
 /// it leaves: every desired resource; nothing for a destroy).
-pub fn of_plan(plan: &crate::plan::Plan, prices: &Prices) -> (Estimate, Estimate) {
+pub fn of_plan(
+    plan: &crate::plan::Plan,
+    prices: &Prices,
+    assume: &CostAssumptions,
+) -> (Estimate, Estimate) {
     use crate::plan::Action;
     let observed: Vec<&crate::model::Observed> = plan
         .changes
@@ -138,6 +149,7 @@ pub fn of_plan(plan: &crate::plan::Plan, prices: &Prices) -> (Estimate, Estimate
             size(by_arn.get(arn)?)
         },
         prices,
+        assume,
     );
     let kept: Vec<(&Address, &Attrs)> = plan
         .changes
@@ -154,6 +166,7 @@ pub fn of_plan(plan: &crate::plan::Plan, prices: &Prices) -> (Estimate, Estimate
             size(by_address.get(&td)?)
         },
         prices,
+        assume,
     );
     (before, after)
 }
@@ -176,9 +189,12 @@ fn estimate<'a>(
     resources: impl Iterator<Item = (&'a Address, &'a Attrs)>,
     task_size: impl Fn(&Attrs) -> Option<(f64, f64)>,
     p: &Prices,
+    assume: &CostAssumptions,
 ) -> Estimate {
     let hourly = |price: f64| price * HOURS_PER_MONTH;
     let mut e = Estimate::default();
+    let mut first_nat: Option<Address> = None;
+    let mut log_group: Option<(Address, Option<u64>)> = None;
     let mut line = |address: &Address, what: String, monthly: f64| {
         e.lines.push(Line {
             address: address.clone(),
@@ -188,14 +204,23 @@ fn estimate<'a>(
     };
     for (address, attrs) in resources {
         match address.kind {
-            Kind::NatGateway => line(
-                address,
-                format!(
-                    "NAT gateway, {HOURS_PER_MONTH} h × {}",
-                    unit(p.nat_gateway_hour)
-                ),
-                hourly(p.nat_gateway_hour),
-            ),
+            Kind::NatGateway => {
+                first_nat.get_or_insert_with(|| address.clone());
+                line(
+                    address,
+                    format!(
+                        "NAT gateway, {HOURS_PER_MONTH} h × {}",
+                        unit(p.nat_gateway_hour)
+                    ),
+                    hourly(p.nat_gateway_hour),
+                )
+            }
+            Kind::LogGroup => {
+                let retention = attrs
+                    .get(crate::kinds::log_group::RETENTION_IN_DAYS)
+                    .and_then(Value::as_u64);
+                log_group = Some((address.clone(), retention));
+            }
             Kind::Eip => line(
                 address,
                 format!(
@@ -241,24 +266,73 @@ fn estimate<'a>(
             _ => {}
         }
     }
-    e.usage = vec![
-        format!(
-            "NAT gateway data processed: {} per GB",
-            unit(p.nat_gateway_gb)
+    let mut push = |address: &Address, what: String, monthly: f64| {
+        e.lines.push(Line {
+            address: address.clone(),
+            what,
+            monthly,
+        })
+    };
+    let mut usage = Vec::new();
+    match (&first_nat, assume.nat_gb_per_month) {
+        (Some(nat), Some(gb)) => push(
+            nat,
+            format!(
+                "NAT data processed, {gb} GB × {} ([cost] nat_gb_per_month, all gateways)",
+                unit(p.nat_gateway_gb)
+            ),
+            f64::from(gb) * p.nat_gateway_gb,
         ),
-        format!(
-            "CloudWatch Logs: {} per GB ingested, {} per GB-month stored",
+        (Some(_), None) => usage.push(format!(
+            "NAT gateway data processed: {} per GB ([cost] nat_gb_per_month prices it)",
+            unit(p.nat_gateway_gb)
+        )),
+        (None, _) => {}
+    }
+    match (&log_group, assume.log_gb_per_month) {
+        (Some((group, retention)), Some(gb)) => {
+            push(
+                group,
+                format!(
+                    "logs ingested, {gb} GB × {} ([cost] log_gb_per_month)",
+                    unit(p.logs_ingest_gb)
+                ),
+                f64::from(gb) * p.logs_ingest_gb,
+            );
+            // Kept `retention` days: in steady state that many days' worth is stored.
+            match retention {
+                Some(days) => push(
+                    group,
+                    format!(
+                        "logs stored, {gb} GB × {days} d / 30 × {} a GB-month",
+                        unit(p.logs_storage_gb_month)
+                    ),
+                    f64::from(gb) * *days as f64 / 30.0 * p.logs_storage_gb_month,
+                ),
+                None => usage.push(format!(
+                    "CloudWatch Logs storage: {} per GB-month, growing without a retention",
+                    unit(p.logs_storage_gb_month)
+                )),
+            }
+        }
+        (Some(_), None) => usage.push(format!(
+            "CloudWatch Logs: {} per GB ingested, {} per GB-month stored ([cost] \
+             log_gb_per_month prices it)",
             unit(p.logs_ingest_gb),
             unit(p.logs_storage_gb_month)
-        ),
-        format!(
-            "flow runs' own Fargate tasks: {} per vCPU-hour, {} per GB-hour while they run",
-            unit(p.fargate_vcpu_hour),
-            unit(p.fargate_gb_hour)
-        ),
+        )),
+        (None, _) => {}
+    }
+    usage.push(format!(
+        "flow runs' own Fargate tasks: {} per vCPU-hour, {} per GB-hour while they run",
+        unit(p.fargate_vcpu_hour),
+        unit(p.fargate_gb_hour)
+    ));
+    usage.push(
         "SQS requests and EventBridge's AWS events: within the free tier for the task events"
             .into(),
-    ];
+    );
+    e.usage = usage;
     e
 }
 

@@ -240,7 +240,13 @@ impl PlanDoc {
     }
 
     /// With the monthly cost before and after the plan, from the price table for `region`.
-    pub fn priced(mut self, plan: &Plan, region: &str) -> PlanDoc {
+    /// `assume`: the spec's `[cost]` usage assumptions.
+    pub fn priced(
+        mut self,
+        plan: &Plan,
+        region: &str,
+        assume: &crate::cost::CostAssumptions,
+    ) -> PlanDoc {
         let round = |x: f64| (x * 100.0).round() / 100.0;
         self.cost = Some(match crate::cost::prices(region) {
             None => CostDoc {
@@ -252,7 +258,7 @@ impl PlanDoc {
                 usage: Vec::new(),
             },
             Some(prices) => {
-                let (before, after) = crate::cost::of_plan(plan, &prices);
+                let (before, after) = crate::cost::of_plan(plan, &prices, assume);
                 let shown = if after.lines.is_empty() {
                     &before
                 } else {

@@ -21,6 +21,8 @@ pub struct Spec {
     pub namespace: String,
     pub logs: Logs,
     pub cluster: Cluster,
+    /// What the monthly cost in a plan assumes of usage.
+    pub cost: CostAssumptions,
     pub workers: Vec<Worker>,
     /// Every work pool the workers name, sorted by name, each once.
     pub work_pools: Vec<WorkPool>,
@@ -119,6 +121,15 @@ pub struct Iam {
     pub task_role_name: String,
     /// The role the flow-run tasks the workers launch run as (`None`: they get no task role).
     pub flow_run_role_name: Option<String>,
+}
+
+/// `[cost]`: GB a month the plan's cost assumes; `None` leaves the item to usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CostAssumptions {
+    /// Data the NAT gateways process, in all.
+    pub nat_gb_per_month: Option<u32>,
+    /// Log data the workers and flow runs send to CloudWatch Logs.
+    pub log_gb_per_month: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,8 @@ pub struct RawSpec {
     pub logs: RawLogs,
     #[serde(default)]
     pub cluster: RawCluster,
+    #[serde(default)]
+    pub cost: RawCost,
     pub worker: Option<Spanned<Vec<Spanned<RawWorker>>>>,
     pub work_pool: Option<Spanned<Vec<Spanned<RawWorkPool>>>>,
 }
@@ -95,6 +97,14 @@ pub struct RawServiceDiscovery {
 pub struct RawLogs {
     pub group: Text,
     pub retention_days: Number,
+}
+
+/// What the plan's monthly cost assumes of usage (issue 14): unset, an item is listed as
+/// depending on usage.
+#[derive(Deserialize, Default)]
+pub struct RawCost {
+    pub nat_gb_per_month: Number,
+    pub log_gb_per_month: Number,
 }
 
 #[derive(Deserialize, Default)]

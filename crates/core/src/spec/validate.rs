@@ -234,6 +234,19 @@ pub(super) fn validate(
             false,
         ),
     };
+    let cp = root.key("cost");
+    let cost = CostAssumptions {
+        nat_gb_per_month: c.optional_number(
+            &raw.cost.nat_gb_per_month,
+            &cp.key("nat_gb_per_month"),
+            0..=10_000_000,
+        ),
+        log_gb_per_month: c.optional_number(
+            &raw.cost.log_gb_per_month,
+            &cp.key("log_gb_per_month"),
+            0..=10_000_000,
+        ),
+    };
     let workers = c.workers(raw.worker.as_ref());
     let work_pools = c.work_pools(raw.work_pool.as_ref(), &workers);
     Spec {
@@ -247,6 +260,7 @@ pub(super) fn validate(
         namespace,
         logs,
         cluster,
+        cost,
         workers,
         work_pools,
     }
@@ -425,6 +439,18 @@ impl Checker<'_> {
             self.report(Some(value.span()), path, message);
         }
         n
+    }
+
+    /// A number that may be left out: `None` then, and for one out of range (reported).
+    fn optional_number(
+        &mut self,
+        value: &Number,
+        path: &KeyPath,
+        range: RangeInclusive<u32>,
+    ) -> Option<u32> {
+        value.as_ref()?;
+        let n = self.number(value, path, 0, range.clone());
+        range.contains(&n).then_some(n)
     }
 
     fn prefect(&mut self, raw: Option<&Spanned<RawPrefect>>, spec_path: &Path) -> Prefect {
