@@ -82,6 +82,7 @@ impl PrefectApi {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ProviderError> {
         let url = format!("{}{path}", self.base);
+        let idempotent = method != Method::POST || path.ends_with("/filter");
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -129,7 +130,13 @@ impl PrefectApi {
                     }
                     return Ok((status, value));
                 }
-                Err(e) if attempt < 4 && (e.is_connect() || e.is_timeout()) => {
+                // A connection the server reset while the request went out (a busy server
+                // dropping a kept-alive one): sent again when doing so twice is harmless, a
+                // read or a write of the whole pool, never a create.
+                Err(e)
+                    if attempt < 4
+                        && (e.is_connect() || e.is_timeout() || (idempotent && e.is_request())) =>
+                {
                     tokio::time::sleep(retry_in).await;
                 }
                 Err(e) => {
