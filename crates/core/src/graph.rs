@@ -281,8 +281,15 @@ pub fn prefect_too_old(image: &str) -> Option<String> {
 /// The images Prefect publishes without prefect-aws: an `ecs` worker in them needs
 /// `EXTRA_PIP_PACKAGES=prefect-aws`, which their entrypoint installs at start.
 fn is_plain_prefect_image(image: &str) -> bool {
-    crate::image::ImageRef::parse(image)
-        .is_ok_and(|r| r.on_docker_hub() && r.repository == "prefecthq/prefect")
+    crate::image::ImageRef::parse(image).is_ok_and(|r| r.is_plain_prefect())
+}
+
+/// The prefect-aws requirement the user's `EXTRA_PIP_PACKAGES` pins, if any
+/// (`prefect-aws==0.4.19`, `prefect[aws]`).
+pub fn pinned_prefect_aws(extra_pip_packages: &str) -> Option<&str> {
+    extra_pip_packages
+        .split_whitespace()
+        .find(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"))
 }
 
 /// The worker's `EXTRA_PIP_PACKAGES`: the user's, plus prefect-aws for a plain Prefect image.
@@ -290,9 +297,7 @@ fn extra_pip_packages(image: &str, user: Option<&String>) -> Option<String> {
     let mut packages: Vec<&str> = user
         .map(|u| u.split_whitespace().collect())
         .unwrap_or_default();
-    let has_aws = packages
-        .iter()
-        .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"));
+    let has_aws = user.is_some_and(|u| pinned_prefect_aws(u).is_some());
     if is_plain_prefect_image(image) && !has_aws {
         packages.push(PREFECT_AWS);
     }

@@ -67,12 +67,17 @@ impl ImageRef {
         })
     }
 
+    /// Prefect's own image on Docker Hub, `prefecthq/prefect`, which ships without prefect-aws.
+    pub fn is_plain_prefect(&self) -> bool {
+        self.on_docker_hub() && self.repository == "prefecthq/prefect"
+    }
+
     /// On Docker Hub: no registry, or Docker Hub's own host names.
     /// The Prefect version a `prefecthq/prefect` tag names, as far as the tag says:
     /// `3-latest` → (3, None), `3.1.4-python3.12` → (3, Some(1)), `2.20-python3.11` →
     /// (2, Some(20)); `None` for another image, no tag, `latest` or a tag without a version.
     pub fn prefect_version(&self) -> Option<(u32, Option<u32>)> {
-        if !(self.on_docker_hub() && self.repository == "prefecthq/prefect") {
+        if !self.is_plain_prefect() {
             return None;
         }
         let version = self.tag.as_deref()?.split('-').next()?;

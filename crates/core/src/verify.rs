@@ -26,10 +26,7 @@ pub fn image_fits_template(
     let parsed =
         crate::image::ImageRef::parse(image).map_err(|e| format!("{e}; fix [[worker]] image"))?;
     let (major, minor) = PREFECT_AWS_NEEDS;
-    let pinned = extra_pip_packages
-        .into_iter()
-        .flat_map(str::split_whitespace)
-        .find(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"));
+    let pinned = extra_pip_packages.and_then(crate::graph::pinned_prefect_aws);
     if let Some(version) = prefect_too_old(image) {
         return Err(format!(
             "{image} is Prefect {version}{}: the work pool's template is made for {PREFECT_AWS} \
@@ -43,7 +40,7 @@ pub fn image_fits_template(
     Ok(match parsed.prefect_version() {
         Some((v, Some(m))) => format!("{image}: Prefect {v}.{m} with {prefect_aws}"),
         Some((v, None)) => format!("{image}: Prefect {v} (its latest) with {prefect_aws}"),
-        None if parsed.on_docker_hub() && parsed.repository == "prefecthq/prefect" => format!(
+        None if parsed.is_plain_prefect() => format!(
             "{image}: the tag names no Prefect version (latest is Prefect {major} today) with \
              {prefect_aws}"
         ),

@@ -1010,11 +1010,10 @@ impl Checker<'_> {
                 "prefecthq/prefect:3-latest".to_owned(),
                 image,
             );
-            let user_pins_aws = raw.env.get("EXTRA_PIP_PACKAGES").is_some_and(|v| {
-                v.get_ref()
-                    .split_whitespace()
-                    .any(|p| p.starts_with("prefect-aws") || p.starts_with("prefect[aws"))
-            });
+            let user_pins_aws = raw
+                .env
+                .get("EXTRA_PIP_PACKAGES")
+                .is_some_and(|v| crate::graph::pinned_prefect_aws(v.get_ref()).is_some());
             if let Some(version) = crate::graph::prefect_too_old(&image)
                 && !user_pins_aws
             {
