@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::kinds::{ecs_service, task_definition};
-use crate::model::{Address, Attrs, Kind, ObservedState, as_reference};
+use crate::model::{Address, Attrs, Desired, Kind, Observed, ObservedState, as_reference};
 pub use crate::spec::CostAssumptions;
 
 /// AWS bills hourly resources for 730 hours a month (8,760 / 12).
@@ -67,6 +67,36 @@ impl Estimate {
     pub fn total(&self) -> f64 {
         self.lines.iter().fold(0.0, |sum, l| sum + l.monthly)
     }
+
+    /// The cost as a plan shows it: each item with its monthly figure, the total, what depends
+    /// on usage, and where the prices come from.
+    pub fn render(&self, region: &str, prices: &Prices) -> String {
+        let mut out = String::new();
+        let width = self
+            .lines
+            .iter()
+            .map(|l| l.address.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for l in &self.lines {
+            out.push_str(&format!(
+                "  {:>9}  {:<width$}  {}\n",
+                dollars(l.monthly),
+                l.address.to_string(),
+                l.what
+            ));
+        }
+        out.push_str(&format!(
+            "  {:>9}  a month in {region}\n",
+            dollars(self.total())
+        ));
+        out.push_str("  Depends on usage:\n");
+        for u in &self.usage {
+            out.push_str(&format!("    {u}\n"));
+        }
+        out.push_str(&format!("  Prices: {SOURCE}, as of {}.\n", prices.as_of));
+        out
+    }
 }
 
 /// What a worker's service runs: its tasks' size, how many, with a public IP or not.
@@ -85,42 +115,12 @@ pub fn of_graph(
     prices: &Prices,
     assume: &CostAssumptions,
 ) -> Estimate {
-    let by_address: BTreeMap<&Address, &Attrs> =
-        graph.resources().map(|d| (&d.address, &d.attrs)).collect();
-    let task_size = |service: &Attrs| {
-        let (td, _) = as_reference(service.get(ecs_service::TASK_DEFINITION)?)?;
-        size(by_address.get(&td)?)
-    };
-    estimate(
-        graph.resources().map(|d| (&d.address, &d.attrs)),
-        task_size,
-        prices,
-        assume,
-    )
+    desired(graph.resources(), prices, assume)
 }
 
 /// What the stack costs as it is in AWS now.
 pub fn of_observed(state: &ObservedState, prices: &Prices, assume: &CostAssumptions) -> Estimate {
-    let by_arn: BTreeMap<&str, &Attrs> = state
-        .resources
-        .iter()
-        .filter(|o| o.address.kind == Kind::TaskDefinition)
-        .filter_map(|o| Some((o.outputs.get("arn")?.as_str(), &o.attrs)))
-        .collect();
-    let task_size = |service: &Attrs| {
-        let arn = service.get(ecs_service::TASK_DEFINITION)?.as_str()?;
-        size(by_arn.get(arn)?)
-    };
-    estimate(
-        state
-            .resources
-            .iter()
-            .filter(|o| !o.deleting)
-            .map(|o| (&o.address, &o.attrs)),
-        task_size,
-        prices,
-        assume,
-    )
+    observed(state.resources.iter(), prices, assume)
 }
 
 /// What the stack costs now (what the plan found in AWS) and once the plan is applied (what
@@ -130,45 +130,65 @@ pub fn of_plan(
     prices: &Prices,
     assume: &CostAssumptions,
 ) -> (Estimate, Estimate) {
-    use crate::plan::Action;
-    let observed: Vec<&crate::model::Observed> = plan
-        .changes
-        .iter()
-        .filter_map(|c| c.observed.as_ref())
-        .filter(|o| !o.deleting)
-        .collect();
-    let by_arn: BTreeMap<&str, &Attrs> = observed
-        .iter()
-        .filter(|o| o.address.kind == Kind::TaskDefinition)
-        .filter_map(|o| Some((o.outputs.get("arn")?.as_str(), &o.attrs)))
-        .collect();
-    let before = estimate(
-        observed.iter().map(|o| (&o.address, &o.attrs)),
-        |service: &Attrs| {
-            let arn = service.get(ecs_service::TASK_DEFINITION)?.as_str()?;
-            size(by_arn.get(arn)?)
-        },
+    let before = observed(
+        plan.changes.iter().filter_map(|c| c.observed.as_ref()),
         prices,
         assume,
     );
-    let kept: Vec<(&Address, &Attrs)> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Delete)
-        .filter_map(|c| c.desired.as_ref())
-        .map(|d| (&d.address, &d.attrs))
-        .collect();
-    let by_address: BTreeMap<&Address, &Attrs> = kept.iter().copied().collect();
-    let after = estimate(
-        kept.iter().copied(),
+    let after = desired(
+        plan.changes
+            .iter()
+            .filter(|c| c.action != crate::plan::Action::Delete)
+            .filter_map(|c| c.desired.as_ref()),
+        prices,
+        assume,
+    );
+    (before, after)
+}
+
+/// Desired resources: a service's task definition is the one its reference names.
+fn desired<'a>(
+    resources: impl Iterator<Item = &'a Desired>,
+    prices: &Prices,
+    assume: &CostAssumptions,
+) -> Estimate {
+    // In the graph's order: the plan lists them as it creates them.
+    let resources: Vec<&Desired> = resources.collect();
+    let by_address: BTreeMap<&Address, &Attrs> =
+        resources.iter().map(|d| (&d.address, &d.attrs)).collect();
+    estimate(
+        resources.iter().map(|d| (&d.address, &d.attrs)),
         |service: &Attrs| {
             let (td, _) = as_reference(service.get(ecs_service::TASK_DEFINITION)?)?;
             size(by_address.get(&td)?)
         },
         prices,
         assume,
-    );
-    (before, after)
+    )
+}
+
+/// Resources found in AWS (not those being deleted): a service's task definition is the one
+/// with the ARN it names.
+fn observed<'a>(
+    resources: impl Iterator<Item = &'a Observed>,
+    prices: &Prices,
+    assume: &CostAssumptions,
+) -> Estimate {
+    let live: Vec<&Observed> = resources.filter(|o| !o.deleting).collect();
+    let by_arn: BTreeMap<&str, &Attrs> = live
+        .iter()
+        .filter(|o| o.address.kind == Kind::TaskDefinition)
+        .filter_map(|o| Some((o.outputs.get("arn")?.as_str(), &o.attrs)))
+        .collect();
+    estimate(
+        live.iter().map(|o| (&o.address, &o.attrs)),
+        |service: &Attrs| {
+            let arn = service.get(ecs_service::TASK_DEFINITION)?.as_str()?;
+            size(by_arn.get(arn)?)
+        },
+        prices,
+        assume,
+    )
 }
 
 /// A task definition's vCPU and GB (`"512"` CPU units, `"1024"` MiB).
@@ -224,8 +244,8 @@ fn estimate<'a>(
             Kind::Eip => line(
                 address,
                 format!(
-                    "public IPv4 address, {HOURS_PER_MONTH} h × ${}",
-                    p.public_ipv4_hour
+                    "public IPv4 address, {HOURS_PER_MONTH} h × {}",
+                    unit(p.public_ipv4_hour)
                 ),
                 hourly(p.public_ipv4_hour),
             ),
@@ -266,16 +286,9 @@ fn estimate<'a>(
             _ => {}
         }
     }
-    let mut push = |address: &Address, what: String, monthly: f64| {
-        e.lines.push(Line {
-            address: address.clone(),
-            what,
-            monthly,
-        })
-    };
     let mut usage = Vec::new();
     match (&first_nat, assume.nat_gb_per_month) {
-        (Some(nat), Some(gb)) => push(
+        (Some(nat), Some(gb)) => line(
             nat,
             format!(
                 "NAT data processed, {gb} GB × {} ([cost] nat_gb_per_month, all gateways)",
@@ -291,7 +304,7 @@ fn estimate<'a>(
     }
     match (&log_group, assume.log_gb_per_month) {
         (Some((group, retention)), Some(gb)) => {
-            push(
+            line(
                 group,
                 format!(
                     "logs ingested, {gb} GB × {} ([cost] log_gb_per_month)",
@@ -301,7 +314,7 @@ fn estimate<'a>(
             );
             // Kept `retention` days: in steady state that many days' worth is stored.
             match retention {
-                Some(days) => push(
+                Some(days) => line(
                     group,
                     format!(
                         "logs stored, {gb} GB × {days} d / 30 × {} a GB-month",
@@ -352,38 +365,6 @@ fn tasks(service: &Attrs, task_size: &impl Fn(&Attrs) -> Option<(f64, f64)>) -> 
             .and_then(Value::as_array)
             .is_some_and(|r| !r.is_empty()),
     })
-}
-
-impl Estimate {
-    /// The cost as a plan shows it: each item with its monthly figure, the total, what depends
-    /// on usage, and where the prices come from.
-    pub fn render(&self, region: &str, prices: &Prices) -> String {
-        let mut out = String::new();
-        let width = self
-            .lines
-            .iter()
-            .map(|l| l.address.to_string().len())
-            .max()
-            .unwrap_or(0);
-        for l in &self.lines {
-            out.push_str(&format!(
-                "  {:>9}  {:<width$}  {}\n",
-                dollars(l.monthly),
-                l.address.to_string(),
-                l.what
-            ));
-        }
-        out.push_str(&format!(
-            "  {:>9}  a month in {region}\n",
-            dollars(self.total())
-        ));
-        out.push_str("  Depends on usage:\n");
-        for u in &self.usage {
-            out.push_str(&format!("    {u}\n"));
-        }
-        out.push_str(&format!("  Prices: {SOURCE}, as of {}.\n", prices.as_of));
-        out
-    }
 }
 
 /// A unit price with at least its cents: `$0.50`, `$0.004445`.
