@@ -74,6 +74,10 @@ fn create_cost(kind: Kind, attrs: &Attrs, t: &Timings, wait_for_services: bool) 
         // Retention is not a CreateLogGroup parameter.
         Kind::LogGroup => then(attrs.get("retention_in_days").is_some_and(|v| !v.is_null())),
         Kind::NatGateway => Cost::then_wait(1, t.nat_create.min),
+        // An interface endpoint's ENIs and DNS; a gateway endpoint is available at once.
+        Kind::VpcEndpoint if attrs.get("endpoint_type") == Some(&json!("Interface")) => {
+            Cost::then_wait(1, t.endpoint_create.min)
+        }
         Kind::Namespace => Cost::then_wait(1, t.namespace_operation.min),
         Kind::EcsService if wait_for_services => Cost::then_wait(1, t.service_rollout.min),
         // Made before any AWS resource (a fixed round trip of the run); its step fills in the
@@ -84,6 +88,7 @@ fn create_cost(kind: Kind, attrs: &Attrs, t: &Timings, wait_for_services: bool) 
         // PutRule, then its target.
         Kind::EventRule => Cost::calls(2),
         Kind::Eip
+        | Kind::VpcEndpoint
         | Kind::SqsQueuePolicy
         | Kind::IamRolePolicy
         | Kind::Secret
@@ -103,12 +108,16 @@ fn delete_cost(kind: Kind, attrs: &Attrs, outputs: &Outputs, t: &Timings) -> Cos
         Kind::RouteTable => then(outputs.keys().any(|k| k.starts_with("association:"))),
         Kind::IamRole => then(non_empty(attrs, "managed_policy_arns")),
         Kind::NatGateway => Cost::then_wait(1, t.nat_delete.min),
+        Kind::VpcEndpoint if attrs.get("endpoint_type") == Some(&json!("Interface")) => {
+            Cost::then_wait(1, t.endpoint_delete.min)
+        }
         Kind::Namespace => Cost::then_wait(1, t.namespace_operation.min),
         // A force delete needs no scale-down first; the cluster cannot go before the drain.
         Kind::EcsService => Cost::then_wait(1, t.service_drain.min),
         // The targets, then the rule.
         Kind::EventRule => Cost::calls(2),
         Kind::Vpc
+        | Kind::VpcEndpoint
         | Kind::SqsQueue
         | Kind::SqsQueuePolicy
         | Kind::WorkPool

@@ -135,6 +135,8 @@ fn timings(mode: &Mode) -> Timings {
         eni_linger: mid(t.eni_linger),
         secret_name_release: mid(t.secret_name_release),
         queue_name_release: mid(t.queue_name_release),
+        endpoint_create: mid(t.endpoint_create),
+        endpoint_delete: mid(t.endpoint_delete),
     }
 }
 

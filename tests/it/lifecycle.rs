@@ -131,6 +131,11 @@ async fn assert_deployed(aws: &Aws, stack: &TestStack) {
     n(ec2.nat_gateways.len(), "NAT gateways", 1);
     n(ec2.route_tables.len(), "route tables", 2);
     n(ec2.security_groups.len(), "security groups", 1);
+    n(
+        ec2.vpc_endpoints.len(),
+        "VPC endpoints (the S3 gateway's)",
+        1,
+    );
 
     let vpc = at(&ec2.vpcs, "vpc.main");
     let vpc_id = vpc.vpc_id().expect("VPC id");

@@ -6,6 +6,7 @@ mod changes;
 mod ci;
 mod commands;
 mod drift;
+mod endpoints;
 mod lifecycle;
 mod lock;
 mod online;

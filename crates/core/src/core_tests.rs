@@ -160,6 +160,7 @@ fn nat_modes_shape_the_network() {
     );
     let mut spec = load("dev.toml");
     spec.network.nat = spec::NatMode::None;
+    spec.network.task_subnets = spec::Tier::Public;
     let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
     assert_eq!(
         g.resources()
@@ -173,6 +174,81 @@ fn nat_modes_shape_the_network() {
         svc.attrs["network"]["subnets"][0],
         reference(&a("subnet.public[0]"), "id")
     );
+}
+
+/// Issue 14: the S3 gateway endpoint is on the task subnets' route tables; each interface
+/// endpoint has an ENI in every task subnet behind its own group, which lets in HTTPS from
+/// those subnets only; without a NAT the workers and pools wait for the endpoints.
+#[test]
+fn endpoints_sit_where_the_tasks_run() {
+    let dev = build(&load("dev.toml"), "us-east-1", key(), Some(&template())).unwrap();
+    let s3 = dev.get(&a("vpc_endpoint.s3")).unwrap();
+    assert_eq!(s3.attrs["service_name"], "com.amazonaws.us-east-1.s3");
+    assert_eq!(
+        s3.attrs["route_table_ids"],
+        json!([reference(&a("route_table.private[0]"), "id")])
+    );
+    assert!(dev.get(&a("security_group.endpoints")).is_none());
+    // With a NAT the workers do not wait for an endpoint: they can reach AWS without one.
+    let svc = dev.get(&a("ecs_service.dev-worker")).unwrap();
+    assert!(!svc.deps().iter().any(|d| d.kind == Kind::VpcEndpoint));
+
+    let private = load("private.toml");
+    let g = build(&private, "us-east-1", key(), Some(&template())).unwrap();
+    assert_eq!(
+        g.resources()
+            .filter(|d| d.address.kind == Kind::NatGateway)
+            .count(),
+        0
+    );
+    let sg = g.get(&a("security_group.endpoints")).unwrap();
+    let cidrs: Vec<String> = private
+        .network
+        .zones
+        .iter()
+        .map(|z| z.private_cidr.to_string())
+        .collect();
+    let ingress: Vec<&str> = sg.attrs["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| {
+            assert_eq!(
+                (r["protocol"].as_str(), r["from_port"].as_i64()),
+                (Some("tcp"), Some(443))
+            )
+        })
+        .map(|r| r["cidr"].as_str().unwrap())
+        .collect();
+    assert_eq!(ingress, cidrs);
+    assert_eq!(sg.attrs["egress"], json!([]));
+    let ecr = g.get(&a("vpc_endpoint.ecr.dkr")).unwrap();
+    assert_eq!(ecr.attrs["endpoint_type"], "Interface");
+    assert_eq!(ecr.attrs["private_dns_enabled"], true);
+    assert_eq!(
+        ecr.attrs["subnet_ids"],
+        json!([
+            reference(&a("subnet.private[0]"), "id"),
+            reference(&a("subnet.private[1]"), "id")
+        ])
+    );
+    let svc = g.get(&a("ecs_service.private-worker")).unwrap();
+    assert_eq!(svc.attrs["network"]["assign_public_ip"], "DISABLED");
+    let pool = g.get(&a("prefect_work_pool.private-pool")).unwrap();
+    for e in [
+        "s3",
+        "ec2",
+        "ecr.api",
+        "ecr.dkr",
+        "ecs",
+        "logs",
+        "secretsmanager",
+        "sqs",
+    ] {
+        let e = a(&format!("vpc_endpoint.{e}"));
+        assert!(svc.deps().contains(&e), "service waits for {e}");
+        assert!(pool.deps().contains(&e), "pool waits for {e}");
+    }
 }
 
 #[test]
@@ -1966,6 +2042,7 @@ fn the_worked_example_costs_what_the_hand_says() {
 
     // Workers in public subnets pay for their tasks' addresses instead of a NAT.
     spec.network.nat = crate::spec::NatMode::None;
+    spec.network.task_subnets = crate::spec::Tier::Public;
     let public = of_graph(
         &build(&spec, "us-east-1", key(), Some(&template())).unwrap(),
         &p,
@@ -1984,6 +2061,19 @@ fn the_worked_example_costs_what_the_hand_says() {
             .iter()
             .any(|l| l.address.kind == Kind::NatGateway)
     );
+
+    // An interface endpoint costs an hour per zone it has an ENI in: 3 × 730 × $0.01.
+    let mut spec = load("dev.toml");
+    spec.network.endpoints.interface = vec!["logs".into()];
+    let with = of_graph(
+        &build(&spec, "us-east-1", key(), Some(&template())).unwrap(),
+        &p,
+        &Default::default(),
+    );
+    assert_eq!(dollars(with.total() - e.total()), "$21.90");
+    assert!(with.lines.iter().any(|l| l.address == a("vpc_endpoint.s3")
+        && l.what == "gateway endpoint: free"
+        && l.monthly == 0.0));
 
     // A region the table does not hold has no prices, not zero ones.
     assert!(prices("ap-southeast-7").is_none());
@@ -2063,6 +2153,7 @@ fn cost_assumptions_price_nat_and_log_gigabytes() {
     let assume = CostAssumptions {
         nat_gb_per_month: Some(100),
         log_gb_per_month: Some(5),
+        endpoint_gb_per_month: None,
     };
     let e = of_graph(&g, &p, &assume);
     let line = |what: &str| e.lines.iter().find(|l| l.what.starts_with(what)).unwrap();

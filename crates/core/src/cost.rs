@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::kinds::{ecs_service, task_definition};
+use crate::kinds::{ecs_service, task_definition, vpc_endpoint};
 use crate::model::{Address, Attrs, Desired, Kind, Observed, ObservedState, as_reference};
 pub use crate::spec::CostAssumptions;
 
@@ -28,6 +28,9 @@ pub struct Prices {
     pub as_of: String,
     pub nat_gateway_hour: f64,
     pub nat_gateway_gb: f64,
+    /// An interface endpoint, per availability zone (ENI) and hour.
+    pub interface_endpoint_hour: f64,
+    pub interface_endpoint_gb: f64,
     pub public_ipv4_hour: f64,
     pub fargate_vcpu_hour: f64,
     pub fargate_gb_hour: f64,
@@ -214,6 +217,7 @@ fn estimate<'a>(
     let hourly = |price: f64| price * HOURS_PER_MONTH;
     let mut e = Estimate::default();
     let mut first_nat: Option<Address> = None;
+    let mut first_interface: Option<Address> = None;
     let mut log_group: Option<(Address, Option<u64>)> = None;
     let mut line = |address: &Address, what: String, monthly: f64| {
         e.lines.push(Line {
@@ -249,6 +253,28 @@ fn estimate<'a>(
                 ),
                 hourly(p.public_ipv4_hour),
             ),
+            Kind::VpcEndpoint => {
+                let kind = attrs
+                    .get(vpc_endpoint::ENDPOINT_TYPE)
+                    .and_then(Value::as_str);
+                if kind == Some(vpc_endpoint::GATEWAY) {
+                    line(address, "gateway endpoint: free".into(), 0.0);
+                    continue;
+                }
+                first_interface.get_or_insert_with(|| address.clone());
+                let azs = attrs
+                    .get(vpc_endpoint::SUBNET_IDS)
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                line(
+                    address,
+                    format!(
+                        "interface endpoint, {azs} AZ × {HOURS_PER_MONTH} h × {}",
+                        unit(p.interface_endpoint_hour)
+                    ),
+                    azs as f64 * hourly(p.interface_endpoint_hour),
+                )
+            }
             Kind::Secret => line(address, "secret".into(), p.secret_month),
             Kind::Namespace => line(
                 address,
@@ -299,6 +325,23 @@ fn estimate<'a>(
         (Some(_), None) => usage.push(format!(
             "NAT gateway data processed: {} per GB ([cost] nat_gb_per_month prices it)",
             unit(p.nat_gateway_gb)
+        )),
+        (None, _) => {}
+    }
+    match (&first_interface, assume.endpoint_gb_per_month) {
+        (Some(endpoint), Some(gb)) => line(
+            endpoint,
+            format!(
+                "endpoint data processed, {gb} GB × {} ([cost] endpoint_gb_per_month, all \
+                 interface endpoints)",
+                unit(p.interface_endpoint_gb)
+            ),
+            f64::from(gb) * p.interface_endpoint_gb,
+        ),
+        (Some(_), None) => usage.push(format!(
+            "interface endpoint data processed: {} per GB ([cost] endpoint_gb_per_month \
+             prices it)",
+            unit(p.interface_endpoint_gb)
         )),
         (None, _) => {}
     }

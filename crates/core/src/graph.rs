@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use crate::kinds::{
     self, cloud_map_service, ecs_cluster, ecs_service, eip, event_rule, iam_role, iam_role_policy,
     internet_gateway, log_group, namespace, nat_gateway, route_table, secret, security_group,
-    sqs_queue, sqs_queue_policy, subnet, task_definition, vpc, work_pool,
+    sqs_queue, sqs_queue_policy, subnet, task_definition, vpc, vpc_endpoint, work_pool,
 };
 use crate::model::{
     Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
 };
 use crate::secret::SecretValue;
-use crate::spec::{CredentialKind, NatMode, Spec, WorkPool, Worker};
+use crate::spec::{CredentialKind, NatMode, Spec, Tier, WorkPool, Worker};
 
 pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
@@ -446,6 +446,7 @@ impl Expander<'_> {
             ]),
             Some(format!("{}-worker", s.name)),
         ));
+        out.extend(self.endpoints(&vpc, tables));
 
         let secret = addr(Kind::Secret, "api_key");
         if let Some(credential) = &s.prefect.credential {
@@ -635,26 +636,126 @@ impl Expander<'_> {
         ]
     }
 
-    /// Where the workers' tasks (and the flow runs they launch) run: public subnets with a
-    /// public IP without NAT, private subnets behind the NAT otherwise.
+    /// Where the workers' tasks (and the flow runs they launch) run: `task_subnets`' tier,
+    /// each task with a public IP in the public one.
     fn task_network(&self) -> (Vec<Value>, &'static str) {
-        let public = self.spec.network.nat == NatMode::None;
-        let tier = if public { "public" } else { "private" };
+        let tier = self.spec.network.task_subnets;
         let subnets = (0..self.spec.network.zones.len())
-            .map(|i| reference(&idx(Kind::Subnet, tier, i), "id"))
+            .map(|i| reference(&idx(Kind::Subnet, tier.as_str(), i), "id"))
             .collect();
-        (subnets, if public { "ENABLED" } else { "DISABLED" })
+        let public_ip = if tier == Tier::Public {
+            "ENABLED"
+        } else {
+            "DISABLED"
+        };
+        (subnets, public_ip)
     }
 
-    /// The route tables a task needs before it can reach the internet.
-    fn task_routes(&self, private_tables: usize) -> Vec<Address> {
-        if self.spec.network.nat == NatMode::None {
-            vec![addr(Kind::RouteTable, "public")]
-        } else {
-            (0..private_tables)
+    /// The route tables of the task subnets.
+    fn task_route_tables(&self, private_tables: usize) -> Vec<Address> {
+        match self.spec.network.task_subnets {
+            Tier::Public => vec![addr(Kind::RouteTable, "public")],
+            Tier::Private => (0..private_tables)
                 .map(|t| idx(Kind::RouteTable, "private", t))
-                .collect()
+                .collect(),
         }
+    }
+
+    /// What a task needs before it can reach what it calls at start: its subnets' routes,
+    /// and without a NAT the endpoints it reaches AWS through (a task started before an
+    /// interface endpoint is available cannot pull its image or read its secret).
+    fn task_routes(&self, private_tables: usize) -> Vec<Address> {
+        let mut out = self.task_route_tables(private_tables);
+        if self.spec.network.nat == NatMode::None {
+            out.extend(self.endpoint_addresses());
+        }
+        out
+    }
+
+    fn endpoint_addresses(&self) -> Vec<Address> {
+        let e = &self.spec.network.endpoints;
+        e.s3.then(|| addr(Kind::VpcEndpoint, "s3"))
+            .into_iter()
+            .chain(e.interface.iter().map(|s| addr(Kind::VpcEndpoint, s)))
+            .collect()
+    }
+
+    /// `[network.endpoints]`: the S3 gateway endpoint on the task subnets' route tables, and
+    /// each interface endpoint with an ENI in every task subnet, behind a security group that
+    /// lets in HTTPS from those subnets only.
+    fn endpoints(&self, vpc: &Address, private_tables: usize) -> Vec<Desired> {
+        let s = self.spec;
+        let e = &s.network.endpoints;
+        let service = |name: &str| json!(format!("com.amazonaws.{}.{name}", self.region));
+        let mut out = Vec::new();
+        if e.s3 {
+            let tables: Vec<Value> = self
+                .task_route_tables(private_tables)
+                .iter()
+                .map(|t| reference(t, "id"))
+                .collect();
+            out.push(self.res(
+                addr(Kind::VpcEndpoint, "s3"),
+                attrs([
+                    (vpc_endpoint::VPC_ID, reference(vpc, "id")),
+                    (vpc_endpoint::SERVICE_NAME, service("s3")),
+                    (vpc_endpoint::ENDPOINT_TYPE, json!(vpc_endpoint::GATEWAY)),
+                    (vpc_endpoint::ROUTE_TABLE_IDS, Value::Array(tables)),
+                ]),
+                Some(format!("{}-s3", s.name)),
+            ));
+        }
+        if e.interface.is_empty() {
+            return out;
+        }
+        let sg = addr(Kind::SecurityGroup, "endpoints");
+        let tier = s.network.task_subnets;
+        let ingress: Vec<Value> = s
+            .network
+            .zones
+            .iter()
+            .map(|z| match tier {
+                Tier::Public => z.public_cidr,
+                Tier::Private => z.private_cidr,
+            })
+            .map(|cidr| json!({"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr.to_string()}))
+            .collect();
+        out.push(self.res(
+            sg.clone(),
+            attrs([
+                (security_group::VPC_ID, reference(vpc, "id")),
+                (
+                    security_group::GROUP_NAME,
+                    json!(format!("{}-endpoints", s.name)),
+                ),
+                (
+                    security_group::DESCRIPTION,
+                    json!("prefect-ecs interface endpoints: HTTPS from the task subnets"),
+                ),
+                (security_group::INGRESS, Value::Array(ingress)),
+                (security_group::EGRESS, json!([])),
+            ]),
+            Some(format!("{}-endpoints", s.name)),
+        ));
+        let (subnets, _) = self.task_network();
+        for name in &e.interface {
+            out.push(self.res(
+                addr(Kind::VpcEndpoint, name),
+                attrs([
+                    (vpc_endpoint::VPC_ID, reference(vpc, "id")),
+                    (vpc_endpoint::SERVICE_NAME, service(name)),
+                    (vpc_endpoint::ENDPOINT_TYPE, json!(vpc_endpoint::INTERFACE)),
+                    (vpc_endpoint::SUBNET_IDS, Value::Array(subnets.clone())),
+                    (
+                        vpc_endpoint::SECURITY_GROUP_IDS,
+                        json!([reference(&sg, "id")]),
+                    ),
+                    (vpc_endpoint::PRIVATE_DNS_ENABLED, json!(true)),
+                ]),
+                Some(format!("{}-{name}", s.name)),
+            ));
+        }
+        out
     }
 
     /// A Prefect work pool of type `ecs`: the server's default base job template with its

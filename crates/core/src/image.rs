@@ -72,7 +72,6 @@ impl ImageRef {
         self.on_docker_hub() && self.repository == "prefecthq/prefect"
     }
 
-    /// On Docker Hub: no registry, or Docker Hub's own host names.
     /// The Prefect version a `prefecthq/prefect` tag names, as far as the tag says:
     /// `3-latest` → (3, None), `3.1.4-python3.12` → (3, Some(1)), `2.20-python3.11` →
     /// (2, Some(20)); `None` for another image, no tag, `latest` or a tag without a version.
@@ -90,11 +89,24 @@ impl ImageRef {
         Some((major, minor))
     }
 
+    /// On Docker Hub: no registry, or Docker Hub's own host names.
     pub fn on_docker_hub(&self) -> bool {
         matches!(
             self.registry.as_deref(),
             None | Some("docker.io" | "index.docker.io" | "registry-1.docker.io")
         )
+    }
+
+    /// The region of the private ECR registry the image is in
+    /// (`<account>.dkr.ecr.<region>.amazonaws.com[.cn]`); `None` for any other registry.
+    pub fn ecr_region(&self) -> Option<&str> {
+        let host = self.registry.as_deref()?;
+        let rest = host
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+        let (account, region) = rest.split_once(".dkr.ecr.")?;
+        (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !region.is_empty())
+            .then_some(region)
     }
 }
 
@@ -119,6 +131,23 @@ mod tests {
             "acme/prefect:2-latest",
         ] {
             assert_eq!(v(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn an_ecr_image_names_its_region() {
+        let r = |i: &str| ImageRef::parse(i).unwrap().ecr_region().map(str::to_owned);
+        assert_eq!(
+            r("123456789012.dkr.ecr.eu-west-1.amazonaws.com/flows:1").as_deref(),
+            Some("eu-west-1")
+        );
+        for other in [
+            "public.ecr.aws/prefecthq/prefect:3-latest",
+            "prefecthq/prefect:3-latest",
+            "1234.dkr.ecr.us-east-1.amazonaws.com/x",
+            "ghcr.io/acme/flows",
+        ] {
+            assert_eq!(r(other), None, "{other}");
         }
     }
 

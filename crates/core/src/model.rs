@@ -44,6 +44,7 @@ kinds! {
     NatGateway => nat_gateway,
     RouteTable => route_table,
     SecurityGroup => security_group,
+    VpcEndpoint => vpc_endpoint,
     IamRole => iam_role,
     IamRolePolicy => iam_role_policy,
     Secret => secret,

@@ -105,6 +105,7 @@ registry! {
     NatGateway => nat_gateway::NatGateway,
     RouteTable => route_table::RouteTable,
     SecurityGroup => security_group::SecurityGroup,
+    VpcEndpoint => vpc_endpoint::VpcEndpoint,
     IamRole => iam_role::IamRole,
     IamRolePolicy => iam_role_policy::IamRolePolicy,
     Secret => secret::Secret,

@@ -123,6 +123,13 @@ impl Resource for RouteTable {
                 if r.origin().map(|o| o.as_str()) != Some("CreateRoute") {
                     continue;
                 }
+                // A gateway endpoint's route (to its prefix list) is the endpoint's, made and
+                // removed with it: not one of the table's own.
+                if r.destination_cidr_block().is_none()
+                    || r.gateway_id().is_some_and(|g| g.starts_with("vpce-"))
+                {
+                    continue;
+                }
                 let target = r
                     .nat_gateway_id()
                     .or(r.gateway_id())

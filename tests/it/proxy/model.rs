@@ -12,6 +12,8 @@
 //! | ECS service rollout to steady state (Fargate)    | 90–100 s              | image pull + health checks |
 //! | ECS service `DRAINING` → `INACTIVE`              | 1–3 min               | task stop + deregistration |
 //! | task ENIs linger after a service is deleted      | 30–90 s               | blocks subnet / SG deletes |
+//! | interface endpoint `pending` → `available`       | 60–150 s              | observed (ENIs + DNS)      |
+//! | interface endpoint `deleting` → `deleted`        | 30–60 s               | observed; its ENIs linger  |
 //! | force-deleted secret name becomes reusable       | 5–10 s                | asynchronous deletion      |
 //! | deleted SQS queue name becomes reusable          | 60 s                  | SQS DeleteQueue docs       |
 //! | new IAM role usable by ECS (`Role is not valid`) | 0–10 s, rarely more   | IAM eventual consistency   |
@@ -70,6 +72,8 @@ pub struct Timings {
     pub eni_linger: Span,
     pub secret_name_release: Span,
     pub queue_name_release: Span,
+    pub endpoint_create: Span,
+    pub endpoint_delete: Span,
 }
 
 /// Real AWS, unscaled: the table at the top of this file.
@@ -87,6 +91,8 @@ pub const AWS: Timings = Timings {
     eni_linger: Span::secs(30, 90),
     secret_name_release: Span::secs(5, 10),
     queue_name_release: Span::secs(60, 60),
+    endpoint_create: Span::secs(60, 150),
+    endpoint_delete: Span::secs(30, 60),
 };
 
 /// moto as it is: nothing takes time.
@@ -101,6 +107,8 @@ pub const INSTANT: Timings = Timings {
     eni_linger: Span::ZERO,
     secret_name_release: Span::ZERO,
     queue_name_release: Span::ZERO,
+    endpoint_create: Span::ZERO,
+    endpoint_delete: Span::ZERO,
 };
 
 impl Timings {
@@ -117,6 +125,8 @@ impl Timings {
             eni_linger: self.eni_linger.scaled(factor),
             secret_name_release: self.secret_name_release.scaled(factor),
             queue_name_release: self.queue_name_release.scaled(factor),
+            endpoint_create: self.endpoint_create.scaled(factor),
+            endpoint_delete: self.endpoint_delete.scaled(factor),
         }
     }
 }

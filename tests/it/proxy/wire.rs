@@ -110,6 +110,13 @@ impl Op {
         }
     }
 
+    /// A list parameter of EC2's query dialect, `Stem.1`, `Stem.2`, … in order.
+    pub fn param_list(&self, stem: &str) -> Vec<&str> {
+        (1..)
+            .map_while(|i| self.param(&format!("{stem}.{i}")))
+            .collect()
+    }
+
     /// The value of the `prefect-ecs:address` tag among the call's parameters: EC2's and
     /// IAM's `…Tag.N.Key`/`…Tag.N.Value` form fields, or a JSON `tags` list or map.
     pub fn address_tag(&self) -> Option<String> {

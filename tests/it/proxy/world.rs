@@ -72,6 +72,18 @@ impl Nat {
     }
 }
 
+/// An interface endpoint created through the proxy (a gateway endpoint is available at once,
+/// as in AWS).
+#[derive(Debug)]
+struct Endpoint {
+    /// When `pending` turns into `available`.
+    available: Instant,
+    /// When `deleting` turns into `deleted`.
+    deleted: Option<Instant>,
+    /// Its ENIs' subnets and security groups, which they hold until a while after it is gone.
+    holds: Vec<String>,
+}
+
 /// An ECS service as far as the proxy has seen it.
 #[derive(Debug, Default)]
 struct EcsService {
@@ -97,6 +109,8 @@ pub(super) struct World {
     realism: bool,
     pub(super) dice: Dice,
     nats: HashMap<String, Nat>,
+    /// Interface endpoints by id.
+    endpoints: HashMap<String, Endpoint>,
     /// Cloud Map operations by id.
     operations: HashMap<String, Pending>,
     /// Cloud Map services created through the proxy: id → namespace id.
@@ -125,6 +139,7 @@ impl World {
             realism: config.realism,
             dice: Dice::new(config.seed),
             nats: HashMap::new(),
+            endpoints: HashMap::new(),
             operations: HashMap::new(),
             discovery_services: HashMap::new(),
             services: HashMap::new(),
@@ -146,10 +161,18 @@ impl World {
         if !self.realism {
             return None;
         }
+        // A deleted service's task ENIs, and an interface endpoint's ENIs from its create
+        // until a while after it is deleted.
         let held_by_enis = |id: &str| {
-            self.lingering_enis
+            let lingering = self
+                .lingering_enis
                 .iter()
-                .any(|(until, ids)| now < *until && ids.iter().any(|i| i == id))
+                .any(|(until, ids)| now < *until && ids.iter().any(|i| i == id));
+            let endpoint = self
+                .endpoints
+                .values()
+                .any(|e| e.deleted.is_none() && e.holds.iter().any(|i| i == id));
+            lingering || endpoint
         };
         match (op.service.as_str(), op.operation.as_str()) {
             ("ec2", "DeleteSubnet") => {
@@ -339,6 +362,40 @@ impl World {
                 self.rewrite_nat_states(&xml, now)
             }
             "DescribeNatGateways" => self.rewrite_nat_states(&xml, now),
+            "CreateVpcEndpoint" => {
+                let interface = op.param("VpcEndpointType") == Some("Interface");
+                if let (true, Some(id)) = (interface, xml_text(&xml, "vpcEndpointId")) {
+                    let takes = self.draw("endpoint_create", self.timings.endpoint_create);
+                    let holds = op
+                        .param_list("SubnetId")
+                        .into_iter()
+                        .chain(op.param_list("SecurityGroupId"))
+                        .map(str::to_owned)
+                        .collect();
+                    let endpoint = Endpoint {
+                        available: now + takes,
+                        deleted: None,
+                        holds,
+                    };
+                    self.endpoints.insert(id.to_owned(), endpoint);
+                }
+                self.rewrite_endpoint_states(&xml, now)
+            }
+            "DescribeVpcEndpoints" => self.rewrite_endpoint_states(&xml, now),
+            "DeleteVpcEndpoints" => {
+                for id in op.param_list("VpcEndpointId") {
+                    let takes = self.draw("endpoint_delete", self.timings.endpoint_delete);
+                    let linger = self.draw("eni_linger", self.timings.eni_linger);
+                    if let Some(e) = self.endpoints.get_mut(id)
+                        && e.deleted.is_none()
+                    {
+                        e.deleted = Some(now + takes);
+                        self.lingering_enis
+                            .push((now + takes + linger, e.holds.clone()));
+                    }
+                }
+                xml
+            }
             "DeleteNatGateway" => {
                 let id = xml_text(&xml, "natGatewayId").or(op.param("NatGatewayId"));
                 if let Some(id) = id {
@@ -362,44 +419,36 @@ impl World {
     /// Sets each NAT's `<state>` (which follows its `<natGatewayId>` in moto's XML) to the state
     /// AWS would show now, followed by `<failureCode>` and `<failureMessage>` for a failed one.
     fn rewrite_nat_states(&self, xml: &str, now: Instant) -> String {
-        const ID: &str = "<natGatewayId>";
-        const STATE: &str = "<state>";
-        let mut out = String::with_capacity(xml.len());
-        let mut rest = xml;
-        while let Some(at) = rest.find(ID) {
-            let id_start = at + ID.len();
-            let id = &rest[id_start..][..rest[id_start..].find('<').unwrap_or(0)];
-            // This NAT's part of the answer ends where the next NAT's starts.
-            let item_len = rest[id_start..].find(ID).unwrap_or(rest.len() - id_start);
-            match rest[id_start..id_start + item_len].find(STATE) {
-                Some(s) => {
-                    let state_start = id_start + s + STATE.len();
-                    let state_len = rest[state_start..].find('<').unwrap_or(0);
-                    let moto_state = &rest[state_start..state_start + state_len];
-                    out.push_str(&rest[..state_start]);
-                    let state = self.nat_state(id, moto_state, now);
-                    out.push_str(state);
-                    rest = &rest[state_start + state_len..];
-                    let failure = self.nats.get(id).and_then(|n| n.failure.as_ref());
-                    if state == "failed"
-                        && let (Some(failure), Some(end)) = (failure, rest.strip_prefix("</state>"))
-                    {
-                        out.push_str("</state><failureCode>Gateway.NotAttached</failureCode>");
-                        out.push_str(&format!(
-                            "<failureMessage>{}</failureMessage>",
-                            failure.message
-                        ));
-                        rest = end;
-                    }
-                }
-                None => {
-                    out.push_str(&rest[..id_start]);
-                    rest = &rest[id_start..];
-                }
-            }
-        }
-        out.push_str(rest);
-        out
+        rewrite_states(xml, "natGatewayId", |id, moto_state| {
+            let state = self.nat_state(id, moto_state, now);
+            let failure = self.nats.get(id).and_then(|n| n.failure.as_ref());
+            let extra = match failure {
+                Some(f) if state == "failed" => format!(
+                    "<failureCode>Gateway.NotAttached</failureCode><failureMessage>{}</failureMessage>",
+                    f.message
+                ),
+                _ => String::new(),
+            };
+            (state.to_owned(), extra)
+        })
+    }
+
+    /// Each interface endpoint's `<state>` as AWS would show it now: `pending` for the minutes
+    /// its ENIs and DNS take, `deleting` after a delete, then `deleted`.
+    fn rewrite_endpoint_states(&self, xml: &str, now: Instant) -> String {
+        rewrite_states(xml, "vpcEndpointId", |id, moto_state| {
+            let state = match self.endpoints.get(id) {
+                Some(Endpoint {
+                    deleted: Some(d), ..
+                }) if now < *d => "deleting",
+                Some(Endpoint {
+                    deleted: Some(_), ..
+                }) => "deleted",
+                Some(e) if now < e.available => "pending",
+                _ => moto_state,
+            };
+            (state.to_owned(), String::new())
+        })
     }
 
     fn nat_state<'a>(&self, id: &str, moto_state: &'a str, now: Instant) -> &'a str {
@@ -590,6 +639,49 @@ fn service_key(service: &Value) -> Option<(String, String)> {
 fn cluster_name(cluster: Option<&str>) -> String {
     let cluster = cluster.unwrap_or("default");
     cluster.rsplit('/').next().unwrap_or(cluster).to_owned()
+}
+
+/// Rewrites the `<state>` of each item of an EC2 answer, the item starting at its `<{id_tag}>`:
+/// `state(id, moto's state)` gives the state to show and XML to put right after it.
+fn rewrite_states(
+    xml: &str,
+    id_tag: &str,
+    state: impl Fn(&str, &str) -> (String, String),
+) -> String {
+    let id_open = format!("<{id_tag}>");
+    const STATE: &str = "<state>";
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find(&id_open) {
+        let id_start = at + id_open.len();
+        let id = &rest[id_start..][..rest[id_start..].find('<').unwrap_or(0)];
+        // This item's part of the answer ends where the next item's starts.
+        let item_len = rest[id_start..]
+            .find(&id_open)
+            .unwrap_or(rest.len() - id_start);
+        match rest[id_start..id_start + item_len].find(STATE) {
+            Some(s) => {
+                let state_start = id_start + s + STATE.len();
+                let state_len = rest[state_start..].find('<').unwrap_or(0);
+                let moto_state = &rest[state_start..state_start + state_len];
+                let (shown, extra) = state(id, moto_state);
+                out.push_str(&rest[..state_start]);
+                out.push_str(&shown);
+                rest = &rest[state_start + state_len..];
+                if let Some(end) = rest.strip_prefix("</state>") {
+                    out.push_str("</state>");
+                    out.push_str(&extra);
+                    rest = end;
+                }
+            }
+            None => {
+                out.push_str(&rest[..id_start]);
+                rest = &rest[id_start..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The text of the first `<tag>` element.

@@ -7,7 +7,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{
     Address, Filter, InternetGateway, NatGateway, NatGatewayState, RouteTable, SecurityGroup,
-    Subnet, Vpc,
+    Subnet, Vpc, VpcEndpoint,
 };
 use serde_json::Value;
 
@@ -105,6 +105,8 @@ pub struct Ec2Stack {
     pub nat_gateways: BTreeMap<String, NatGateway>,
     pub route_tables: BTreeMap<String, RouteTable>,
     pub security_groups: BTreeMap<String, SecurityGroup>,
+    /// VPC endpoints not deleted or being deleted (AWS lists deleted ones for a while).
+    pub vpc_endpoints: BTreeMap<String, VpcEndpoint>,
 }
 
 impl Ec2Stack {
@@ -155,6 +157,13 @@ impl Ec2Stack {
         for v in out.expect("DescribeSecurityGroups").security_groups() {
             keep(&mut s.security_groups, stack, v.tags(), v);
         }
+        let out = ec2.describe_vpc_endpoints().filters(filter()).send().await;
+        for v in out.expect("DescribeVpcEndpoints").vpc_endpoints() {
+            let state = v.state().map(|s| s.as_str().to_ascii_lowercase());
+            if !matches!(state.as_deref(), Some("deleted" | "deleting")) {
+                keep(&mut s.vpc_endpoints, stack, v.tags(), v);
+            }
+        }
         s
     }
 
@@ -168,6 +177,7 @@ impl Ec2Stack {
             nat_gateways,
             route_tables,
             security_groups,
+            vpc_endpoints,
         } = self;
         vpcs.keys()
             .chain(subnets.keys())
@@ -176,6 +186,7 @@ impl Ec2Stack {
             .chain(nat_gateways.keys())
             .chain(route_tables.keys())
             .chain(security_groups.keys())
+            .chain(vpc_endpoints.keys())
             .cloned()
             .collect()
     }

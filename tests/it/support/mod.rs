@@ -131,6 +131,8 @@ pub struct TestStack {
     pub workers: Vec<WorkerSpec>,
     /// More TOML tables appended to the spec as written (e.g. `[secret]`).
     pub extra: String,
+    /// `[network.endpoints] interface`: the interface endpoints, by service.
+    pub interface_endpoints: Vec<&'static str>,
     /// Replaces the `[prefect]` table the spec is written with (a test of another server or
     /// credential).
     pub prefect_table: Option<String>,
@@ -159,6 +161,7 @@ impl TestStack {
             nat: "single",
             workers: Vec::new(),
             extra: String::new(),
+            interface_endpoints: Vec::new(),
             workers_online: true,
             prefect_table: None,
             canary: canary(),
@@ -209,6 +212,12 @@ impl TestStack {
              [network]\ncidr = \"{}\"\nnat = \"{}\"\n",
             self.name, self.cidr, self.nat
         );
+        if !self.interface_endpoints.is_empty() {
+            toml += &format!(
+                "\n[network.endpoints]\ninterface = {:?}\n",
+                self.interface_endpoints
+            );
+        }
         for w in &self.workers {
             toml += &format!(
                 "\n[[worker]]\nname = \"{}\"\nwork_pool = \"{}\"\nimage = \"{IMAGE}\"\n\
@@ -412,9 +421,16 @@ impl TestStack {
             "sqs_queue.task_events",
             "sqs_queue_policy.task_events",
             "event_rule.task_events",
+            "vpc_endpoint.s3",
         ]
         .map(String::from)
         .into();
+        if !self.interface_endpoints.is_empty() {
+            all.push("security_group.endpoints".into());
+        }
+        for e in &self.interface_endpoints {
+            all.push(format!("vpc_endpoint.{e}"));
+        }
         for i in 0..AZS.len() {
             all.push(format!("subnet.public[{i}]"));
             all.push(format!("subnet.private[{i}]"));

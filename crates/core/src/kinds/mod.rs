@@ -25,6 +25,7 @@ pub mod sqs_queue_policy;
 pub mod subnet;
 pub mod task_definition;
 pub mod vpc;
+pub mod vpc_endpoint;
 pub mod work_pool;
 
 /// The ownership and user tags every kind but an inline role policy carries.

@@ -97,8 +97,59 @@ pub struct Network {
     pub vpc_name: String,
     pub cidr: Ipv4Net,
     pub nat: NatMode,
+    /// Where the workers' and flow runs' tasks run: private subnets (behind the NAT, or with
+    /// endpoints only) or public subnets, each task with a public IP.
+    pub task_subnets: Tier,
     /// One entry per availability zone, in spec order.
     pub zones: Vec<Zone>,
+    pub endpoints: Endpoints,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Public,
+    Private,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Public => "public",
+            Tier::Private => "private",
+        }
+    }
+}
+
+/// The services an interface endpoint may be made for (`com.amazonaws.<region>.<service>`):
+/// those a Prefect worker stack's tasks call, and a few their flows commonly do.
+pub const INTERFACE_ENDPOINTS: &[&str] = &[
+    "athena",
+    "ec2",
+    "ecr.api",
+    "ecr.dkr",
+    "ecs",
+    "ecs-agent",
+    "ecs-telemetry",
+    "elasticfilesystem",
+    "events",
+    "glue",
+    "kms",
+    "logs",
+    "monitoring",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+];
+
+/// `[network.endpoints]`: VPC endpoints, reached from the task subnets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// An S3 gateway endpoint on the task subnets' route tables (free; on by default).
+    pub s3: bool,
+    /// Interface endpoints by service (`ecr.api`, `logs`, …): sorted, each once.
+    pub interface: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +181,8 @@ pub struct CostAssumptions {
     pub nat_gb_per_month: Option<u32>,
     /// Log data the workers and flow runs send to CloudWatch Logs.
     pub log_gb_per_month: Option<u32>,
+    /// Data the interface endpoints process, in all.
+    pub endpoint_gb_per_month: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -72,6 +72,16 @@ pub struct RawNetwork {
     pub nat: Text,
     pub public_subnets: Option<Spanned<Vec<Spanned<String>>>>,
     pub private_subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    pub task_subnets: Text,
+    #[serde(default)]
+    pub endpoints: RawEndpoints,
+}
+
+/// `[network.endpoints]`: the S3 gateway endpoint and the interface endpoints (issue 14).
+#[derive(Deserialize, Default)]
+pub struct RawEndpoints {
+    pub s3: Flag,
+    pub interface: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,6 +115,7 @@ pub struct RawLogs {
 pub struct RawCost {
     pub nat_gb_per_month: Number,
     pub log_gb_per_month: Number,
+    pub endpoint_gb_per_month: Number,
 }
 
 #[derive(Deserialize, Default)]

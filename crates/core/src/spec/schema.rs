@@ -46,6 +46,7 @@ pub const ROOT: &[(&str, Type)] = &[
         "cluster",
         Table(&[("name", Text), ("container_insights", Flag)]),
     ),
+    ("cost", Table(COST)),
     ("worker", Tables(WORKER, "worker")),
     (
         "work_pool",
@@ -71,6 +72,16 @@ const NETWORK: &[(&str, Type)] = &[
     ("nat", Text),
     ("public_subnets", Texts("CIDR blocks")),
     ("private_subnets", Texts("CIDR blocks")),
+    ("task_subnets", Text),
+    (
+        "endpoints",
+        Table(&[("s3", Flag), ("interface", Texts("endpoint services"))]),
+    ),
+];
+const COST: &[(&str, Type)] = &[
+    ("nat_gb_per_month", Number),
+    ("log_gb_per_month", Number),
+    ("endpoint_gb_per_month", Number),
 ];
 const SECRET: &[(&str, Type)] = &[("name", Text), ("recovery_window_days", Number)];
 const IAM: &[(&str, Type)] = &[

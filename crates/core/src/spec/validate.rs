@@ -246,10 +246,16 @@ pub(super) fn validate(
             &cp.key("log_gb_per_month"),
             0..=10_000_000,
         ),
+        endpoint_gb_per_month: c.optional_number(
+            &raw.cost.endpoint_gb_per_month,
+            &cp.key("endpoint_gb_per_month"),
+            0..=10_000_000,
+        ),
     };
     let workers = c.workers(raw.worker.as_ref());
     let work_pools = c.work_pools(raw.work_pool.as_ref(), &workers);
-    Spec {
+    let region = region.map(str::to_owned);
+    let spec = Spec {
         name,
         region: spec_region,
         tags,
@@ -263,6 +269,49 @@ pub(super) fn validate(
         cost,
         workers,
         work_pools,
+    };
+    c.private_egress(&spec, &raw.network, region.as_deref());
+    spec
+}
+
+/// The AWS services a worker stack calls from its tasks, as interface endpoints: image pulls
+/// (ECR's API and registry), the logs driver, the secret (the execution role reads it at
+/// start), and the worker's own calls (ECS to run flow runs, EC2 to check their network, SQS
+/// for the task events).
+pub fn required_endpoints(spec: &Spec) -> Vec<&'static str> {
+    let mut out = vec!["ec2", "ecr.api", "ecr.dkr", "ecs", "logs"];
+    if spec.prefect.credential.is_some() {
+        out.push("secretsmanager");
+    }
+    out.push("sqs");
+    out
+}
+
+/// Why the Prefect API cannot be reached from a VPC without internet, if it cannot: Prefect
+/// Cloud is on the internet (PrivateLink to it is an enterprise option prefect-ecs does not
+/// set up), and so is a public address; a loopback address is no other machine's. A host
+/// name is taken to resolve inside the VPC.
+fn api_needs_internet(prefect: &Prefect) -> Option<String> {
+    let url = url::Url::parse(&prefect.api_url).ok()?;
+    let host = url.host()?;
+    if prefect.cloud.is_some() {
+        return Some(
+            "the Prefect API is Prefect Cloud, on the internet (PrivateLink to it is an \
+             enterprise option prefect-ecs does not set up)"
+                .into(),
+        );
+    }
+    match host {
+        url::Host::Ipv4(ip) if ip.is_loopback() => Some(format!(
+            "the Prefect API {ip} is a loopback address, which no task can reach"
+        )),
+        url::Host::Ipv4(ip) if !(ip.is_private() || ip.is_link_local()) => {
+            Some(format!("the Prefect API {ip} is a public address"))
+        }
+        url::Host::Domain(name) if name.eq_ignore_ascii_case("localhost") => {
+            Some("the Prefect API localhost is this machine, which no task can reach".into())
+        }
+        _ => None,
     }
 }
 
@@ -766,11 +815,157 @@ impl Checker<'_> {
                 private_cidr: private.0,
             })
             .collect();
+        let task_subnets = self.task_subnets(raw, nat);
+        let endpoints = self.endpoints(&raw.endpoints, &p.key("endpoints"));
         Network {
             vpc_name,
             cidr: carving,
             nat,
+            task_subnets,
             zones,
+            endpoints,
+        }
+    }
+
+    /// `task_subnets`: private by default with a NAT, public without one. Public subnets
+    /// behind a NAT would pay for a NAT no task uses.
+    fn task_subnets(&mut self, raw: &RawNetwork, nat: NatMode) -> Tier {
+        let path = KeyPath::default().key("network").key("task_subnets");
+        let default = if nat == NatMode::None {
+            Tier::Public
+        } else {
+            Tier::Private
+        };
+        let Some(value) = &raw.task_subnets else {
+            return default;
+        };
+        match self.text(value, &path).as_deref() {
+            Some("private") => Tier::Private,
+            Some("public") if nat != NatMode::None => {
+                let message = "task_subnets = \"public\" needs nat = \"none\": with a NAT \
+                               gateway the tasks run in the private subnets behind it";
+                self.report(Some(value.span()), &path, message);
+                default
+            }
+            Some("public") => Tier::Public,
+            None => default,
+            Some(other) => {
+                let message =
+                    format!("task_subnets must be \"private\" or \"public\", not \"{other}\"");
+                self.report(Some(value.span()), &path, message);
+                default
+            }
+        }
+    }
+
+    fn endpoints(&mut self, raw: &RawEndpoints, p: &KeyPath) -> Endpoints {
+        let s3 = self.flag(&raw.s3, &p.key("s3"), true);
+        let mut interface: Vec<String> = Vec::new();
+        for (i, item) in raw.interface.iter().flat_map(|l| l.get_ref()).enumerate() {
+            let path = p.key("interface").index(i);
+            let Some(service) = self.text(item, &path) else {
+                continue;
+            };
+            if service == "s3" {
+                let message = "\"s3\" is the gateway endpoint, free and on by default \
+                               ([network.endpoints] s3 = true); an S3 interface endpoint is not \
+                               offered";
+                self.report(Some(item.span()), &path, message);
+            } else if service == "ecr" {
+                let message = "ECR takes two interface endpoints: \"ecr.api\" (the registry's \
+                               API) and \"ecr.dkr\" (image pulls)";
+                self.report(Some(item.span()), &path, message);
+            } else if !INTERFACE_ENDPOINTS.contains(&service.as_str()) {
+                let near = INTERFACE_ENDPOINTS
+                    .iter()
+                    .map(|k| (strsim::damerau_levenshtein(&service, k), *k))
+                    .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+                    .min();
+                let hint = match near {
+                    Some((_, k)) => format!("did you mean \"{k}\"?"),
+                    None => format!("expected one of: {}", INTERFACE_ENDPOINTS.join(", ")),
+                };
+                let message = format!("unknown interface endpoint \"{service}\"; {hint}");
+                self.report(Some(item.span()), &path, message);
+            } else if interface.contains(&service) {
+                let message = format!("interface endpoint \"{service}\" is listed twice");
+                self.report(Some(item.span()), &path, message);
+            } else {
+                interface.push(service);
+            }
+        }
+        interface.sort();
+        Endpoints { s3, interface }
+    }
+
+    /// `nat = "none"` with the tasks in private subnets: nothing reaches the internet, so
+    /// every way out the workers need must be inside the VPC. Each missing one is a problem
+    /// of its own, at `nat`, saying what would fail and how to fix it.
+    fn private_egress(&mut self, spec: &Spec, raw: &RawNetwork, region: Option<&str>) {
+        let net = &spec.network;
+        if net.nat != NatMode::None || net.task_subnets != Tier::Private {
+            return;
+        }
+        let path = KeyPath::default().key("network").key("nat");
+        let span = raw.nat.as_ref().map(|n| n.span());
+        let why = "with nat = \"none\" and task_subnets = \"private\" the tasks have no way \
+                   to the internet";
+        for w in &spec.workers {
+            let image = crate::image::ImageRef::parse(&w.image).ok();
+            let ecr = image.as_ref().and_then(|i| i.ecr_region());
+            match (ecr, region) {
+                (Some(r), Some(region)) if r != region => {
+                    let message = format!(
+                        "worker \"{}\": its image is in ECR in {r}, which the endpoints of {region} \
+                         do not reach; {why}: copy it to ECR in {region}",
+                        w.name
+                    );
+                    self.report(span.clone(), &path, message);
+                }
+                (Some(_), _) => {}
+                (None, _) => {
+                    let message = format!(
+                        "worker \"{}\": image {} is pulled from outside AWS; {why}: push it to \
+                         ECR in the stack's region (reached through the ecr.api, ecr.dkr and S3 \
+                         endpoints)",
+                        w.name, w.image
+                    );
+                    self.report(span.clone(), &path, message);
+                }
+            }
+            let plain = image.as_ref().is_some_and(|i| i.is_plain_prefect());
+            if w.env.contains_key("EXTRA_PIP_PACKAGES") || plain {
+                let what = if plain {
+                    "installs prefect-aws with pip at start (a plain Prefect image)"
+                } else {
+                    "installs EXTRA_PIP_PACKAGES with pip at start"
+                };
+                let message = format!(
+                    "worker \"{}\" {what}, which needs PyPI; {why}: build an image with the \
+                     packages in it",
+                    w.name
+                );
+                self.report(span.clone(), &path, message);
+            }
+        }
+        if let Some(why_not) = api_needs_internet(&spec.prefect) {
+            let message = format!("{why_not}; {why}: use a NAT gateway (nat = \"single\")");
+            self.report(span.clone(), &path, message);
+        }
+        let mut missing: Vec<&str> = required_endpoints(spec)
+            .into_iter()
+            .filter(|e| !net.endpoints.interface.iter().any(|i| i == e))
+            .collect();
+        if !net.endpoints.s3 {
+            missing.insert(0, "s3 (s3 = true: ECR keeps image layers in S3)");
+        }
+        if !missing.is_empty() {
+            let message = format!(
+                "{why} but through VPC endpoints, and these are missing from \
+                 [network.endpoints]: {}",
+                missing.join(", ")
+            );
+            self.report(span, &path, message);
         }
     }
 
