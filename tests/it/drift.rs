@@ -206,3 +206,77 @@ async fn drift_is_detected_and_repaired() {
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
 }
+
+/// Issue 13: `[iam] path` and `permissions_boundary` on every role prefect-ecs creates; a
+/// boundary taken off by hand is drift, put back in place (the role is not replaced).
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_carry_the_path_and_the_boundary_and_a_removed_boundary_is_put_back() {
+    const BOUNDARY: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
+    let aws = Aws::new().await;
+    let mut stack = TestStack::new("boundary");
+    stack.extra = format!("[iam]\npath = \"/prefect/\"\npermissions_boundary = \"{BOUNDARY}\"\n");
+    stack.apply().assert_ok();
+    let roles = [
+        stack.execution_role(),
+        stack.task_role(),
+        stack.flow_run_role(),
+    ];
+    let mut arns = Vec::new();
+    for name in &roles {
+        let out = aws
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .expect("GetRole");
+        let role = out.role().expect("role");
+        assert_eq!(role.path(), "/prefect/", "{name}");
+        assert!(role.arn().contains(":role/prefect/"), "{}", role.arn());
+        assert_eq!(
+            role.permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn()),
+            Some(BOUNDARY),
+            "{name}"
+        );
+        arns.push(role.arn().to_owned());
+    }
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+
+    aws.iam
+        .delete_role_permissions_boundary()
+        .role_name(stack.task_role())
+        .send()
+        .await
+        .expect("DeleteRolePermissionsBoundary");
+    let out = stack
+        .run(&["plan", "--detailed-exitcode"], &[])
+        .assert_code(2);
+    let changes = plan::changes(&out.stdout);
+    assert_eq!(
+        changes.into_iter().collect::<Vec<_>>(),
+        [("iam_role.task".to_owned(), plan::Action::Update)],
+        "{out}"
+    );
+    assert!(out.stdout.contains("permissions_boundary"), "{out}");
+    stack.apply().assert_ok();
+    let out = aws
+        .iam
+        .get_role()
+        .role_name(stack.task_role())
+        .send()
+        .await
+        .expect("GetRole");
+    let role = out.role().expect("role");
+    assert_eq!(role.arn(), arns[1], "updated in place");
+    assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(BOUNDARY)
+    );
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}

@@ -481,6 +481,11 @@ impl Expander<'_> {
                 (iam_role::NAME, json!(s.iam.execution_role_name)),
                 (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
                 (iam_role::MANAGED_POLICY_ARNS, json!([EXECUTION_POLICY_ARN])),
+                (iam_role::PATH, json!(s.iam.path)),
+                (
+                    iam_role::PERMISSIONS_BOUNDARY,
+                    json!(s.iam.permissions_boundary),
+                ),
             ]),
             None,
         ));
@@ -490,6 +495,11 @@ impl Expander<'_> {
                 (iam_role::NAME, json!(s.iam.task_role_name)),
                 (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
                 (iam_role::MANAGED_POLICY_ARNS, json!([])),
+                (iam_role::PATH, json!(s.iam.path)),
+                (
+                    iam_role::PERMISSIONS_BOUNDARY,
+                    json!(s.iam.permissions_boundary),
+                ),
             ]),
             None,
         ));
@@ -502,6 +512,11 @@ impl Expander<'_> {
                     (iam_role::NAME, json!(name)),
                     (iam_role::ASSUME_ROLE_POLICY, trust.clone()),
                     (iam_role::MANAGED_POLICY_ARNS, json!([])),
+                    (iam_role::PATH, json!(s.iam.path)),
+                    (
+                        iam_role::PERMISSIONS_BOUNDARY,
+                        json!(s.iam.permissions_boundary),
+                    ),
                 ]),
                 None,
             ));

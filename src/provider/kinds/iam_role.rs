@@ -15,7 +15,9 @@ use super::super::{
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
 use crate::kinds::TAGS;
-use crate::kinds::iam_role::{ASSUME_ROLE_POLICY, MANAGED_POLICY_ARNS, NAME};
+use crate::kinds::iam_role::{
+    ASSUME_ROLE_POLICY, MANAGED_POLICY_ARNS, NAME, PATH, PERMISSIONS_BOUNDARY,
+};
 use crate::kinds::iam_role_policy as policy;
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
 use crate::spec::Spec;
@@ -85,6 +87,14 @@ async fn read_role(aws: &Aws, name: &str,
                 .unwrap_or(Value::Null),
         ),
         (MANAGED_POLICY_ARNS.into(), json!(managed)),
+        (PATH.into(), json!(role.path())),
+        (
+            PERMISSIONS_BOUNDARY.into(),
+            json!(
+                role.permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+            ),
+        ),
         (TAGS.into(), tags_value(&tags)),
     ]);
     let r = observed(
@@ -184,6 +194,13 @@ impl Resource for IamRole {
             .role_name(name)
             .assume_role_policy_document(document(c.attrs, ASSUME_ROLE_POLICY))
             .description("created by prefect-ecs")
+            .path(attr(c.attrs, PATH).unwrap_or("/"))
+            .set_permissions_boundary(
+                c.attrs
+                    .get(PERMISSIONS_BOUNDARY)
+                    .and_then(Value::as_str)
+                    .map(String::from),
+            )
             .set_tags(Some(iam_tags(c.tags)))
             .send()
             .await
@@ -238,6 +255,28 @@ impl Resource for IamRole {
                 .send()
                 .await
                 .map_err(|e| aws_err("UpdateAssumeRolePolicy", e))?;
+        }
+        if changed(attrs, o, PERMISSIONS_BOUNDARY) {
+            match attrs.get(PERMISSIONS_BOUNDARY).and_then(Value::as_str) {
+                Some(arn) => aws
+                    .iam
+                    .put_role_permissions_boundary()
+                    .role_name(name)
+                    .permissions_boundary(arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws_err("PutRolePermissionsBoundary", e))?,
+                None => aws
+                    .iam
+                    .delete_role_permissions_boundary()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws_err("DeleteRolePermissionsBoundary", e))
+                    .or_else(already(&["NoSuchEntity"]))?,
+            }
         }
         let want = attr_strings(attrs.get(MANAGED_POLICY_ARNS));
         let have = attr_strings(o.attrs.get(MANAGED_POLICY_ARNS));

@@ -172,6 +172,10 @@ pub struct Iam {
     pub task_role_name: String,
     /// The role the flow-run tasks the workers launch run as (`None`: they get no task role).
     pub flow_run_role_name: Option<String>,
+    /// The path of every role prefect-ecs creates (`/` by default).
+    pub path: String,
+    /// A managed policy ARN set as every role's permissions boundary.
+    pub permissions_boundary: Option<String>,
 }
 
 /// `[cost]`: GB a month the plan's cost assumes; `None` leaves the item to usage.

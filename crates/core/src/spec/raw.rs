@@ -96,6 +96,8 @@ pub struct RawIam {
     pub task_role_name: Text,
     pub flow_run_role: Flag,
     pub flow_run_role_name: Text,
+    pub path: Text,
+    pub permissions_boundary: Text,
 }
 
 #[derive(Deserialize, Default)]

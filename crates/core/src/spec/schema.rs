@@ -89,6 +89,8 @@ const IAM: &[(&str, Type)] = &[
     ("task_role_name", Text),
     ("flow_run_role", Flag),
     ("flow_run_role_name", Text),
+    ("path", Text),
+    ("permissions_boundary", Text),
 ];
 const WORKER: &[(&str, Type)] = &[
     ("name", Text),

@@ -186,6 +186,20 @@ pub(super) fn validate(
                     role_name,
                 )
             }),
+        path: c.string(
+            raw.iam.path.as_ref(),
+            &ip.key("path"),
+            "/".into(),
+            role_path,
+        ),
+        permissions_boundary: raw.iam.permissions_boundary.as_ref().map(|b| {
+            c.string(
+                Some(b),
+                &ip.key("permissions_boundary"),
+                String::new(),
+                policy_arn,
+            )
+        }),
     };
     let roles = [
         (
@@ -272,6 +286,46 @@ pub(super) fn validate(
     };
     c.private_egress(&spec, &raw.network, region.as_deref());
     spec
+}
+
+/// An IAM path: `/`, or `/` + segments each ending in `/`; printable ASCII, at most 512.
+fn role_path(path: &str) -> Result<(), String> {
+    let printable = path.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if path.len() > 512 || !printable || !path.starts_with('/') || !path.ends_with('/') {
+        return Err(format!(
+            "IAM path {path:?} must start and end with / (\"/\" or \"/prefect/\"), at most 512 \
+             printable characters without spaces"
+        ));
+    }
+    if path.contains("//") {
+        return Err(format!("IAM path {path:?} has an empty segment (//)"));
+    }
+    Ok(())
+}
+
+/// A managed policy's ARN: `arn:<partition>:iam::<account or aws>:policy/<path><name>`.
+fn policy_arn(arn: &str) -> Result<(), String> {
+    let ok = (|| {
+        let rest = arn.strip_prefix("arn:")?;
+        let (partition, rest) = rest.split_once(':')?;
+        let rest = rest.strip_prefix("iam::")?;
+        let (account, resource) = rest.split_once(':')?;
+        let name = resource.strip_prefix("policy/")?;
+        let account_ok = account == "aws"
+            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+        (partition.starts_with("aws")
+            && account_ok
+            && !name.is_empty()
+            && !name.ends_with('/')
+            && arn.len() <= 2048)
+            .then_some(())
+    })();
+    ok.ok_or_else(|| {
+        format!(
+            "permissions_boundary {arn:?} is not a managed policy ARN \
+             (arn:aws:iam::123456789012:policy/Boundary)"
+        )
+    })
 }
 
 /// The AWS services a worker stack calls from its tasks, as interface endpoints: image pulls
