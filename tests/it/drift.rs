@@ -250,16 +250,7 @@ async fn roles_carry_the_path_and_the_boundary_and_a_removed_boundary_is_put_bac
         .send()
         .await
         .expect("DeleteRolePermissionsBoundary");
-    let out = stack
-        .run(&["plan", "--detailed-exitcode"], &[])
-        .assert_code(2);
-    let changes = plan::changes(&out.stdout);
-    assert_eq!(
-        changes.into_iter().collect::<Vec<_>>(),
-        [("iam_role.task".to_owned(), plan::Action::Update)],
-        "{out}"
-    );
-    assert!(out.stdout.contains("permissions_boundary"), "{out}");
+    plans_only_an_update_of(&stack, "iam_role.task", "permissions_boundary");
     stack.apply().assert_ok();
     let out = aws
         .iam
@@ -279,4 +270,105 @@ async fn roles_carry_the_path_and_the_boundary_and_a_removed_boundary_is_put_bac
     assert!(plan::is_converged(&out.stdout), "{out}");
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}
+
+/// Issue 13: `[secret] kms_key_id` encrypts the secret with the customer's key, gives the
+/// execution role `kms:Decrypt` on that key through Secrets Manager only, and `verify` says so;
+/// the key changed by hand is drift, put back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_under_a_customer_key_is_readable_through_secrets_manager_only() {
+    let aws = Aws::new().await;
+    let key_arn = |out: aws_sdk_kms::operation::create_key::CreateKeyOutput| {
+        out.key_metadata()
+            .expect("key")
+            .arn()
+            .expect("key ARN")
+            .to_owned()
+    };
+    let key = key_arn(aws.kms.create_key().send().await.expect("CreateKey"));
+    let other = key_arn(aws.kms.create_key().send().await.expect("CreateKey"));
+    let mut stack = TestStack::new("kms");
+    stack.extra = format!("[secret]\nkms_key_id = \"{key}\"\n");
+    stack.apply().assert_ok();
+
+    assert_eq!(
+        secret_key(&aws, &stack).await.as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(
+        secret_value(&aws, &stack.secret_name()).await,
+        stack.canary()
+    );
+    let out = aws
+        .iam
+        .get_role_policy()
+        .role_name(stack.execution_role())
+        .policy_name("read-prefect-api-key")
+        .send()
+        .await
+        .expect("GetRolePolicy");
+    let document = crate::support::aws::policy_json(out.policy_document());
+    let kms: Vec<&serde_json::Value> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s["Action"] == json!(["kms:Decrypt"]))
+        .collect();
+    assert_eq!(kms.len(), 1, "{document}");
+    assert_eq!(kms[0]["Resource"], json!([key]));
+    assert_eq!(
+        kms[0]["Condition"],
+        json!({"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}})
+    );
+    let out = stack.run(&["verify"], &[]).assert_ok();
+    assert!(
+        out.stdout.contains("the execution role reads the secret"),
+        "{out}"
+    );
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+
+    aws.secrets
+        .update_secret()
+        .secret_id(stack.secret_name())
+        .kms_key_id(&other)
+        .send()
+        .await
+        .expect("UpdateSecret");
+    plans_only_an_update_of(&stack, "secret.api_key", "kms_key_id");
+    stack.apply().assert_ok();
+    assert_eq!(
+        secret_key(&aws, &stack).await.as_deref(),
+        Some(key.as_str())
+    );
+    let out = stack.plan().assert_ok();
+    assert!(plan::is_converged(&out.stdout), "{out}");
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+}
+
+/// The KMS key the stack's secret is encrypted with, as Secrets Manager reports it.
+async fn secret_key(aws: &Aws, stack: &TestStack) -> Option<String> {
+    let d = aws
+        .secrets
+        .describe_secret()
+        .secret_id(stack.secret_name())
+        .send()
+        .await
+        .expect("DescribeSecret");
+    d.kms_key_id().map(str::to_owned)
+}
+
+/// `plan --detailed-exitcode` shows one change: `address` updated in place, naming `attr`.
+#[track_caller]
+fn plans_only_an_update_of(stack: &TestStack, address: &str, attr: &str) {
+    let out = stack
+        .run(&["plan", "--detailed-exitcode"], &[])
+        .assert_code(2);
+    assert_eq!(
+        plan::changes(&out.stdout).into_iter().collect::<Vec<_>>(),
+        [(address.to_owned(), plan::Action::Update)],
+        "{out}"
+    );
+    assert!(out.stdout.contains(attr), "{out}");
 }

@@ -1071,6 +1071,74 @@ fn an_adopted_pool_stays_adopted_when_the_spec_stops_saying_so() {
     );
 }
 
+/// Issue 13: a secret under a customer key; the execution role may decrypt with that key
+/// through Secrets Manager only, and `verify` proves both halves.
+#[test]
+fn a_customer_key_is_usable_through_secrets_manager_only() {
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let mut spec = load("dev.toml");
+    spec.secret.kms_key_id = Some(KEY.into());
+    let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    assert_eq!(
+        g.get(&a("secret.api_key")).unwrap().attrs["kms_key_id"],
+        KEY
+    );
+    let document = &g.get(&a("iam_role_policy.execution")).unwrap().attrs["document"];
+    let decrypt = crate::policy::Request::new("kms:Decrypt", KEY);
+    let via = |service: &str| decrypt.clone().with("kms:ViaService", service);
+    assert!(crate::policy::allows(
+        document,
+        &via("secretsmanager.us-east-1.amazonaws.com")
+    ));
+    assert!(!crate::policy::allows(document, &decrypt));
+    assert!(!crate::policy::allows(
+        document,
+        &via("s3.us-east-1.amazonaws.com")
+    ));
+    let other = "arn:aws:kms:us-east-1:123456789012:key/other";
+    assert!(!crate::policy::allows(
+        document,
+        &crate::policy::Request::new("kms:Decrypt", other)
+            .with("kms:ViaService", "secretsmanager.us-east-1.amazonaws.com")
+    ));
+    assert!(crate::verify::worker_permissions(&g).is_ok());
+
+    // Without the condition, or without the statement, verify says what is wrong.
+    let edited = |edit: &dyn Fn(&mut Vec<serde_json::Value>)| {
+        let resources: Vec<Desired> = g
+            .resources()
+            .cloned()
+            .map(|mut d| {
+                if d.address == a("iam_role_policy.execution") {
+                    edit(
+                        d.attrs.get_mut("document").unwrap()["Statement"]
+                            .as_array_mut()
+                            .unwrap(),
+                    );
+                }
+                d
+            })
+            .collect();
+        crate::verify::worker_permissions(&StackGraph::from_resources(resources).unwrap())
+            .unwrap_err()
+    };
+    let err = edited(&|s| s.retain(|s| s["Action"] != json!(["kms:Decrypt"])));
+    assert!(
+        err.contains(&format!("kms:Decrypt on {KEY} through Secrets Manager")),
+        "{err}"
+    );
+    let err = edited(&|s| {
+        for s in s.iter_mut() {
+            s.as_object_mut().unwrap().remove("Condition");
+        }
+    });
+    assert!(err.contains("is not limited to Secrets Manager"), "{err}");
+    // With no key the policy is what it was: the secret, nothing else.
+    let plain = &dev();
+    let document = &plain.get(&a("iam_role_policy.execution")).unwrap().attrs["document"];
+    assert_eq!(document["Statement"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn verify_names_every_missing_worker_permission() {
     let g = dev();

@@ -324,6 +324,29 @@ impl Expander<'_> {
         Desired::new(address, attrs)
     }
 
+    /// The execution role reads the secret, and with a customer key decrypts it, through
+    /// Secrets Manager only (`kms:ViaService`): the role cannot use the key for anything else.
+    fn execution_policy(&self, secret: &Address) -> Value {
+        let mut doc = policy(vec![(
+            vec!["secretsmanager:GetSecretValue"],
+            vec![reference(secret, "arn")],
+        )]);
+        if let (Some(key), Some(statements)) = (
+            &self.spec.secret.kms_key_id,
+            doc["Statement"].as_array_mut(),
+        ) {
+            statements.push(json!({
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": [key],
+                "Condition": {"StringEquals": {
+                    "kms:ViaService": format!("secretsmanager.{}.amazonaws.com", self.region),
+                }},
+            }));
+        }
+        doc
+    }
+
     fn nat_count(&self) -> usize {
         match self.spec.network.nat {
             NatMode::None => 0,
@@ -462,6 +485,7 @@ impl Expander<'_> {
                         )),
                     ),
                     (secret::SCHEDULED_FOR_DELETION, json!(false)),
+                    (secret::KMS_KEY_ID, json!(s.secret.kms_key_id)),
                 ]),
                 None,
             );
@@ -528,13 +552,7 @@ impl Expander<'_> {
                 attrs([
                     (iam_role_policy::ROLE, reference(&exec_role, "name")),
                     (iam_role_policy::NAME, json!("read-prefect-api-key")),
-                    (
-                        iam_role_policy::DOCUMENT,
-                        policy(vec![(
-                            vec!["secretsmanager:GetSecretValue"],
-                            vec![reference(&secret, "arn")],
-                        )]),
-                    ),
+                    (iam_role_policy::DOCUMENT, self.execution_policy(&secret)),
                 ]),
             ));
         }

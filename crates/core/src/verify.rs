@@ -91,6 +91,36 @@ fn grants(
     })
 }
 
+/// With a customer key on the secret: the execution role may `kms:Decrypt` with that key
+/// through Secrets Manager of the key's region, and not otherwise. What is wrong, if anything.
+fn kms_decrypt(graph: &StackGraph, secret: &Address) -> Option<String> {
+    let key = graph
+        .get(secret)?
+        .attrs
+        .get(crate::kinds::secret::KMS_KEY_ID)?
+        .as_str()?;
+    let region = key.split(':').nth(3).unwrap_or_default();
+    let document = graph
+        .get(&Address::new(Kind::IamRolePolicy, "execution"))
+        .and_then(|d| d.attrs.get(crate::kinds::iam_role_policy::DOCUMENT))?;
+    let decrypt = crate::policy::Request::new("kms:Decrypt", key);
+    let via = decrypt.clone().with(
+        "kms:ViaService",
+        &format!("secretsmanager.{region}.amazonaws.com"),
+    );
+    if !crate::policy::allows(document, &via) {
+        Some(format!(
+            "execution role: kms:Decrypt on {key} through Secrets Manager"
+        ))
+    } else if crate::policy::allows(document, &decrypt) {
+        Some(format!(
+            "execution role: kms:Decrypt on {key} is not limited to Secrets Manager (kms:ViaService)"
+        ))
+    } else {
+        None
+    }
+}
+
 /// The permissions without which the worker cannot run flows, or its task cannot start.
 pub fn worker_permissions(graph: &StackGraph) -> Result<String, String> {
     let task = statements(graph, &Address::new(Kind::IamRolePolicy, "task"));
@@ -122,6 +152,9 @@ pub fn worker_permissions(graph: &StackGraph) -> Result<String, String> {
         let exec = statements(graph, &Address::new(Kind::IamRolePolicy, "execution"));
         if !grants(&exec, "secretsmanager:GetSecretValue", Some(&secret)) {
             missing.push("execution role: secretsmanager:GetSecretValue on the secret".into());
+        }
+        if let Some(problem) = kms_decrypt(graph, &secret) {
+            missing.push(problem);
         }
     }
     if missing.is_empty() {

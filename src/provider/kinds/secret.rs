@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::super::{
     Aws, Found, already, attr, aws_err, changed, observed, retry_when, tag_delta, tags_value,
@@ -12,7 +12,7 @@ use super::super::{
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
 use crate::kinds::TAGS;
-use crate::kinds::secret::{DESCRIPTION, NAME, SCHEDULED_FOR_DELETION};
+use crate::kinds::secret::{DESCRIPTION, KMS_KEY_ID, NAME, SCHEDULED_FOR_DELETION};
 use crate::model::{Address, Attrs, Kind, Observed, Outputs};
 use crate::secret::SecretValue;
 use crate::spec::Spec;
@@ -64,6 +64,7 @@ async fn discover_secret(aws: &Aws, spec: &Spec) -> Result<Found, ProviderError>
         (NAME.into(), json!(d.name())),
         (DESCRIPTION.into(), json!(d.description())),
         (SCHEDULED_FOR_DELETION.into(), json!(scheduled)),
+        (KMS_KEY_ID.into(), json!(d.kms_key_id())),
         (TAGS.into(), tags_value(&tags)),
     ]);
     let mut o = observed(
@@ -108,6 +109,7 @@ async fn create_secret(aws: &Aws, attrs: &Attrs,
                 .create_secret()
                 .name(name)
                 .description(attr(attrs, DESCRIPTION).unwrap_or_default())
+                .set_kms_key_id(attrs.get(KMS_KEY_ID).and_then(Value::as_str).map(String::from))
                 .secret_string(value.expose())
                 .set_tags(Some(secret_tags(tags)))
                 .send()
@@ -136,17 +138,27 @@ async fn update_secret(aws: &Aws, attrs: &Attrs,
             .await
             .map_err(|e| aws_err("RestoreSecret", e))?;
     }
-    if changed(attrs, o, DESCRIPTION) {
+    let key = changed(attrs, o, KMS_KEY_ID).then(|| {
+        // Back to Secrets Manager's own key: its alias, as UpdateSecret takes it.
+        attrs
+            .get(KMS_KEY_ID)
+            .and_then(Value::as_str)
+            .unwrap_or("alias/aws/secretsmanager")
+            .to_owned()
+    });
+    if changed(attrs, o, DESCRIPTION) || key.is_some() {
+        // A new key encrypts the versions written from now on: the value is put again below.
         aws.secrets
             .update_secret()
             .secret_id(&o.id)
             .description(attr(attrs, DESCRIPTION)?)
+            .set_kms_key_id(key.clone())
             .send()
             .await
             .map_err(|e| aws_err("UpdateSecret", e))?;
     }
     if let Some(v) = value
-        && o.sensitive.as_ref() != Some(v)
+        && (o.sensitive.as_ref() != Some(v) || key.is_some())
     {
         aws.secrets
             .put_secret_value()

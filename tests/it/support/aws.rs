@@ -27,6 +27,7 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl Aws {
@@ -51,6 +52,7 @@ impl Aws {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct Secret {
     pub name: String,
     /// `None`: force delete on destroy; `Some(7..=30)`: a recovery window.
     pub recovery_window_days: Option<u32>,
+    /// A customer managed KMS key's ARN the secret is encrypted with; the execution role may
+    /// decrypt with it through Secrets Manager only.
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,6 +88,7 @@ pub struct RawEndpoints {
 pub struct RawSecret {
     pub name: Text,
     pub recovery_window_days: Number,
+    pub kms_key_id: Text,
 }
 
 #[derive(Deserialize, Default)]

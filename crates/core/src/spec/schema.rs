@@ -83,7 +83,11 @@ const COST: &[(&str, Type)] = &[
     ("log_gb_per_month", Number),
     ("endpoint_gb_per_month", Number),
 ];
-const SECRET: &[(&str, Type)] = &[("name", Text), ("recovery_window_days", Number)];
+const SECRET: &[(&str, Type)] = &[
+    ("name", Text),
+    ("recovery_window_days", Number),
+    ("kms_key_id", Text),
+];
 const IAM: &[(&str, Type)] = &[
     ("execution_role_name", Text),
     ("task_role_name", Text),

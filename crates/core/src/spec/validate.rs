@@ -161,7 +161,7 @@ pub(super) fn validate(
     let region = spec_region.as_deref().or(region);
 
     let network = c.network(&raw.network, &name, region, stack_span);
-    let secret = c.secret(&raw.secret, &name);
+    let secret = c.secret(&raw.secret, &name, region);
     let ip = root.key("iam");
     let iam = Iam {
         execution_role_name: c.string(
@@ -301,6 +301,37 @@ fn role_path(path: &str) -> Result<(), String> {
         return Err(format!("IAM path {path:?} has an empty segment (//)"));
     }
     Ok(())
+}
+
+/// A KMS key's ARN in the stack's region: the execution role's `kms:Decrypt` names the key
+/// itself (an alias or a bare key id would match nothing in a policy), and a secret's key is
+/// in the secret's region.
+fn kms_key_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let shape = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "kms"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("key/")
+            .is_some_and(|id| !id.is_empty());
+    if !shape {
+        return Err(format!(
+            "kms_key_id {arn:?} must be a KMS key's ARN \
+             (arn:aws:kms:<region>:<account>:key/<key id>), not an alias or a bare id: the \
+             execution role's kms:Decrypt names the key"
+        ));
+    }
+    match region {
+        Some(region) if parts[3] != region => Err(format!(
+            "kms_key_id {arn:?} is in {}, the secret in {region}: a secret's key must be in its \
+             region",
+            parts[3]
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A managed policy's ARN: `arn:<partition>:iam::<account or aws>:policy/<path><name>`.
@@ -1187,7 +1218,7 @@ impl Checker<'_> {
         }
     }
 
-    fn secret(&mut self, raw: &RawSecret, stack: &str) -> Secret {
+    fn secret(&mut self, raw: &RawSecret, stack: &str, region: Option<&str>) -> Secret {
         let p = KeyPath::default().key("secret");
         Secret {
             name: self.string(
@@ -1203,6 +1234,11 @@ impl Checker<'_> {
                     0,
                     7..=30,
                 )
+            }),
+            kms_key_id: raw.kms_key_id.as_ref().map(|k| {
+                self.string(Some(k), &p.key("kms_key_id"), String::new(), |arn| {
+                    kms_key_arn(arn, region)
+                })
             }),
         }
     }
