@@ -223,22 +223,10 @@ async fn roles_carry_the_path_and_the_boundary_and_a_removed_boundary_is_put_bac
     ];
     let mut arns = Vec::new();
     for name in &roles {
-        let out = aws
-            .iam
-            .get_role()
-            .role_name(name)
-            .send()
-            .await
-            .expect("GetRole");
-        let role = out.role().expect("role");
+        let role = role(&aws, name).await;
         assert_eq!(role.path(), "/prefect/", "{name}");
         assert!(role.arn().contains(":role/prefect/"), "{}", role.arn());
-        assert_eq!(
-            role.permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn()),
-            Some(BOUNDARY),
-            "{name}"
-        );
+        assert_eq!(boundary(&role), Some(BOUNDARY), "{name}");
         arns.push(role.arn().to_owned());
     }
     let out = stack.plan().assert_ok();
@@ -252,20 +240,9 @@ async fn roles_carry_the_path_and_the_boundary_and_a_removed_boundary_is_put_bac
         .expect("DeleteRolePermissionsBoundary");
     plans_only_an_update_of(&stack, "iam_role.task", "permissions_boundary");
     stack.apply().assert_ok();
-    let out = aws
-        .iam
-        .get_role()
-        .role_name(stack.task_role())
-        .send()
-        .await
-        .expect("GetRole");
-    let role = out.role().expect("role");
-    assert_eq!(role.arn(), arns[1], "updated in place");
-    assert_eq!(
-        role.permissions_boundary()
-            .and_then(|b| b.permissions_boundary_arn()),
-        Some(BOUNDARY)
-    );
+    let task = role(&aws, &stack.task_role()).await;
+    assert_eq!(task.arn(), arns[1], "updated in place");
+    assert_eq!(boundary(&task), Some(BOUNDARY));
     let out = stack.plan().assert_ok();
     assert!(plan::is_converged(&out.stdout), "{out}");
     stack.destroy().assert_ok();
@@ -371,4 +348,16 @@ fn plans_only_an_update_of(stack: &TestStack, address: &str, attr: &str) {
         "{out}"
     );
     assert!(out.stdout.contains(attr), "{out}");
+}
+
+/// The role named `name`, as IAM describes it.
+async fn role(aws: &Aws, name: &str) -> aws_sdk_iam::types::Role {
+    let out = aws.iam.get_role().role_name(name).send().await;
+    out.expect("GetRole").role().expect("role").clone()
+}
+
+/// A role's permissions boundary, by its policy's ARN.
+fn boundary(role: &aws_sdk_iam::types::Role) -> Option<&str> {
+    role.permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn())
 }

@@ -313,37 +313,40 @@ fn estimate<'a>(
         }
     }
     let mut usage = Vec::new();
-    match (&first_nat, assume.nat_gb_per_month) {
-        (Some(nat), Some(gb)) => line(
-            nat,
-            format!(
-                "NAT data processed, {gb} GB × {} ([cost] nat_gb_per_month, all gateways)",
-                unit(p.nat_gateway_gb)
-            ),
-            f64::from(gb) * p.nat_gateway_gb,
+    // Data the NAT gateways or the interface endpoints process: priced at the first of them
+    // by its `[cost]` key, or listed as usage.
+    let processed = [
+        (
+            &first_nat,
+            assume.nat_gb_per_month,
+            p.nat_gateway_gb,
+            ("NAT", "NAT gateway"),
+            ("nat_gb_per_month", "all gateways"),
         ),
-        (Some(_), None) => usage.push(format!(
-            "NAT gateway data processed: {} per GB ([cost] nat_gb_per_month prices it)",
-            unit(p.nat_gateway_gb)
-        )),
-        (None, _) => {}
-    }
-    match (&first_interface, assume.endpoint_gb_per_month) {
-        (Some(endpoint), Some(gb)) => line(
-            endpoint,
-            format!(
-                "endpoint data processed, {gb} GB × {} ([cost] endpoint_gb_per_month, all \
-                 interface endpoints)",
-                unit(p.interface_endpoint_gb)
-            ),
-            f64::from(gb) * p.interface_endpoint_gb,
+        (
+            &first_interface,
+            assume.endpoint_gb_per_month,
+            p.interface_endpoint_gb,
+            ("endpoint", "interface endpoint"),
+            ("endpoint_gb_per_month", "all interface endpoints"),
         ),
-        (Some(_), None) => usage.push(format!(
-            "interface endpoint data processed: {} per GB ([cost] endpoint_gb_per_month \
-             prices it)",
-            unit(p.interface_endpoint_gb)
-        )),
-        (None, _) => {}
+    ];
+    for (first, gb, price, (short, long), (key, all)) in processed {
+        match (first, gb) {
+            (Some(at), Some(gb)) => line(
+                at,
+                format!(
+                    "{short} data processed, {gb} GB × {} ([cost] {key}, {all})",
+                    unit(price)
+                ),
+                f64::from(gb) * price,
+            ),
+            (Some(_), None) => usage.push(format!(
+                "{long} data processed: {} per GB ([cost] {key} prices it)",
+                unit(price)
+            )),
+            (None, _) => {}
+        }
     }
     match (&log_group, assume.log_gb_per_month) {
         (Some((group, retention)), Some(gb)) => {

@@ -66,13 +66,34 @@ fn attributes(e: &Ec2Endpoint) -> Attrs {
     }
     if state(e) == "failed" {
         // A failed endpoint is never usable: replacing it is the only repair.
-        let why = e
-            .last_error()
-            .and_then(|l| l.message())
-            .unwrap_or("no reason given");
-        attrs.insert(SERVICE_NAME.into(), json!(format!("(failed: {why})")));
+        attrs.insert(
+            SERVICE_NAME.into(),
+            json!(format!("(failed: {})", last_error(e))),
+        );
     }
     attrs
+}
+
+/// Why AWS says the endpoint failed.
+fn last_error(e: &Ec2Endpoint) -> &str {
+    e.last_error()
+        .and_then(|l| l.message())
+        .unwrap_or("no reason given")
+}
+
+/// The endpoint `id` as AWS describes it now; `None` once it is not found.
+async fn describe(aws: &Aws, id: &str) -> Result<Option<Ec2Endpoint>, ProviderError> {
+    match aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await {
+        Ok(r) => Ok(r.vpc_endpoints().first().cloned()),
+        Err(e) => {
+            let e = aws_err("DescribeVpcEndpoints", e);
+            if e.is(NOT_FOUND) {
+                Ok(None)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
 }
 
 async fn wait_for(aws: &Aws, id: &str, until: &'static str) -> Result<(), ProviderError> {
@@ -80,33 +101,21 @@ async fn wait_for(aws: &Aws, id: &str, until: &'static str) -> Result<(), Provid
         aws.settings.deadline,
         &format!("VPC endpoint {id} {until}"),
         || async {
-            let r = match aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await {
-                Err(e) => {
-                    let e = aws_err("DescribeVpcEndpoints", e);
-                    return if until == "deleted" && e.is(NOT_FOUND) {
-                        Ok(Poll::Done)
-                    } else {
-                        Err(e.into())
-                    };
-                }
-                Ok(r) => r,
-            };
-            let Some(e) = r.vpc_endpoints().first() else {
-                return Ok(if until == "deleted" {
-                    Poll::Done
+            let Some(e) = describe(aws, id).await? else {
+                // Gone is what a delete waits for; waiting for it to be available, it is a
+                // failed read (retried a few times, as AWS may not list a new one at once).
+                return if until == "deleted" {
+                    Ok(Poll::Done)
                 } else {
-                    Poll::Pending("not listed yet".into())
-                });
+                    Err(ProviderError(format!("VPC endpoint {id} not found")))
+                };
             };
-            let now = state(e);
+            let now = state(&e);
             if now == until {
                 return Ok(Poll::Done);
             }
             if until == "available" && (now == "failed" || gone(&now)) {
-                let why = e
-                    .last_error()
-                    .and_then(|l| l.message())
-                    .unwrap_or("no reason given");
+                let why = last_error(&e);
                 return Ok(Poll::Failed(format!("VPC endpoint {id} is {now}: {why}")));
             }
             Ok(Poll::Pending(now))
@@ -117,17 +126,7 @@ async fn wait_for(aws: &Aws, id: &str, until: &'static str) -> Result<(), Provid
 
 /// The endpoint is deleting, deleted or gone.
 async fn deleting(aws: &Aws, id: &str) -> Result<bool, ProviderError> {
-    match aws.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await {
-        Ok(r) => Ok(r.vpc_endpoints().first().is_none_or(|e| gone(&state(e)))),
-        Err(e) => {
-            let e = aws_err("DescribeVpcEndpoints", e);
-            if e.is(NOT_FOUND) {
-                Ok(true)
-            } else {
-                Err(e.into())
-            }
-        }
-    }
+    Ok(describe(aws, id).await?.is_none_or(|e| gone(&state(&e))))
 }
 
 impl Resource for VpcEndpoint {

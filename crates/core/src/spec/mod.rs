@@ -249,18 +249,22 @@ fn toml_problem(err: &toml::de::Error, source: &str, doc: Option<&DeTable>) -> P
     }
 }
 
+/// The nearest of `known` to what was `written`, if it is near enough to be a typo of it.
+pub(super) fn nearest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(written, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+        .min()
+        .map(|(_, k)| k)
+}
+
 fn unknown_key(doc: &DeTable, key: &KeyPath) -> (usize, Problem) {
     let span = paths::key_span(doc, &key.0);
     let keys = schema::keys(&key.table_keys()).unwrap_or_default();
     let written = key.last_key();
-    // The nearest known key, if it is near enough to be a typo of it.
-    let near = keys
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(written, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
-        .min();
-    let expected = match near {
-        Some((_, k)) => format!("; did you mean \"{k}\"?"),
+    let expected = match nearest(written, &keys) {
+        Some(k) => format!("; did you mean \"{k}\"?"),
         None if keys.is_empty() => String::new(),
         None => format!(" (expected one of: {})", keys.join(", ")),
     };

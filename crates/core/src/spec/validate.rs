@@ -961,13 +961,8 @@ impl Checker<'_> {
                                API) and \"ecr.dkr\" (image pulls)";
                 self.report(Some(item.span()), &path, message);
             } else if !INTERFACE_ENDPOINTS.contains(&service.as_str()) {
-                let near = INTERFACE_ENDPOINTS
-                    .iter()
-                    .map(|k| (strsim::damerau_levenshtein(&service, k), *k))
-                    .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
-                    .min();
-                let hint = match near {
-                    Some((_, k)) => format!("did you mean \"{k}\"?"),
+                let hint = match super::nearest(&service, INTERFACE_ENDPOINTS) {
+                    Some(k) => format!("did you mean \"{k}\"?"),
                     None => format!("expected one of: {}", INTERFACE_ENDPOINTS.join(", ")),
                 };
                 let message = format!("unknown interface endpoint \"{service}\"; {hint}");
