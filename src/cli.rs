@@ -40,6 +40,37 @@ pub struct AwsFlags {
     pub endpoint_url: Option<String>,
 }
 
+/// Which environment of the spec file, and values for its `${…}`: for every command that
+/// reads a spec.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SpecFlags {
+    /// The spec file's environment (an `[env.NAME]` table): required when the file has
+    /// environments, refused when it has none.
+    #[arg(long, env = "PREFECT_ECS_ENV", value_name = "NAME")]
+    pub env: Option<String>,
+    /// A value for `${KEY}` in the spec, over an environment variable of the same name;
+    /// repeatable.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// A TOML file of `KEY = "value"` lines for `${KEY}`; a --var of the same KEY wins.
+    #[arg(long, value_name = "FILE")]
+    pub var_file: Option<PathBuf>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    let name_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !name_ok {
+        return Err(format!(
+            "{key:?} cannot be referenced as ${{{key}}}: use letters, digits and underscores"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 /// How a run that changes AWS paces itself: for `apply` and `destroy`.
 #[derive(Debug, Args)]
 pub struct Tuning {
@@ -71,6 +102,8 @@ pub enum Command {
     Validate {
         /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         /// The region to name availability zones in when the spec names none (default:
         /// AWS_REGION).
         #[arg(long)]
@@ -80,6 +113,8 @@ pub enum Command {
     Plan {
         /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         #[command(flatten)]
         aws: AwsFlags,
         #[command(flatten)]
@@ -100,6 +135,8 @@ pub enum Command {
         #[arg(value_name = "SPEC|PLAN")]
         spec: PathBuf,
         #[command(flatten)]
+        inputs: SpecFlags,
+        #[command(flatten)]
         aws: AwsFlags,
         #[command(flatten)]
         run: ApplyFlags,
@@ -113,6 +150,8 @@ pub enum Command {
         /// The stack spec (TOML).
         spec: PathBuf,
         #[command(flatten)]
+        inputs: SpecFlags,
+        #[command(flatten)]
         aws: AwsFlags,
         #[command(flatten)]
         run: DestroyFlags,
@@ -123,8 +162,23 @@ pub enum Command {
     Graph {
         /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        /// The region to name availability zones in when the spec names none (default:
+        /// AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Print the spec as one environment sees it: overlay merged, `${…}` substituted, every
+    /// default and derived name filled in, validated; values of worker variables named like
+    /// credentials masked. Makes no AWS call.
+    Render {
+        /// The stack spec (TOML).
+        spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         /// The region to name availability zones in when the spec names none (default:
         /// AWS_REGION).
         #[arg(long)]
@@ -145,6 +199,8 @@ pub enum Command {
         #[arg(value_name = "[NAME] SPEC", num_args = 1..=2, required = true)]
         args: Vec<String>,
         #[command(flatten)]
+        inputs: SpecFlags,
+        #[command(flatten)]
         aws: AwsFlags,
         /// One JSON object instead of aligned text.
         #[arg(long, conflicts_with = "raw")]
@@ -160,6 +216,8 @@ pub enum Command {
         /// The stack spec (TOML).
         spec: PathBuf,
         #[command(flatten)]
+        inputs: SpecFlags,
+        #[command(flatten)]
         aws: AwsFlags,
     },
     /// Per worker: the ECS service's counts and deployment, its last events, the worker's
@@ -167,6 +225,8 @@ pub enum Command {
     Status {
         /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         #[command(flatten)]
         aws: AwsFlags,
         /// Exit 0 when every worker is healthy (service at its desired count, ONLINE in
@@ -178,6 +238,8 @@ pub enum Command {
     Logs {
         /// The stack spec (TOML).
         spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
         #[command(flatten)]
         aws: AwsFlags,
         /// Only this worker's logs.
@@ -312,6 +374,10 @@ pub struct DestroyFlags {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
+    /// For a protected stack (`[stack] protected = true`): its environment's name (the
+    /// stack's name in a file without environments), typed out to destroy it.
+    #[arg(long, value_name = "NAME")]
+    pub confirm: Option<String>,
     /// Report as JSON lines (the plan, each operation, the summary); needs --auto-approve.
     #[arg(long)]
     pub json: bool,

@@ -63,10 +63,6 @@ fn single_dash_long(arg: &str) -> Option<&str> {
 /// Terraform flags with no prefect-ecs counterpart of the same name.
 fn terraform_flag(name: &str) -> Option<&'static str> {
     Some(match name {
-        "var" | "var-file" => {
-            "prefect-ecs has no variables of its own: the spec reads the environment; write \
-             `${NAME}` (or `${NAME:-default}`) in it and set NAME"
-        }
         "refresh" | "refresh-only" => {
             "there is nothing to refresh: every plan reads the stack live from AWS"
         }
@@ -105,8 +101,9 @@ fn instead_of(name: &str) -> Option<&'static str> {
              is taken over with `adopt = true` in its [[work_pool]] table"
         }
         "workspace" => {
-            "one spec per environment (stacks/dev.toml, stacks/prod.toml), each with its own \
-             [stack] name, is one stack each"
+            "environments are [env.<name>] tables of one spec, chosen with --env <name> (or \
+             PREFECT_ECS_ENV); each is a stack of its own, <stack>-<name>, and a file with \
+             environments has no default one"
         }
         "fmt" => "`prefect-ecs validate SPEC` checks the spec; it is plain TOML to format",
         "console" | "providers" | "get" | "login" | "logout" | "test" | "modules" => {
@@ -136,7 +133,7 @@ mod tests {
         let m = habit("plan -detailed-exitcode stacks/dev.toml").unwrap();
         assert!(m.contains("`--detailed-exitcode`"), "{m}");
         let m = habit("plan -var count=2 stacks/dev.toml").unwrap();
-        assert!(m.contains("${NAME}"), "{m}");
+        assert!(m.contains("did you mean `--var`?"), "{m}");
         let m = habit("-no-color plan stacks/dev.toml").unwrap();
         assert!(m.contains("`--no-color`"), "{m}");
         // Short flags, the real thing and values after `--` are left to clap.

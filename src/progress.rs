@@ -122,22 +122,21 @@ impl Progress {
         self.verb
     }
 
-    /// The plan about to be executed.
-    /// `target`: `stack "dev" in account 123456789012, us-east-1`, for the header; `region`
-    /// prices its monthly cost.
+    /// The plan about to be executed. `target`: what it acts on, for the header; its region
+    /// prices the monthly cost.
     pub fn plan(
         &self,
         plan: &Plan,
-        target: &str,
-        region: &str,
+        target: crate::render::Target,
         assume: &crate::cost::CostAssumptions,
     ) {
-        let doc = PlanDoc::new(plan).priced(plan, region, assume);
+        let region = target.region.clone();
+        let doc = PlanDoc::new(plan)
+            .priced(plan, &region, assume)
+            .targeted(target);
         match self.mode {
             Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
-            Mode::Live | Mode::Lines => {
-                print!("{}", human::render_in(&doc, self.style, Some(target)))
-            }
+            Mode::Live | Mode::Lines => print!("{}", human::render(&doc, self.style)),
         }
     }
 

@@ -55,7 +55,36 @@ async fn apply_saved(
             spec.display()
         ));
     }
+    // The environment it was made for: `--env` may repeat it, not change it.
+    let planned = saved.plan.target.clone();
+    let planned_env = planned.as_ref().and_then(|t| t.env.clone());
+    if let Some(env) = &settings.env
+        && planned_env.as_ref() != Some(env)
+    {
+        return Err(miette!(
+            "the saved plan {} was made for {}, not --env {env}: nothing was changed",
+            file.display(),
+            planned_env.map_or("a file without environments".into(), |e| format!(
+                "environment {e}"
+            )),
+        ));
+    }
+    let settings = &Settings {
+        env: planned_env,
+        ..settings.clone()
+    };
     let mut ctx = Context::new(&spec, settings, true, !flags.no_wait).await?;
+    // The same environment, account, region and Prefect workspace, or nothing.
+    let differences = planned
+        .map(|t| t.differences(&ctx.run_target()))
+        .unwrap_or_default();
+    if !differences.is_empty() {
+        return Err(miette!(
+            "the saved plan {} was made for another target, nothing was changed:\n  {}",
+            file.display(),
+            differences.join("\n  ")
+        ));
+    }
     // Computed again as it was made: with the same --target and --replace.
     ctx.selection = saved.plan.selection();
     ctx.locked(

@@ -75,6 +75,7 @@ impl Context<Aws> {
         // Who we are, before any other call: a first run's missing credentials, unknown
         // profile or unreachable endpoint is one sentence within seconds.
         let identity = aws.identity(&settings.conn).await?;
+        same_account(&spec, &identity.account)?;
         aws.prefect = Some(prefect);
         let mut ctx = Context::with_cloud(
             spec,
@@ -87,6 +88,26 @@ impl Context<Aws> {
         );
         ctx.account = Some(identity.account);
         Ok(ctx)
+    }
+}
+
+/// A spec pinned to an account (`[stack] account_id`) runs only with credentials of that
+/// account: checked before any call but STS's.
+pub fn same_account(spec: &Spec, account: &str) -> Result<()> {
+    match &spec.account_id {
+        Some(want) if want != account => {
+            let env = spec
+                .env
+                .as_ref()
+                .map(|e| format!(" (env {e})"))
+                .unwrap_or_default();
+            Err(miette!(
+                help = "use the credentials (AWS_PROFILE, --profile) of the stack's account, or correct [stack] account_id",
+                "stack \"{}\"{env} belongs in AWS account {want}, but these credentials are of account {account}: nothing was read or changed",
+                spec.name
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -118,16 +139,15 @@ impl<S: Stack> Context<S> {
         }
     }
 
-    /// `stack "dev" in account 123456789012, us-east-1`: what a run acts on, for the plan's
-    /// header and the confirmation prompt.
+    /// What a run acts on: environment, account, region, Prefect workspace.
+    pub fn run_target(&self) -> crate::render::Target {
+        crate::render::Target::new(&self.spec, self.account.clone(), &self.region)
+    }
+
+    /// `stack "dev" in account 123456789012, us-east-1, Prefect workspace …`: what a run acts
+    /// on, for the plan's header and the confirmation prompt.
     pub fn target(&self) -> String {
-        match &self.account {
-            Some(a) => format!(
-                "stack \"{}\" in account {a}, {}",
-                self.spec.name, self.region
-            ),
-            None => format!("stack \"{}\" in {}", self.spec.name, self.region),
-        }
+        self.run_target().describe(&self.spec.name)
     }
 
     pub fn worker_ref(&self, w: &spec::Worker) -> WorkerRef {
@@ -331,7 +351,7 @@ impl<S: Stack> Context<S> {
         flags: &RunFlags,
         mut progress: Progress,
     ) -> Result<ExitCode> {
-        progress.plan(&plan, &self.target(), &self.region, &self.spec.cost);
+        progress.plan(&plan, self.run_target(), &self.spec.cost);
         if plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }

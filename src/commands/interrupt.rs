@@ -62,7 +62,7 @@ impl Interrupts {
 /// Ask for "yes" on the terminal. A Ctrl-C at the prompt cancels: the run then ends the
 /// normal way, giving the lock back. (The line is read on a thread of its own: a blocking
 /// read would keep the runtime from ending.)
-/// Asks whether to `verb` `target` (`stack "dev" in account 123456789012, us-east-1`).
+/// Asks whether to `verb` `target` (`stack "dev" in account 123456789012, us-east-1, …`).
 pub async fn confirm(verb: &str, target: &str, interrupt: &Interrupt) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(miette!(

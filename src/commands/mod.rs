@@ -12,6 +12,7 @@ mod logs;
 mod output;
 mod plan;
 mod print;
+mod render;
 mod settings;
 mod show;
 mod status;
@@ -33,23 +34,42 @@ use settings::runtime;
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let base = Settings::resolve(cli.global.no_color);
     match &cli.command {
-        Command::Validate { spec, region } => {
-            validate::run(&base.with_region(region.as_ref()), spec)
-        }
+        Command::Validate {
+            spec,
+            inputs,
+            region,
+        } => validate::run(
+            &base.with_region(region.as_ref()).with_inputs(inputs)?,
+            spec,
+        ),
+        Command::Render {
+            spec,
+            inputs,
+            region,
+        } => render::run(
+            &base.with_region(region.as_ref()).with_inputs(inputs)?,
+            spec,
+        ),
         Command::Graph {
             spec,
+            inputs,
             format,
             region,
-        } => graph::run(&base.with_region(region.as_ref()), spec, *format),
+        } => graph::run(
+            &base.with_region(region.as_ref()).with_inputs(inputs)?,
+            spec,
+            *format,
+        ),
         Command::Plan {
             spec,
+            inputs,
             aws,
             show,
             out,
             force,
             select,
         } => runtime()?.block_on(plan::run(
-            &base.with_aws(aws),
+            &base.with_aws(aws).with_inputs(inputs)?,
             spec,
             show,
             out.as_deref(),
@@ -58,25 +78,28 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         )),
         Command::Apply {
             spec,
+            inputs,
             aws,
             run,
             select,
             tuning,
         } => runtime()?.block_on(apply::run(
-            &base.with_aws(aws).with_tuning(tuning),
+            &base.with_aws(aws).with_tuning(tuning).with_inputs(inputs)?,
             spec,
             &run.run(),
             &select.selection(),
         )),
         Command::Destroy {
             spec,
+            inputs,
             aws,
             run,
             tuning,
         } => runtime()?.block_on(destroy::run(
-            &base.with_aws(aws).with_tuning(tuning),
+            &base.with_aws(aws).with_tuning(tuning).with_inputs(inputs)?,
             spec,
             &run.run(),
+            run.confirm.as_deref(),
         )),
         Command::ForceUnlock { stack, aws, force } => {
             runtime()?.block_on(force_unlock::run(&base.with_aws(aws), stack, *force))
@@ -84,6 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { plan, show } => show::run(&base, plan, show),
         Command::Output {
             args,
+            inputs,
             aws,
             json,
             raw,
@@ -105,24 +129,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 json: *json,
                 raw: *raw,
             };
-            runtime()?.block_on(output::run(&base.with_aws(aws), spec, how))
+            let settings = base.with_aws(aws).with_inputs(inputs)?;
+            runtime()?.block_on(output::run(&settings, spec, how))
         }
-        Command::Verify { spec, aws } => {
-            runtime()?.block_on(verify::run(&base.with_aws(aws), spec))
+        Command::Verify { spec, inputs, aws } => {
+            runtime()?.block_on(verify::run(&base.with_aws(aws).with_inputs(inputs)?, spec))
         }
         Command::Status {
             spec,
+            inputs,
             aws,
             detailed_exitcode,
-        } => runtime()?.block_on(status::run(&base.with_aws(aws), spec, *detailed_exitcode)),
+        } => runtime()?.block_on(status::run(
+            &base.with_aws(aws).with_inputs(inputs)?,
+            spec,
+            *detailed_exitcode,
+        )),
         Command::Logs {
             spec,
+            inputs,
             aws,
             worker,
             follow,
             since,
         } => runtime()?.block_on(logs::run(
-            &base.with_aws(aws),
+            &base.with_aws(aws).with_inputs(inputs)?,
             spec,
             worker.as_deref(),
             *follow,

@@ -26,11 +26,13 @@ pub async fn run(
     let mut ctx = Context::new(spec, settings, true, true).await?;
     ctx.selection = selection.clone();
     let (observed, plan) = ctx.observe_and_plan().await?;
-    let doc = PlanDoc::new(&plan).priced(&plan, &ctx.region, &ctx.spec.cost);
+    let doc = PlanDoc::new(&plan)
+        .priced(&plan, &ctx.region, &ctx.spec.cost)
+        .targeted(ctx.run_target());
     if let Some(out) = out {
         save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
     }
-    print::plan(&doc, show, settings.style, Some(&ctx.target()))
+    print::plan(&doc, show, settings.style)
 }
 
 /// `Some` when `path` holds a plan saved by `plan --out` rather than a spec.

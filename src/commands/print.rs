@@ -20,16 +20,11 @@ pub fn plan_exit(show: &ShowFlags, doc: &PlanDoc) -> ExitCode {
     }
 }
 
-/// A plan in the format asked for; the exit code `--detailed-exitcode` asks for.
-/// `target`: what the plan acts on, for the human header (`None` for a saved plan shown).
-pub fn plan(
-    doc: &PlanDoc,
-    show: &ShowFlags,
-    style: Style,
-    target: Option<&str>,
-) -> Result<ExitCode> {
+/// A plan in the format asked for; the exit code `--detailed-exitcode` asks for. The header
+/// names what the document says the plan acts on.
+pub fn plan(doc: &PlanDoc, show: &ShowFlags, style: Style) -> Result<ExitCode> {
     match show.format() {
-        PlanFormat::Human => print!("{}", human::render_in(doc, style, target)),
+        PlanFormat::Human => print!("{}", human::render(doc, style)),
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(doc).into_diagnostic()?),
         PlanFormat::Markdown => print!("{}", markdown::render(doc)),
     }

@@ -1,24 +1,30 @@
 //! Flags and environment resolved once, for every command: where AWS is, which region, how
 //! output looks, and the spec with its credential.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use miette::{IntoDiagnostic, Result, miette};
 
-use crate::cli::{AwsFlags, Tuning};
+use crate::cli::{AwsFlags, SpecFlags, Tuning};
 use crate::provider::{Aws, Connection, PrefectApi, resolve_region};
 use crate::render::human::Style;
 use crate::secret::SecretValue;
 use crate::spec::{self, ApiKeySource, Spec};
 
 /// What the command line and the environment say, resolved once.
+#[derive(Clone)]
 pub struct Settings {
     pub conn: Connection,
     pub style: Style,
     pub parallelism: u16,
     pub timeout: Duration,
     pub lock_lease: Duration,
+    /// `--env` (or PREFECT_ECS_ENV): the spec file's environment.
+    pub env: Option<String>,
+    /// `--var-file` then `--var`: values for `${KEY}`, over the environment's.
+    pub vars: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -45,7 +51,19 @@ impl Settings {
                 .and_then(|t| humantime::parse_duration(&t).ok())
                 .unwrap_or(Duration::from_secs(20 * 60)),
             lock_lease: Duration::from_secs(60),
+            env: None,
+            vars: BTreeMap::new(),
         }
+    }
+
+    /// The command's environment and variables: `--var-file` read, `--var` over it.
+    pub fn with_inputs(mut self, inputs: &SpecFlags) -> Result<Settings> {
+        self.env = inputs.env.clone().filter(|e| !e.is_empty());
+        if let Some(file) = &inputs.var_file {
+            self.vars = read_var_file(file)?;
+        }
+        self.vars.extend(inputs.vars.iter().cloned());
+        Ok(self)
     }
 
     /// The command's AWS flags over the environment's.
@@ -93,11 +111,43 @@ impl Settings {
         }
     }
 
-    /// The spec at `path`, validated; `${VAR}` from the environment.
+    /// The spec at `path` for `--env`, validated; `${VAR}` from `--var`, else the environment.
     pub fn load(&self, path: &Path) -> Result<Spec> {
-        let env = |k: &str| std::env::var(k).ok();
-        Ok(spec::load(path, &env, self.region_hint(None).as_deref())?)
+        self.load_in(path, self.env.as_deref())
     }
+
+    /// [`Settings::load`] for environment `env`.
+    pub fn load_in(&self, path: &Path, env: Option<&str>) -> Result<Spec> {
+        let lookup = |k: &str| self.vars.get(k).cloned().or_else(|| std::env::var(k).ok());
+        let region = self.region_hint(None);
+        Ok(spec::load_env(path, &lookup, region.as_deref(), env)?)
+    }
+}
+
+/// `--var-file`: a TOML table of strings, numbers and booleans, each a value for `${KEY}`.
+fn read_var_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| miette!("cannot read --var-file {}: {e}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| miette!("--var-file {} is not TOML: {}", path.display(), e.message()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(miette!(
+                        "--var-file {}: {key} is a {}; a variable is a string, a whole number or a boolean",
+                        path.display(),
+                        other.type_str()
+                    ));
+                }
+            };
+            Ok((key, text))
+        })
+        .collect()
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -29,5 +29,5 @@ pub fn run(settings: &Settings, plan: &Path, show: &ShowFlags) -> Result<ExitCod
             saved.spec_path, saved.region, saved.created_at, saved.prefect_ecs_version
         );
     }
-    print::plan(&saved.plan, show, settings.style, None)
+    print::plan(&saved.plan, show, settings.style)
 }

@@ -56,6 +56,15 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
             )),
         )),
     }
+    if let Some(want) = &spec.account_id {
+        let check = match aws.identity(&settings.conn).await {
+            Ok(id) => super::context::same_account(&spec, &id.account)
+                .map(|_| format!("{want}, as [stack] account_id says"))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        checks.push(("AWS account".into(), check));
+    }
     let nats = match spec.network.nat {
         spec::NatMode::None => 0,
         spec::NatMode::Single => 1,

@@ -41,7 +41,8 @@ impl Aws {
     pub(super) async fn discover_ecs(&self, spec: &Spec) -> Result<Found, ProviderError> {
         let mut found = Found::default();
         let name = &spec.cluster.name;
-        let families: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
+        let families: Vec<&str> = spec.workers.iter().map(|w| w.family.as_str()).collect();
+        let workers: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
         // One wave: the cluster, its services (by cluster name) and the latest revision of every
         // desired family, which is what a service normally runs.
         let (clusters, services, latest) = tokio::join!(
@@ -93,7 +94,7 @@ impl Aws {
                 let tags = tag_map(s.tags());
                 let address = match self.ownership(&tags) {
                     Ownership::Ours(a) => a,
-                    Ownership::Foreign(_) if families.contains(&sname) => {
+                    Ownership::Foreign(_) if workers.contains(&sname) => {
                         found.named(
                             self,
                             Address::new(Kind::EcsService, sname),
@@ -105,7 +106,10 @@ impl Aws {
                     Ownership::Foreign(_) => continue,
                 };
                 let td = s.task_definition().unwrap_or_default().to_string();
-                running.insert(address.name.clone(), td.clone());
+                // Keyed by the family, which the reads below start from.
+                let family = spec.workers.iter().find(|w| w.name == address.name);
+                let family = family.map_or(address.name.clone(), |w| w.family.clone());
+                running.insert(family, td.clone());
                 task_defs.push(td.clone());
                 found
                     .resources
@@ -156,9 +160,10 @@ impl Aws {
             let address = match self.ownership(&tags) {
                 Ownership::Ours(a) => a,
                 Ownership::Foreign(_) if !td.starts_with("arn:") => {
+                    let worker = spec.workers.iter().find(|w| w.family == family);
                     found.named(
                         self,
-                        Address::new(Kind::TaskDefinition, family),
+                        Address::new(Kind::TaskDefinition, worker.map_or(family, |w| &w.name)),
                         format!("task definition family {family}"),
                         &tags,
                     );

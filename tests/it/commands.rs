@@ -209,7 +209,7 @@ fn help_lists_only_the_flags_that_act_on_the_command() {
     };
     let tuning = ["--parallelism", "--timeout", "--lock-lease"];
     let aws = ["--endpoint-url", "--profile"];
-    for command in ["validate", "graph", "show", "completions"] {
+    for command in ["validate", "render", "graph", "show", "completions"] {
         let text = help(&[command]);
         for flag in tuning.iter().chain(&aws).chain(&["--worker-timeout"]) {
             assert!(
@@ -309,8 +309,10 @@ fn the_plan_names_the_account_and_region() {
     let stack = TestStack::new("account");
     let out = stack.run(&["plan"], &[]).assert_ok();
     let header = format!(
-        "prefect-ecs will perform these actions on stack \"{}\" in account 123456789012, us-east-1:",
-        stack.name
+        "prefect-ecs will perform these actions on stack \"{}\" in account 123456789012, \
+         us-east-1, Prefect workspace {}:",
+        stack.name,
+        crate::support::prefect::prefect().api_url
     );
     assert!(out.stdout.contains(&header), "{out}");
 }

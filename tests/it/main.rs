@@ -7,6 +7,7 @@ mod ci;
 mod commands;
 mod drift;
 mod endpoints;
+mod environments;
 mod lifecycle;
 mod lock;
 mod online;

@@ -20,6 +20,26 @@ use crate::secret::SecretValue;
 use crate::spec::{self, Spec};
 
 fn load(name: &str) -> Spec {
+    load_in(name, None)
+}
+
+/// Every environment of a stack file (the file itself when it has none), each with the
+/// suffix its snapshots are named with (`""`, `"@prod"`).
+fn load_all(name: &str) -> Vec<(String, Spec)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../stacks")
+        .join(name);
+    let environments = spec::environments(&path).unwrap();
+    if environments.is_empty() {
+        return vec![(String::new(), load(name))];
+    }
+    environments
+        .iter()
+        .map(|e| (format!("@{e}"), load_in(name, Some(e))))
+        .collect()
+}
+
+fn load_in(name: &str, environment: Option<&str>) -> Spec {
     let env = |k: &str| {
         match k {
         "PREFECT_ACCOUNT_ID" => Some("9b5d7c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f".to_string()),
@@ -34,7 +54,7 @@ fn load(name: &str) -> Spec {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../stacks")
         .join(name);
-    spec::load(&path, &env, Some("us-east-1"))
+    spec::load_env(&path, &env, Some("us-east-1"), environment)
         .unwrap_or_else(|e| panic!("{}", spec::render_plain(&e)))
 }
 
@@ -770,22 +790,26 @@ fn snapshot_plan(name: &str, p: &Plan) {
 #[test]
 fn every_stack_snapshot() {
     insta::glob!("../../../stacks", "*.toml", |path| {
-        let spec = load(path.file_name().unwrap().to_str().unwrap());
-        let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
-        insta::assert_snapshot!("graph", g.to_dot());
-        insta::assert_snapshot!(
-            "plan_from_empty",
-            compute(&spec.name, Some(&g), &ObservedState::default())
-                .unwrap()
-                .render()
-        );
-        let p = compute(&spec.name, Some(&g), &ObservedState::default()).unwrap();
-        let doc = PlanDoc::new(&p);
-        insta::assert_snapshot!(
-            "plan_from_empty_json",
-            serde_json::to_string_pretty(&doc).unwrap()
-        );
-        insta::assert_snapshot!("plan_from_empty_markdown", markdown::render(&doc));
+        for (env, spec) in load_all(path.file_name().unwrap().to_str().unwrap()) {
+            let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+            insta::assert_snapshot!(format!("graph{env}"), g.to_dot());
+            insta::assert_snapshot!(
+                format!("plan_from_empty{env}"),
+                compute(&spec.name, Some(&g), &ObservedState::default())
+                    .unwrap()
+                    .render()
+            );
+            let p = compute(&spec.name, Some(&g), &ObservedState::default()).unwrap();
+            let doc = PlanDoc::new(&p);
+            insta::assert_snapshot!(
+                format!("plan_from_empty_json{env}"),
+                serde_json::to_string_pretty(&doc).unwrap()
+            );
+            insta::assert_snapshot!(
+                format!("plan_from_empty_markdown{env}"),
+                markdown::render(&doc)
+            );
+        }
     });
 }
 
@@ -1443,8 +1467,8 @@ fn the_graph_sets_only_attributes_its_kinds_declare() {
     stacks.sort();
     assert!(stacks.len() >= 2, "{stacks:?}");
     let mut kinds = std::collections::BTreeSet::new();
-    for name in stacks {
-        let g = build(&load(&name), "us-east-1", key(), Some(&template())).unwrap();
+    for (name, spec) in stacks.iter().flat_map(|name| load_all(name)) {
+        let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
         for d in g.resources() {
             kinds.insert(d.address.kind);
             for attr in d.attrs.keys() {
@@ -2055,12 +2079,14 @@ fn task_state_changes_reach_the_queue_the_workers_observe() {
 fn every_stack_cost_snapshot() {
     let prices = crate::cost::prices("us-east-1").unwrap();
     insta::glob!("../../../stacks", "*.toml", |path| {
-        let spec = load(path.file_name().unwrap().to_str().unwrap());
-        let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
-        insta::assert_snapshot!(
-            "cost",
-            crate::cost::of_graph(&g, &prices, &Default::default()).render("us-east-1", &prices)
-        );
+        for (env, spec) in load_all(path.file_name().unwrap().to_str().unwrap()) {
+            let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+            insta::assert_snapshot!(
+                format!("cost{env}"),
+                crate::cost::of_graph(&g, &prices, &Default::default())
+                    .render("us-east-1", &prices)
+            );
+        }
     });
 }
 

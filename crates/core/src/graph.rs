@@ -955,7 +955,7 @@ impl Expander<'_> {
         let td_res = self.res(
             td.clone(),
             attrs([
-                (task_definition::FAMILY, json!(w.name)),
+                (task_definition::FAMILY, json!(w.family)),
                 (task_definition::CPU, json!(w.cpu.to_string())),
                 (task_definition::MEMORY, json!(w.memory.to_string())),
                 (task_definition::NETWORK_MODE, json!("awsvpc")),

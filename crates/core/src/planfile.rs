@@ -214,6 +214,7 @@ impl PlanFile {
         // The cost follows from the changes; a plan saved before it was priced is not stale.
         let unpriced = |d: &PlanDoc| PlanDoc {
             cost: None,
+            target: None,
             ..d.clone()
         };
         if out.is_empty() && unpriced(plan_now) != unpriced(&self.plan) {

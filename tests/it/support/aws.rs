@@ -593,6 +593,30 @@ pub async fn cluster(aws: &Aws, name: &str) -> Option<(aws_sdk_ecs::types::Clust
 /// Everything of the stack still present in AWS, one line each, queried service by service
 /// (the tagging API misses EIPs, IAM and Cloud Map). Lines start with the resource kind.
 pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
+    let workers: Vec<Named> = stack
+        .workers
+        .iter()
+        .map(|w| Named {
+            worker: w.name.clone(),
+            pool: w.work_pool.clone(),
+            family: w.name.clone(),
+        })
+        .collect();
+    leftovers_of(aws, &stack.name, &workers).await
+}
+
+/// A worker's names, for [`leftovers_of`].
+pub struct Named {
+    pub worker: String,
+    pub pool: String,
+    pub family: String,
+}
+
+/// [`leftovers`] of the stack `name` (an environment's: `<stack>-<env>`), every other name
+/// derived from it as the spec's defaults are.
+pub async fn leftovers_of(aws: &Aws, name: &str, workers: &[Named]) -> Vec<String> {
+    let names = TestStack::named(name);
+    let stack = &names;
     let mut left: Vec<String> = Ec2Stack::load(aws, &stack.name)
         .await
         .addresses()
@@ -600,8 +624,8 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
         .map(|a| format!("ec2 {a}"))
         .collect();
 
-    for w in &stack.workers {
-        let pool = super::prefect::prefect().pool(&w.work_pool);
+    for w in workers {
+        let pool = super::prefect::prefect().pool(&w.pool);
         if pool.is_some_and(|p| {
             // An adopted pool outlives the stack by design.
             p["description"].as_str().is_some_and(|d| {
@@ -609,7 +633,7 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
                     && !d.contains("\"prefect-ecs:adopted\":\"true\"")
             })
         }) {
-            left.push(format!("prefect_work_pool {}", w.work_pool));
+            left.push(format!("prefect_work_pool {}", w.pool));
         }
     }
 
@@ -656,16 +680,20 @@ pub async fn leftovers(aws: &Aws, stack: &TestStack) -> Vec<String> {
         left.push(format!("event_rule {}", stack.events_rule()));
     }
 
-    for w in &stack.workers {
-        for s in discovery_services_named(aws, &w.name).await {
-            left.push(format!("service_discovery_service {s:?}"));
+    for w in workers {
+        for s in discovery_services_named(aws, &w.worker).await {
+            // Another stack's (an environment's beside this one) service of the same name is not this one's.
+            let tags = discovery_tags(aws, s.arn().unwrap_or_default()).await;
+            if tags.get("prefect-ecs:stack").is_none_or(|t| t == name) {
+                left.push(format!("service_discovery_service {s:?}"));
+            }
         }
-        if let Some(s) = ecs_service(aws, &stack.cluster(), &w.name).await
+        if let Some(s) = ecs_service(aws, &stack.cluster(), &w.worker).await
             && s.status() != Some("INACTIVE")
         {
-            left.push(format!("ecs_service {} {:?}", w.name, s.status()));
+            left.push(format!("ecs_service {} {:?}", w.worker, s.status()));
         }
-        for arn in active_revisions(aws, &w.name).await {
+        for arn in active_revisions(aws, &w.family).await {
             left.push(format!("ecs_task_definition {arn}"));
         }
     }

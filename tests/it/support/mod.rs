@@ -173,6 +173,15 @@ impl TestStack {
         stack
     }
 
+    /// The names of stack `name` as the spec's defaults derive them (`cluster()`, …), with no
+    /// worker: for reading another stack's resources, such as an environment's.
+    pub fn named(name: &str) -> Self {
+        let mut stack = TestStack::new("named");
+        stack.workers.clear();
+        stack.name = name.to_owned();
+        stack
+    }
+
     /// Adds worker `<stack>-w<n>` (pool `<stack>-pool-<n>`, 512 CPU units, 1024 MiB) and
     /// returns its name. Pool names are unique per test: every test shares one Prefect server.
     pub fn add_worker(&mut self) -> String {

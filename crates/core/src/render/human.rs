@@ -44,13 +44,12 @@ impl Style {
 
 pub const NO_CHANGES: &str = "No changes. The stack matches the spec.\n";
 
+/// With what the run acts on in the header (`stack "dev" (env prod) in account
+/// 123456789012, us-east-1, Prefect workspace …`) when the document knows it, else the stack's
+/// name alone.
 pub fn render(doc: &PlanDoc, style: Style) -> String {
-    render_in(doc, style, None)
-}
-
-/// With what the run acts on in the header (`stack "dev" in account 123456789012,
-/// us-east-1`), as a live plan knows it; a saved plan's rendering names the stack only.
-pub fn render_in(doc: &PlanDoc, style: Style, target: Option<&str>) -> String {
+    let target = doc.target.as_ref().map(|t| t.describe(&doc.stack));
+    let target = target.as_deref();
     if doc.is_empty() {
         if let Some(note) = doc.targeting_note() {
             return format!("No changes for the targeted resources.\n\n{note}\n");

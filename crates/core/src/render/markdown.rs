@@ -8,6 +8,23 @@ use super::{Action, ChangeDoc, PlanDoc, attr_line, attr_symbol, created_lines, s
 
 pub fn render(doc: &PlanDoc) -> String {
     let mut s = format!("### prefect-ecs plan: stack `{}`\n\n", doc.stack);
+    if let Some(t) = &doc.target {
+        let env = t
+            .env
+            .as_ref()
+            .map(|e| format!("env `{e}` · "))
+            .unwrap_or_default();
+        let account = t
+            .account
+            .as_ref()
+            .map(|a| format!("account `{a}` · "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{env}{account}region `{}` · Prefect workspace `{}`\n",
+            t.region, t.workspace
+        );
+    }
     let note = doc.targeting_note().map(|n| format!("> **Note:** {n}\n\n"));
     if doc.is_empty() {
         match note {

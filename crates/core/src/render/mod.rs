@@ -87,6 +87,91 @@ pub struct PlanDoc {
     /// rendered without its region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostDoc>,
+    /// What the plan acts on: environment, account, region, Prefect workspace (issue 13).
+    /// Absent when not known (a plan computed without AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+/// What a plan acts on, named in the first line of every rendering of it; a saved plan keeps
+/// it, and `apply FILE` refuses to run it on anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The spec file's environment (`--env`), when it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The AWS account (STS); `None` when not asked.
+    pub account: Option<String>,
+    pub region: String,
+    /// The Prefect workspace the pools are managed in: `accounts/<id>/workspaces/<id>` on
+    /// Prefect Cloud, the API URL of a self-hosted server.
+    pub workspace: String,
+}
+
+impl Target {
+    pub fn new(spec: &crate::spec::Spec, account: Option<String>, region: &str) -> Target {
+        let workspace = match &spec.prefect.cloud {
+            Some(c) => format!("accounts/{}/workspaces/{}", c.account_id, c.workspace_id),
+            None => spec.prefect.api_url.clone(),
+        };
+        Target {
+            env: spec.env.clone(),
+            account,
+            region: region.to_owned(),
+            workspace,
+        }
+    }
+
+    /// `stack "team-prod" (env prod) in account 123456789012, us-east-1, Prefect workspace …`
+    pub fn describe(&self, stack: &str) -> String {
+        let env = self
+            .env
+            .as_ref()
+            .map(|e| format!(" (env {e})"))
+            .unwrap_or_default();
+        let account = self
+            .account
+            .as_ref()
+            .map(|a| format!(" in account {a},"))
+            .unwrap_or_else(|| " in".into());
+        format!(
+            "stack \"{stack}\"{env}{account} {}, Prefect workspace {}",
+            self.region, self.workspace
+        )
+    }
+
+    /// How `self` (a saved plan's) and `now` differ, one line per field.
+    pub fn differences(&self, now: &Target) -> Vec<String> {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let mut out = Vec::new();
+        if self.env != now.env {
+            out.push(format!(
+                "environment: planned for {}, now {}",
+                show(&self.env),
+                show(&now.env)
+            ));
+        }
+        if self.account.is_some() && now.account.is_some() && self.account != now.account {
+            out.push(format!(
+                "AWS account: planned for {}, now {}",
+                show(&self.account),
+                show(&now.account)
+            ));
+        }
+        if self.region != now.region {
+            out.push(format!(
+                "region: planned for {}, now {}",
+                self.region, now.region
+            ));
+        }
+        if self.workspace != now.workspace {
+            out.push(format!(
+                "Prefect workspace: planned for {}, now {}",
+                self.workspace, now.workspace
+            ));
+        }
+        out
+    }
 }
 
 /// The monthly cost in a plan, USD: before and after the plan, and the items with a fixed
@@ -236,7 +321,14 @@ impl PlanDoc {
             replace: plan.selection.replace.clone(),
             left_out: plan.left_out,
             cost: None,
+            target: None,
         }
+    }
+
+    /// With what the plan acts on.
+    pub fn targeted(mut self, target: Target) -> PlanDoc {
+        self.target = Some(target);
+        self
     }
 
     /// With the monthly cost before and after the plan, from the price table for `region`.

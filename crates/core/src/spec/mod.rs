@@ -5,9 +5,11 @@
 //! the file from being read as TOML stops early: invalid UTF-8, nesting deeper than a spec
 //! can need (`scan.rs`), a syntax error.
 
+mod env;
 pub mod model;
 mod paths;
 mod raw;
+pub mod render;
 mod report;
 mod scan;
 mod schema;
@@ -89,6 +91,18 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
 ) -> Result<Spec, SpecError> {
+    parse_env(source, path, env, region, None)
+}
+
+/// [`parse`] with one of the file's environments (`[env.<name>]`, `--env`) merged in; a file
+/// with environments needs one, a file without refuses one.
+pub fn parse_env(
+    source: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+    environment: Option<&str>,
+) -> Result<Spec, SpecError> {
     let file_name = path.display().to_string();
     let fail = |problems: Vec<Problem>| {
         let problems = problems
@@ -104,7 +118,14 @@ pub fn parse(
             Some(span),
         )]));
     }
-    let parsed = DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, source, None)]))?;
+    let mut parsed =
+        DeTable::parse(source).map_err(|e| fail(vec![toml_problem(&e, source, None)]))?;
+    // Every environment's strings are searched for a literal key, not only the selected one's.
+    let whole = parsed.clone();
+    let (selected, env_problems) = env::select(parsed.get_mut(), environment);
+    if !env_problems.is_empty() {
+        return Err(invalid(&file_name, source, env_problems, &[]));
+    }
     let doc = parsed.get_ref();
 
     // Type errors first, on a copy that serde then reads with the wrong values taken out.
@@ -131,7 +152,7 @@ pub fn parse(
         .map(|v| v.get_ref().as_str())
         .filter(|v| find_api_key(v).is_none())
         .unwrap_or("PREFECT_API_KEY");
-    paths::for_each_string(doc, &mut |key, value, span| {
+    paths::for_each_string(whole.get_ref(), &mut |key, value, span| {
         if find_api_key(value).is_some() {
             let message = format!(
                 "{key} looks like a literal Prefect API key; remove it and set {key_var} (or \
@@ -158,6 +179,7 @@ pub fn parse(
         doc,
         path,
         dropped: &dropped,
+        env: selected.as_ref(),
     };
     let spec = validate::validate(&raw, &file, env, region, &mut problems);
     if problems.is_empty() {
@@ -174,8 +196,19 @@ pub fn parse_bytes(
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
 ) -> Result<Spec, SpecError> {
+    parse_bytes_env(bytes, path, env, region, None)
+}
+
+/// [`parse_bytes`] for one environment, as [`parse_env`].
+pub fn parse_bytes_env(
+    bytes: &[u8],
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+    environment: Option<&str>,
+) -> Result<Spec, SpecError> {
     match scan::utf8(bytes) {
-        Ok(source) => parse(source, path, env, region),
+        Ok(source) => parse_env(source, path, env, region, environment),
         Err((text, found)) => {
             let problems = found
                 .into_iter()
@@ -197,11 +230,38 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
     region: Option<&str>,
 ) -> Result<Spec, SpecError> {
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Io {
+    load_env(path, env, region, None)
+}
+
+/// Read the file then [`parse_env`].
+pub fn load_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    region: Option<&str>,
+    environment: Option<&str>,
+) -> Result<Spec, SpecError> {
+    let bytes = read(path)?;
+    parse_bytes_env(&bytes, path, env, region, environment)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SpecError> {
+    std::fs::read(path).map_err(|source| SpecError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    parse_bytes(&bytes, path, env, region)
+    })
+}
+
+/// The environments a spec file defines (`[env.<name>]`), sorted; empty for a file without
+/// any, or one that is not TOML (parsing it reports why).
+pub fn environments(path: &Path) -> Result<Vec<String>, SpecError> {
+    let bytes = read(path)?;
+    let names = std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|s| scan::too_deep(s).is_none())
+        .and_then(|s| DeTable::parse(s).ok())
+        .map(|doc| env::names(doc.get_ref()))
+        .unwrap_or_default();
+    Ok(names)
 }
 
 /// The renderer of every error the binary reports (its miette hook): lines unwrapped, so that
@@ -284,6 +344,8 @@ fn find_api_key(text: &str) -> Option<Range<usize>> {
     })
 }
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]

@@ -10,6 +10,13 @@ use ipnet::Ipv4Net;
 pub struct Spec {
     /// Stack name: the value of the `prefect-ecs:stack` ownership tag.
     pub name: String,
+    /// The environment of the file this is (`[env.<name>]`, `--env`), if it has them.
+    pub env: Option<String>,
+    /// The AWS account the stack must be applied in (`[stack] account_id`): checked against
+    /// the caller's before any other call.
+    pub account_id: Option<String>,
+    /// `destroy` needs `--confirm <env or stack>` (`[stack] protected`).
+    pub protected: bool,
     /// Region from the spec, if it names one (`[stack] region`).
     pub region: Option<String>,
     /// User tags put on every resource (besides the ownership tags).
@@ -206,8 +213,11 @@ pub struct Cluster {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worker {
-    /// Worker name: the ECS service name, the task definition family and `--name`.
+    /// Worker name: the ECS service name and `--name`.
     pub name: String,
+    /// The task definition family: the worker's name, or in an environment
+    /// `<stack>-<worker>` (families are the account's, shared by every stack in the region).
+    pub family: String,
     pub work_pool: String,
     pub image: String,
     pub cpu: u32,

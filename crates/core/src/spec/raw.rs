@@ -48,6 +48,8 @@ pub struct RawSpec {
 pub struct RawStack {
     pub name: Text,
     pub region: Text,
+    pub account_id: Text,
+    pub protected: Flag,
     #[serde(default)]
     pub tags: BTreeMap<String, Spanned<String>>,
 }
@@ -130,6 +132,7 @@ pub struct RawCluster {
 #[derive(Deserialize)]
 pub struct RawWorker {
     pub name: Text,
+    pub family: Text,
     pub work_pool: Text,
     pub image: Text,
     pub cpu: Number,

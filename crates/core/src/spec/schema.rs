@@ -54,7 +54,13 @@ pub const ROOT: &[(&str, Type)] = &[
     ),
 ];
 
-const STACK: &[(&str, Type)] = &[("name", Text), ("region", Text), ("tags", TextMap)];
+const STACK: &[(&str, Type)] = &[
+    ("name", Text),
+    ("region", Text),
+    ("account_id", Text),
+    ("protected", Flag),
+    ("tags", TextMap),
+];
 const PREFECT: &[(&str, Type)] = &[
     ("account_id", Text),
     ("workspace_id", Text),
@@ -98,6 +104,7 @@ const IAM: &[(&str, Type)] = &[
 ];
 const WORKER: &[(&str, Type)] = &[
     ("name", Text),
+    ("family", Text),
     ("work_pool", Text),
     ("image", Text),
     ("cpu", Number),

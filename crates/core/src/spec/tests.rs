@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::validate::{SubstError, fargate_memory, substitute};
@@ -40,9 +40,27 @@ fn stacks() {
         let env = env();
         let name = Path::new("stacks").join(path.file_name().unwrap());
         let source = std::fs::read_to_string(path).unwrap();
-        let spec = parse(&source, &name, &|n| env.get(n).cloned(), Some("us-east-1"))
-            .unwrap_or_else(|e| panic!("{}", render_plain(&e)));
-        insta::assert_debug_snapshot!(spec);
+        let load = |environment: Option<&str>| {
+            parse_env(
+                &source,
+                &name,
+                &|n| env.get(n).cloned(),
+                Some("us-east-1"),
+                environment,
+            )
+            .unwrap_or_else(|e| panic!("{}", render_plain(&e)))
+        };
+        // A file with environments: every one of them, by name.
+        let environments = environments(path).unwrap();
+        if environments.is_empty() {
+            insta::assert_debug_snapshot!(load(None));
+        } else {
+            let specs: BTreeMap<&str, Spec> = environments
+                .iter()
+                .map(|e| (e.as_str(), load(Some(e))))
+                .collect();
+            insta::assert_debug_snapshot!(specs);
+        }
     });
 }
 

@@ -120,6 +120,8 @@ pub(super) struct File<'a> {
     pub path: &'a Path,
     /// The keys `schema::check` took out for their type (already reported).
     pub dropped: &'a HashSet<String>,
+    /// The environment merged in, if any.
+    pub env: Option<&'a super::env::Selected>,
 }
 
 pub(super) fn validate(
@@ -145,7 +147,7 @@ pub(super) fn validate(
     let prefect = c.prefect(raw.prefect.as_ref(), path);
 
     let stack_span = raw.stack.as_ref().map(|s| s.span());
-    let (name, spec_region, tags) = match &raw.stack {
+    let (mut name, spec_region, tags) = match &raw.stack {
         Some(stack) => c.stack(stack),
         None => {
             c.report(
@@ -155,6 +157,30 @@ pub(super) fn validate(
             );
             (String::new(), None, BTreeMap::new())
         }
+    };
+    let stack = raw.stack.as_ref().map(|s| s.get_ref());
+    // An environment's stack is `<stack>-<env>` unless the environment names it.
+    if let Some(env) = file.env.filter(|e| !e.names_stack && !name.is_empty()) {
+        let derived = format!("{name}-{}", env.name);
+        if stack_name(&derived).is_err() && stack_name(&name).is_ok() {
+            let message = format!(
+                "environment {} makes the stack name \"{derived}\", longer than the 28 \
+                 characters a stack name may have; shorten [stack] name or set \
+                 [env.{}.stack] name",
+                env.name, env.name
+            );
+            let span = stack.and_then(|s| s.name.as_ref()).map(|n| n.span());
+            c.report(span, &root.key("stack").key("name"), message);
+        }
+        name = derived;
+    }
+    let sp = root.key("stack");
+    let account_id = stack
+        .and_then(|s| s.account_id.as_ref())
+        .map(|a| c.string(Some(a), &sp.key("account_id"), String::new(), account_id));
+    let protected = match stack {
+        Some(s) => c.flag(&s.protected, &sp.key("protected"), false),
+        None => false,
     };
     // An invalid spec region is already reported; naming zones after it avoids a second,
     // misleading "no region" problem.
@@ -266,11 +292,14 @@ pub(super) fn validate(
             0..=10_000_000,
         ),
     };
-    let workers = c.workers(raw.worker.as_ref());
+    let workers = c.workers(raw.worker.as_ref(), &name, file.env.is_some());
     let work_pools = c.work_pools(raw.work_pool.as_ref(), &workers);
     let region = region.map(str::to_owned);
     let spec = Spec {
         name,
+        env: file.env.map(|e| e.name.clone()),
+        account_id,
+        protected,
         region: spec_region,
         tags,
         prefect,
@@ -432,8 +461,8 @@ impl Checker<'_> {
             let message = match error {
                 // Without the key's path, so that every reference is one problem.
                 SubstError::Unset(name) => format!(
-                    "environment variable {name} is not set; set it, or write \
-                     ${{{name}:-default}} to give a default"
+                    "environment variable {name} is not set; set it (or pass --var \
+                     {name}=…), or write ${{{name}:-default}} to give a default"
                 ),
                 SubstError::Forbidden(name) => format!(
                     "{path} references ${{{name}}}, the Prefect API key, which would be stored \
@@ -1253,7 +1282,14 @@ impl Checker<'_> {
         *days.get_ref()
     }
 
-    fn workers(&mut self, raw: Option<&Spanned<Vec<Spanned<RawWorker>>>>) -> Vec<Worker> {
+    /// `stack`: the stack's name, which unnamed pools (and, in an environment, the task
+    /// families, which an account shares across stacks) are named after.
+    fn workers(
+        &mut self,
+        raw: Option<&Spanned<Vec<Spanned<RawWorker>>>>,
+        stack: &str,
+        in_env: bool,
+    ) -> Vec<Worker> {
         let p = KeyPath::default().key("worker");
         let list = match raw {
             Some(list) if !list.get_ref().is_empty() => list.get_ref(),
@@ -1265,6 +1301,7 @@ impl Checker<'_> {
             }
         };
         let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut families: HashMap<String, usize> = HashMap::new();
         let mut workers = Vec::new();
         for (i, raw) in list.iter().enumerate() {
             let p = p.index(i);
@@ -1278,10 +1315,10 @@ impl Checker<'_> {
                 self.report(Some(value.span()), &p.key("name"), message);
             }
             seen.entry(name.clone()).or_insert(i);
-            let work_pool = self.required(
-                &raw.work_pool,
+            let work_pool = self.string(
+                raw.work_pool.as_ref(),
                 &p.key("work_pool"),
-                table.clone(),
+                format!("{stack}-{name}"),
                 work_pool,
             );
             let image = self.string(
@@ -1347,8 +1384,28 @@ impl Checker<'_> {
                 );
                 self.report(paths::key_span(self.doc, &path.0), &path, message);
             }
+            let derived = match in_env {
+                true => format!("{stack}-{name}"),
+                false => name.clone(),
+            };
+            let family = self.string(
+                raw.family.as_ref(),
+                &p.key("family"),
+                derived,
+                aws_name("task definition family", 255, |ch| "_-".contains(ch)),
+            );
+            if let Some(first) = families.insert(family.clone(), i)
+                && let Some(value) = &raw.family
+            {
+                let message = format!(
+                    "task definition family \"{family}\" is also worker[{first}]'s; each \
+                     worker registers its own family"
+                );
+                self.report(Some(value.span()), &p.key("family"), message);
+            }
             workers.push(Worker {
                 name,
+                family,
                 work_pool,
                 image,
                 cpu,
@@ -1588,6 +1645,14 @@ fn stack_name(name: &str) -> Result<(), String> {
              starting with a letter"
         )
     })
+}
+
+/// An AWS account id: twelve digits.
+fn account_id(id: &str) -> Result<(), String> {
+    ensure(
+        id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()),
+        || format!("account_id \"{id}\" is not an AWS account id (twelve digits)"),
+    )
 }
 
 fn uuid(id: &str) -> Result<(), String> {
