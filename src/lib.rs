@@ -6,8 +6,8 @@
 //! and their output.
 
 pub use prefect_ecs_core::{
-    apply, cost, diagnose, diff, graph, image, kinds, model, online, outputs, plan, planfile,
-    policy, render, secret, spec, stack, verify,
+    apply, cost, diagnose, diff, graph, image, kinds, model, network, online, outputs, plan,
+    planfile, policy, render, secret, spec, stack, verify,
 };
 
 pub mod cli;

@@ -124,16 +124,12 @@ impl Progress {
 
     /// The plan about to be executed. `target`: what it acts on, for the header; its region
     /// prices the monthly cost.
-    pub fn plan(
-        &self,
-        plan: &Plan,
-        target: crate::render::Target,
-        assume: &crate::cost::CostAssumptions,
-    ) {
+    pub fn plan(&self, plan: &Plan, target: crate::render::Target, spec: &crate::spec::Spec) {
         let region = target.region.clone();
         let doc = PlanDoc::new(plan)
-            .priced(plan, &region, assume)
-            .targeted(target);
+            .priced(plan, &region, &spec.cost)
+            .targeted(target)
+            .reading(spec);
         match self.mode {
             Mode::Json => json_line(json!({"type": "plan", "plan": doc})),
             Mode::Live | Mode::Lines => print!("{}", human::render(&doc, self.style)),

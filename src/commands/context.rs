@@ -91,6 +91,28 @@ impl Context<Aws> {
     }
 }
 
+/// Workers are not put in an existing network they cannot work in: every failed check named,
+/// nothing changed.
+fn existing_network_usable(
+    spec: &Spec,
+    existing: &spec::ExistingNetwork,
+    facts: &crate::network::NetworkFacts,
+) -> Result<()> {
+    let failed: Vec<String> = crate::network::check(spec, existing, facts)
+        .into_iter()
+        .filter_map(|(what, result)| result.err().map(|e| format!("  - {what}: {e}")))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(miette!(
+        help = "`prefect-ecs verify` shows every check of the network",
+        "the existing network [network] vpc_id = \"{}\" cannot run the workers, nothing was changed:\n{}",
+        existing.vpc_id,
+        failed.join("\n")
+    ))
+}
+
 /// A spec pinned to an account (`[stack] account_id`) runs only with credentials of that
 /// account: checked before any call but STS's.
 pub fn same_account(spec: &Spec, account: &str) -> Result<()> {
@@ -221,10 +243,23 @@ impl<S: Stack> Context<S> {
             plan.remove_flow_run_definitions(&flow_runs);
             return Ok((observed, plan));
         }
-        // Independent reads: the template and the live stack in one wave, not two.
-        let (template, observed) =
-            tokio::join!(self.aws.pool_template(), self.aws.discover(&self.spec));
+        // Independent reads: the template, the live stack and an existing network in one
+        // wave, not three.
+        let network = async {
+            match &self.spec.network.existing {
+                Some(e) => self.aws.network_facts(e).await.map(|f| Some((e, f))),
+                None => Ok(None),
+            }
+        };
+        let (template, observed, network) = tokio::join!(
+            self.aws.pool_template(),
+            self.aws.discover(&self.spec),
+            network
+        );
         let (template, observed) = (template?, observed?);
+        if let Some((existing, facts)) = network? {
+            existing_network_usable(&self.spec, existing, &facts)?;
+        }
         if self.graph.get().is_none() {
             let graph = graph::build(
                 &self.spec,
@@ -351,7 +386,7 @@ impl<S: Stack> Context<S> {
         flags: &RunFlags,
         mut progress: Progress,
     ) -> Result<ExitCode> {
-        progress.plan(&plan, self.run_target(), &self.spec.cost);
+        progress.plan(&plan, self.run_target(), &self.spec);
         if plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }

@@ -17,7 +17,22 @@ pub struct How<'a> {
 pub async fn run(settings: &Settings, spec: &Path, how: How<'_>) -> Result<ExitCode> {
     let ctx = Context::new(spec, settings, false, true).await?;
     let observed = ctx.aws.discover(&ctx.spec).await?;
-    let outputs = crate::outputs::collect(&observed);
+    let mut outputs = crate::outputs::collect(&observed);
+    // An existing network's ids are the spec's (it is read, not found by the stack's tags).
+    if let Some(e) = ctx
+        .spec
+        .network
+        .existing
+        .as_ref()
+        .filter(|_| !outputs.is_empty())
+    {
+        let subnets = match ctx.spec.network.task_subnets {
+            crate::spec::Tier::Private => "private_subnet_ids",
+            crate::spec::Tier::Public => "public_subnet_ids",
+        };
+        outputs.insert("vpc_id".into(), serde_json::json!(e.vpc_id));
+        outputs.insert(subnets.into(), serde_json::json!(e.subnet_ids));
+    }
     if outputs.is_empty() {
         return Err(miette!(
             "stack \"{}\" has no resources in {}: run `prefect-ecs apply {}` first",

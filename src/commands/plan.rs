@@ -28,7 +28,8 @@ pub async fn run(
     let (observed, plan) = ctx.observe_and_plan().await?;
     let doc = PlanDoc::new(&plan)
         .priced(&plan, &ctx.region, &ctx.spec.cost)
-        .targeted(ctx.run_target());
+        .targeted(ctx.run_target())
+        .reading(&ctx.spec);
     if let Some(out) = out {
         save_plan(spec, out, &ctx, &observed, &doc, show.format())?;
     }

@@ -239,6 +239,16 @@ impl Stack for Fake {
         // No worker runs flows in this world.
         Ok(Vec::new())
     }
+
+    async fn network_facts(
+        &self,
+        _: &crate::spec::ExistingNetwork,
+    ) -> Result<crate::network::NetworkFacts, ProviderError> {
+        // The stacks of this world make their own VPC.
+        Err(ProviderError(
+            "no existing network in the in-memory stack".into(),
+        ))
+    }
 }
 
 /// The fake, failing every call `fail` names (`create nat_gateway.nat[0]`, `release_lock`…).
@@ -341,6 +351,13 @@ impl Stack for Faulty {
         families: &[(String, String)],
     ) -> Result<Vec<(String, String)>, ProviderError> {
         self.inner.flow_run_definitions(families).await
+    }
+
+    async fn network_facts(
+        &self,
+        existing: &crate::spec::ExistingNetwork,
+    ) -> Result<crate::network::NetworkFacts, ProviderError> {
+        self.inner.network_facts(existing).await
     }
 }
 

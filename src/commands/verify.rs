@@ -65,6 +65,16 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
         };
         checks.push(("AWS account".into(), check));
     }
+    if let Some(existing) = &spec.network.existing {
+        use crate::stack::Stack;
+        match aws.network_facts(existing).await {
+            Ok(facts) => checks.extend(crate::network::check(&spec, existing, &facts)),
+            Err(e) => checks.push((
+                format!("VPC {}", existing.vpc_id),
+                Err(format!("cannot read it: {e}")),
+            )),
+        }
+    }
     let nats = match spec.network.nat {
         spec::NatMode::None => 0,
         spec::NatMode::Single => 1,

@@ -108,3 +108,122 @@ impl Aws {
         }
     }
 }
+
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
+impl Aws {
+    /// An existing VPC read, never changed (issue 13): the VPC and its DNS attributes, the
+    /// listed subnets (by filter: a missing one is absent, not an error), the VPC's route
+    /// tables and NAT gateways. One wave of calls.
+    pub(super) async fn read_network(
+        &self,
+        e: &crate::spec::ExistingNetwork,
+    ) -> Result<crate::network::NetworkFacts, ProviderError> {
+        use crate::network::{NetworkFacts, RouteTableFacts, SubnetFacts, VpcFacts};
+        use aws_sdk_ec2::types::VpcAttributeName;
+        let vpc = std::slice::from_ref(&e.vpc_id);
+        let attribute = |name: VpcAttributeName| {
+            self.ec2
+                .describe_vpc_attribute()
+                .vpc_id(&e.vpc_id)
+                .attribute(name)
+                .send()
+        };
+        let (vpcs, subnets, tables, nats) = tokio::join!(
+            self.ec2
+                .describe_vpcs()
+                .filters(filter("vpc-id", vpc))
+                .send(),
+            self.ec2
+                .describe_subnets()
+                .filters(filter("subnet-id", &e.subnet_ids))
+                .send(),
+            self.ec2
+                .describe_route_tables()
+                .filters(filter("vpc-id", vpc))
+                .send(),
+            self.ec2
+                .describe_nat_gateways()
+                .filter(filter("vpc-id", vpc))
+                .send(),
+        );
+        let vpcs = vpcs.map_err(|e| aws_err("DescribeVpcs", e))?;
+        let mut facts = NetworkFacts::default();
+        if vpcs.vpcs().iter().any(|v| v.vpc_id() == Some(&e.vpc_id)) {
+            let (support, hostnames) = tokio::join!(
+                attribute(VpcAttributeName::EnableDnsSupport),
+                attribute(VpcAttributeName::EnableDnsHostnames)
+            );
+            let support = support.map_err(|e| aws_err("DescribeVpcAttribute", e))?;
+            let hostnames = hostnames.map_err(|e| aws_err("DescribeVpcAttribute", e))?;
+            facts.vpc = Some(VpcFacts {
+                id: e.vpc_id.clone(),
+                dns_support: support
+                    .enable_dns_support()
+                    .and_then(|a| a.value())
+                    .unwrap_or(false),
+                dns_hostnames: hostnames
+                    .enable_dns_hostnames()
+                    .and_then(|a| a.value())
+                    .unwrap_or(false),
+            });
+        }
+        let subnets = subnets.map_err(|e| aws_err("DescribeSubnets", e))?;
+        facts.subnets = subnets
+            .subnets()
+            .iter()
+            .map(|s| SubnetFacts {
+                id: s.subnet_id().unwrap_or_default().to_owned(),
+                vpc_id: s.vpc_id().unwrap_or_default().to_owned(),
+                az: s.availability_zone().unwrap_or_default().to_owned(),
+                available_ips: s.available_ip_address_count().unwrap_or_default().max(0) as u32,
+            })
+            .collect();
+        let tables = tables.map_err(|e| aws_err("DescribeRouteTables", e))?;
+        facts.route_tables = tables
+            .route_tables()
+            .iter()
+            .map(|t| {
+                let default = t.routes().iter().find(|r| {
+                    r.destination_cidr_block() == Some("0.0.0.0/0")
+                        && r.state().map(|s| s.as_str()) != Some("blackhole")
+                });
+                let target = default.and_then(|r| {
+                    r.nat_gateway_id()
+                        .or(r.gateway_id())
+                        .or(r.transit_gateway_id())
+                        .or(r.network_interface_id())
+                        .or(r.vpc_peering_connection_id())
+                        .map(str::to_owned)
+                });
+                RouteTableFacts {
+                    id: t.route_table_id().unwrap_or_default().to_owned(),
+                    main: t.associations().iter().any(|a| a.main() == Some(true)),
+                    subnet_ids: t
+                        .associations()
+                        .iter()
+                        .filter_map(|a| a.subnet_id().map(str::to_owned))
+                        .collect(),
+                    default_target: target,
+                }
+            })
+            .collect();
+        let nats = nats.map_err(|e| aws_err("DescribeNatGateways", e))?;
+        facts.nat_gateways = nats
+            .nat_gateways()
+            .iter()
+            .filter_map(|n| {
+                Some((
+                    n.nat_gateway_id()?.to_owned(),
+                    n.state()?.as_str().to_owned(),
+                ))
+            })
+            .collect();
+        Ok(facts)
+    }
+}

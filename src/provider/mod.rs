@@ -672,6 +672,13 @@ impl crate::stack::Stack for Aws {
         Aws::worker_facts(self, worker, lines).await
     }
 
+    async fn network_facts(
+        &self,
+        existing: &crate::spec::ExistingNetwork,
+    ) -> Result<crate::network::NetworkFacts, ProviderError> {
+        self.read_network(existing).await
+    }
+
     async fn flow_run_definitions(
         &self,
         families: &[(String, String)],

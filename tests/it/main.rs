@@ -8,6 +8,7 @@ mod commands;
 mod drift;
 mod endpoints;
 mod environments;
+mod existing_network;
 mod lifecycle;
 mod lock;
 mod online;

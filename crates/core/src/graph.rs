@@ -355,13 +355,14 @@ impl Expander<'_> {
         }
     }
 
-    fn resources(&self, api_key: Option<SecretValue>) -> Vec<Desired> {
+    /// The VPC prefect-ecs makes: subnets, gateways, route tables. With the number of private
+    /// route tables.
+    fn network(&self) -> (Vec<Desired>, usize) {
         let s = self.spec;
         let net = &s.network;
         let vpc = addr(Kind::Vpc, "main");
         let igw = addr(Kind::InternetGateway, "main");
         let mut out = Vec::new();
-
         out.push(self.res(
             vpc.clone(),
             attrs([
@@ -457,11 +458,35 @@ impl Expander<'_> {
                 Some(format!("{}-private-{t}", s.name)),
             ));
         }
+        (out, tables)
+    }
+
+    /// The VPC's id: the existing one's, or the one prefect-ecs makes.
+    fn vpc_id(&self) -> Value {
+        match &self.spec.network.existing {
+            Some(e) => json!(e.vpc_id),
+            None => reference(&addr(Kind::Vpc, "main"), "id"),
+        }
+    }
+
+    fn resources(&self, api_key: Option<SecretValue>) -> Vec<Desired> {
+        let s = self.spec;
+        let net = &s.network;
+        let mut out = Vec::new();
+
+        let tables = match net.existing {
+            Some(_) => 0,
+            None => {
+                let (network, tables) = self.network();
+                out.extend(network);
+                tables
+            }
+        };
         let sg = addr(Kind::SecurityGroup, "worker");
         out.push(self.res(
             sg.clone(),
             attrs([
-                (security_group::VPC_ID, reference(&vpc, "id")),
+                (security_group::VPC_ID, self.vpc_id()),
                 (security_group::GROUP_NAME, json!(format!("{}-worker", s.name))),
                 (security_group::DESCRIPTION, json!("prefect-ecs workers: all egress, no ingress")),
                 (security_group::INGRESS, json!([])),
@@ -469,7 +494,7 @@ impl Expander<'_> {
             ]),
             Some(format!("{}-worker", s.name)),
         ));
-        out.extend(self.endpoints(&vpc, tables));
+        out.extend(self.endpoints(tables));
 
         let secret = addr(Kind::Secret, "api_key");
         if let Some(credential) = &s.prefect.credential {
@@ -578,7 +603,7 @@ impl Expander<'_> {
             ns.clone(),
             attrs([
                 (namespace::NAME, json!(s.namespace)),
-                (namespace::VPC_ID, reference(&vpc, "id")),
+                (namespace::VPC_ID, self.vpc_id()),
             ]),
             None,
         ));
@@ -673,9 +698,12 @@ impl Expander<'_> {
     /// each task with a public IP in the public one.
     fn task_network(&self) -> (Vec<Value>, &'static str) {
         let tier = self.spec.network.task_subnets;
-        let subnets = (0..self.spec.network.zones.len())
-            .map(|i| reference(&idx(Kind::Subnet, tier.as_str(), i), "id"))
-            .collect();
+        let subnets = match &self.spec.network.existing {
+            Some(e) => e.subnet_ids.iter().map(|id| json!(id)).collect(),
+            None => (0..self.spec.network.zones.len())
+                .map(|i| reference(&idx(Kind::Subnet, tier.as_str(), i), "id"))
+                .collect(),
+        };
         let public_ip = if tier == Tier::Public {
             "ENABLED"
         } else {
@@ -686,6 +714,9 @@ impl Expander<'_> {
 
     /// The route tables of the task subnets.
     fn task_route_tables(&self, private_tables: usize) -> Vec<Address> {
+        if self.spec.network.existing.is_some() {
+            return Vec::new(); // the VPC's own
+        }
         match self.spec.network.task_subnets {
             Tier::Public => vec![addr(Kind::RouteTable, "public")],
             Tier::Private => (0..private_tables)
@@ -716,7 +747,7 @@ impl Expander<'_> {
     /// `[network.endpoints]`: the S3 gateway endpoint on the task subnets' route tables, and
     /// each interface endpoint with an ENI in every task subnet, behind a security group that
     /// lets in HTTPS from those subnets only.
-    fn endpoints(&self, vpc: &Address, private_tables: usize) -> Vec<Desired> {
+    fn endpoints(&self, private_tables: usize) -> Vec<Desired> {
         let s = self.spec;
         let e = &s.network.endpoints;
         let service = |name: &str| json!(format!("com.amazonaws.{}.{name}", self.region));
@@ -730,7 +761,7 @@ impl Expander<'_> {
             out.push(self.res(
                 addr(Kind::VpcEndpoint, "s3"),
                 attrs([
-                    (vpc_endpoint::VPC_ID, reference(vpc, "id")),
+                    (vpc_endpoint::VPC_ID, self.vpc_id()),
                     (vpc_endpoint::SERVICE_NAME, service("s3")),
                     (vpc_endpoint::ENDPOINT_TYPE, json!(vpc_endpoint::GATEWAY)),
                     (vpc_endpoint::ROUTE_TABLE_IDS, Value::Array(tables)),
@@ -756,7 +787,7 @@ impl Expander<'_> {
         out.push(self.res(
             sg.clone(),
             attrs([
-                (security_group::VPC_ID, reference(vpc, "id")),
+                (security_group::VPC_ID, self.vpc_id()),
                 (
                     security_group::GROUP_NAME,
                     json!(format!("{}-endpoints", s.name)),
@@ -775,7 +806,7 @@ impl Expander<'_> {
             out.push(self.res(
                 addr(Kind::VpcEndpoint, name),
                 attrs([
-                    (vpc_endpoint::VPC_ID, reference(vpc, "id")),
+                    (vpc_endpoint::VPC_ID, self.vpc_id()),
                     (vpc_endpoint::SERVICE_NAME, service(name)),
                     (vpc_endpoint::ENDPOINT_TYPE, json!(vpc_endpoint::INTERFACE)),
                     (vpc_endpoint::SUBNET_IDS, Value::Array(subnets.clone())),
@@ -798,7 +829,7 @@ impl Expander<'_> {
         let (subnets, assign_public_ip) = self.task_network();
         let mut defaults = vec![
             ("cluster", reference(&addr(Kind::EcsCluster, "main"), "arn")),
-            ("vpc_id", reference(&addr(Kind::Vpc, "main"), "id")),
+            ("vpc_id", self.vpc_id()),
             (
                 "network_configuration",
                 json!({

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod image;
 pub mod kinds;
 pub mod model;
+pub mod network;
 pub mod online;
 pub mod outputs;
 pub mod plan;

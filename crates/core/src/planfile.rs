@@ -215,6 +215,7 @@ impl PlanFile {
         let unpriced = |d: &PlanDoc| PlanDoc {
             cost: None,
             target: None,
+            existing: Vec::new(),
             ..d.clone()
         };
         if out.is_empty() && unpriced(plan_now) != unpriced(&self.plan) {

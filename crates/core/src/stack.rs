@@ -12,9 +12,10 @@ use serde_json::Value;
 use crate::apply::{Provider, ProviderError};
 use crate::diagnose::WorkerFacts;
 use crate::model::ObservedState;
+use crate::network::NetworkFacts;
 use crate::online::WorkerStatus;
 use crate::plan::Plan;
-use crate::spec::Spec;
+use crate::spec::{ExistingNetwork, Spec};
 
 /// A worker's service and where its log and heartbeats are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,11 @@ pub trait Stack: Provider {
     async fn pool_workers(&self, pool: &str) -> Result<Option<Vec<WorkerStatus>>, ProviderError>;
     /// What ECS, the worker's log (its last `lines`) and Prefect say of a worker.
     async fn worker_facts(&self, worker: &WorkerRef, lines: i32) -> WorkerFacts;
+    /// An existing VPC, its listed subnets and its route tables, read (never changed).
+    async fn network_facts(
+        &self,
+        existing: &ExistingNetwork,
+    ) -> Result<NetworkFacts, ProviderError>;
     /// The ACTIVE task-definition revisions (ARNs) of each `(pool, family)` in `families`
     /// exactly (a family that merely starts alike is another's), by pool.
     async fn flow_run_definitions(

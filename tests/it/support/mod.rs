@@ -136,6 +136,8 @@ pub struct TestStack {
     /// Replaces the `[prefect]` table the spec is written with (a test of another server or
     /// credential).
     pub prefect_table: Option<String>,
+    /// Replaces the `[network]` table (a test of an existing VPC).
+    pub network_table: Option<String>,
     /// The workers heartbeat to their pools (the test plays the running worker, see
     /// [`prefect::keep_online`]); off for tests of a worker that never comes online.
     pub workers_online: bool,
@@ -164,6 +166,7 @@ impl TestStack {
             interface_endpoints: Vec::new(),
             workers_online: true,
             prefect_table: None,
+            network_table: None,
             canary: canary(),
             forbidden: Vec::new(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -216,10 +219,15 @@ impl TestStack {
                 prefect::prefect().api_url
             )
         });
+        let network = self.network_table.clone().unwrap_or_else(|| {
+            format!(
+                "[network]\ncidr = \"{}\"\nnat = \"{}\"\n",
+                self.cidr, self.nat
+            )
+        });
         let mut toml = format!(
-            "[stack]\nname = \"{}\"\nregion = \"{REGION}\"\n\n{prefect}\n\
-             [network]\ncidr = \"{}\"\nnat = \"{}\"\n",
-            self.name, self.cidr, self.nat
+            "[stack]\nname = \"{}\"\nregion = \"{REGION}\"\n\n{prefect}\n{network}",
+            self.name
         );
         if !self.interface_endpoints.is_empty() {
             toml += &format!(

@@ -58,6 +58,9 @@ pub fn render(doc: &PlanDoc, style: Style) -> String {
             Some(target) => format!("No changes. The stack matches the spec ({target}).\n"),
             None => NO_CHANGES.into(),
         };
+        if !doc.existing.is_empty() {
+            let _ = writeln!(s, "\n{}", doc.existing_lines().join("\n"));
+        }
         if let Some(cost) = &doc.cost {
             // Unchanged by definition: the figure alone.
             let _ = writeln!(s, "\n{}", cost.lines()[0]);
@@ -68,6 +71,9 @@ pub fn render(doc: &PlanDoc, style: Style) -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| format!("stack \"{}\"", doc.stack));
     let mut s = format!("prefect-ecs will perform these actions on {target}:\n\n");
+    if !doc.existing.is_empty() {
+        let _ = writeln!(s, "{}\n", doc.existing_lines().join("\n"));
+    }
     for c in &doc.changes {
         change(&mut s, c, style);
     }

@@ -25,6 +25,10 @@ pub fn render(doc: &PlanDoc) -> String {
             t.region, t.workspace
         );
     }
+    if !doc.existing.is_empty() {
+        let items: Vec<String> = doc.existing.iter().map(|e| format!("`{e}`")).collect();
+        let _ = writeln!(s, "Existing, read-only: {}\n", items.join(", "));
+    }
     let note = doc.targeting_note().map(|n| format!("> **Note:** {n}\n\n"));
     if doc.is_empty() {
         match note {

@@ -91,6 +91,10 @@ pub struct PlanDoc {
     /// Absent when not known (a plan computed without AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// What the stack uses but does not own (an existing VPC and its subnets: `vpc vpc-…`,
+    /// `subnet subnet-…`), read only. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub existing: Vec<String>,
 }
 
 /// What a plan acts on, named in the first line of every rendering of it; a saved plan keeps
@@ -322,7 +326,27 @@ impl PlanDoc {
             left_out: plan.left_out,
             cost: None,
             target: None,
+            existing: Vec::new(),
         }
+    }
+
+    /// With what the spec reads but does not own.
+    pub fn reading(mut self, spec: &crate::spec::Spec) -> PlanDoc {
+        self.existing = spec
+            .network
+            .existing
+            .as_ref()
+            .map(crate::network::listed)
+            .unwrap_or_default();
+        self
+    }
+
+    /// The lines that list [`PlanDoc::existing`].
+    pub fn existing_lines(&self) -> Vec<String> {
+        self.existing
+            .iter()
+            .map(|e| format!("  = {e}  (existing, read-only)"))
+            .collect()
     }
 
     /// With what the plan acts on.

@@ -107,9 +107,20 @@ pub struct Network {
     /// Where the workers' and flow runs' tasks run: private subnets (behind the NAT, or with
     /// endpoints only) or public subnets, each task with a public IP.
     pub task_subnets: Tier,
-    /// One entry per availability zone, in spec order.
+    /// One entry per availability zone, in spec order (none in an existing VPC).
     pub zones: Vec<Zone>,
     pub endpoints: Endpoints,
+    /// `vpc_id`: a VPC and subnets that exist already, read only: prefect-ecs never tags,
+    /// changes or deletes them, and creates no subnet, gateway or route table.
+    pub existing: Option<ExistingNetwork>,
+}
+
+/// An existing VPC and the subnets of it the tasks run in (`task_subnets` says which tier
+/// they are: `private_subnet_ids` or `public_subnet_ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingNetwork {
+    pub vpc_id: String,
+    pub subnet_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

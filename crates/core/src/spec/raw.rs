@@ -67,6 +67,9 @@ pub struct RawPrefect {
 
 #[derive(Deserialize, Default)]
 pub struct RawNetwork {
+    pub vpc_id: Text,
+    pub private_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
+    pub public_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
     pub vpc_name: Text,
     pub cidr: Text,
     pub availability_zones: Option<Spanned<Vec<Spanned<String>>>>,

@@ -137,28 +137,17 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
     }
 
     let n = &spec.network;
-    let nat = match n.nat {
-        NatMode::None => "none",
-        NatMode::Single => "single",
-        NatMode::PerAz => "per-az",
-    };
-    header(&mut out, "[network]")
-        .set("vpc_name", n.vpc_name.as_str())
-        .set("cidr", n.cidr.to_string())
-        .set("availability_zones", list(n.zones.iter().map(|z| &z.az)))
-        .set(
-            "public_subnets",
-            list(n.zones.iter().map(|z| z.public_cidr)),
-        )
-        .set(
-            "private_subnets",
-            list(n.zones.iter().map(|z| z.private_cidr)),
-        )
-        .set("nat", nat)
-        .set("task_subnets", n.task_subnets.as_str());
-    header(&mut out, "[network.endpoints]")
-        .set("s3", n.endpoints.s3)
-        .set("interface", list(&n.endpoints.interface));
+    if let Some(e) = &n.existing {
+        let key = match n.task_subnets {
+            Tier::Private => "private_subnet_ids",
+            Tier::Public => "public_subnet_ids",
+        };
+        header(&mut out, "[network]")
+            .set("vpc_id", e.vpc_id.as_str())
+            .set(key, list(&e.subnet_ids));
+    } else {
+        network(&mut out, n);
+    }
 
     let mut t = header(&mut out, "[secret]");
     t.set("name", spec.secret.name.as_str())
@@ -222,4 +211,30 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
             .set("adopt", true);
     }
     out
+}
+
+/// `[network]` of a VPC prefect-ecs makes.
+fn network(out: &mut String, n: &Network) {
+    let nat = match n.nat {
+        NatMode::None => "none",
+        NatMode::Single => "single",
+        NatMode::PerAz => "per-az",
+    };
+    header(out, "[network]")
+        .set("vpc_name", n.vpc_name.as_str())
+        .set("cidr", n.cidr.to_string())
+        .set("availability_zones", list(n.zones.iter().map(|z| &z.az)))
+        .set(
+            "public_subnets",
+            list(n.zones.iter().map(|z| z.public_cidr)),
+        )
+        .set(
+            "private_subnets",
+            list(n.zones.iter().map(|z| z.private_cidr)),
+        )
+        .set("nat", nat)
+        .set("task_subnets", n.task_subnets.as_str());
+    header(out, "[network.endpoints]")
+        .set("s3", n.endpoints.s3)
+        .set("interface", list(&n.endpoints.interface));
 }

@@ -71,6 +71,9 @@ const PREFECT: &[(&str, Type)] = &[
     ("auth_string_file", Text),
 ];
 const NETWORK: &[(&str, Type)] = &[
+    ("vpc_id", Text),
+    ("private_subnet_ids", Texts("subnet ids")),
+    ("public_subnet_ids", Texts("subnet ids")),
     ("vpc_name", Text),
     ("cidr", Text),
     ("availability_zones", Texts("zones")),

@@ -864,6 +864,28 @@ impl Checker<'_> {
         stack_span: Option<Range<usize>>,
     ) -> Network {
         let p = KeyPath::default().key("network");
+        if let Some(vpc_id) = &raw.vpc_id {
+            return self.existing_network(raw, vpc_id, stack);
+        }
+        for (key, given) in [
+            (
+                "private_subnet_ids",
+                raw.private_subnet_ids.as_ref().map(|l| l.span()),
+            ),
+            (
+                "public_subnet_ids",
+                raw.public_subnet_ids.as_ref().map(|l| l.span()),
+            ),
+        ] {
+            if let Some(span) = given {
+                let message = format!(
+                    "{key} names subnets of an existing VPC: set vpc_id to that VPC's id, or \
+                     use {} for the subnets prefect-ecs creates",
+                    key.trim_end_matches("_ids").to_owned() + "s"
+                );
+                self.report(Some(span), &p.key(key), message);
+            }
+        }
         let vpc_name = self.string(
             raw.vpc_name.as_ref(),
             &p.key("vpc_name"),
@@ -938,6 +960,128 @@ impl Checker<'_> {
             task_subnets,
             zones,
             endpoints,
+            existing: None,
+        }
+    }
+
+    /// `vpc_id`: an existing VPC, read only, and the subnets of it the tasks run in. What
+    /// describes a VPC prefect-ecs would create is refused with it, each key named.
+    fn existing_network(
+        &mut self,
+        raw: &RawNetwork,
+        vpc_id: &Spanned<String>,
+        stack: &str,
+    ) -> Network {
+        let p = KeyPath::default().key("network");
+        let id = self.string(Some(vpc_id), &p.key("vpc_id"), String::new(), |id| {
+            aws_id("vpc", id)
+        });
+        let own: [(&str, Option<Range<usize>>); 7] = [
+            ("vpc_name", raw.vpc_name.as_ref().map(|v| v.span())),
+            ("cidr", raw.cidr.as_ref().map(|v| v.span())),
+            (
+                "availability_zones",
+                raw.availability_zones.as_ref().map(|v| v.span()),
+            ),
+            ("az_count", raw.az_count.as_ref().map(|v| v.span())),
+            (
+                "public_subnets",
+                raw.public_subnets.as_ref().map(|v| v.span()),
+            ),
+            (
+                "private_subnets",
+                raw.private_subnets.as_ref().map(|v| v.span()),
+            ),
+            ("task_subnets", raw.task_subnets.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in own {
+            if let Some(span) = span {
+                let message = format!(
+                    "{key} describes a VPC prefect-ecs creates; with vpc_id the VPC and its \
+                     subnets exist already and are only read: remove {key} (the tasks run in \
+                     private_subnet_ids, or public_subnet_ids)"
+                );
+                self.report(Some(span), &p.key(key), message);
+            }
+        }
+        if let Some(nat) = &raw.nat
+            && self.text(nat, &p.key("nat")).as_deref() != Some("none")
+        {
+            let message = "with vpc_id the VPC's own NAT gateways carry the private subnets' \
+                           traffic and prefect-ecs creates none: remove nat (or set \"none\")";
+            self.report(Some(nat.span()), &p.key("nat"), message);
+        }
+        let (tier, list, key) = match (&raw.private_subnet_ids, &raw.public_subnet_ids) {
+            (Some(private), Some(public)) => {
+                let message = "give the subnets the tasks run in once: private_subnet_ids \
+                               (out through the VPC's NAT) or public_subnet_ids (each task with \
+                               a public IP), not both";
+                self.report(Some(public.span()), &p.key("public_subnet_ids"), message);
+                (Tier::Private, Some(private), "private_subnet_ids")
+            }
+            (Some(private), None) => (Tier::Private, Some(private), "private_subnet_ids"),
+            (None, Some(public)) => (Tier::Public, Some(public), "public_subnet_ids"),
+            (None, None) => {
+                let message = "vpc_id needs the subnets of it the workers run in: \
+                               private_subnet_ids = [\"subnet-…\", …] (with a route to a NAT \
+                               gateway) or public_subnet_ids (with a route to an internet \
+                               gateway; each task gets a public IP)";
+                self.report(Some(vpc_id.span()), &p.key("vpc_id"), message);
+                (Tier::Private, None, "private_subnet_ids")
+            }
+        };
+        let mut subnet_ids: Vec<String> = Vec::new();
+        if let Some(list) = list {
+            if list.get_ref().is_empty() || list.get_ref().len() > 16 {
+                let message = format!("{key} lists {} subnets; list 1 to 16", list.get_ref().len());
+                self.report(Some(list.span()), &p.key(key), message);
+            }
+            for (i, item) in list.get_ref().iter().enumerate() {
+                let path = p.key(key).index(i);
+                let Some(subnet) = self.text(item, &path) else {
+                    continue;
+                };
+                if let Err(message) = aws_id("subnet", &subnet) {
+                    self.report(Some(item.span()), &path, message);
+                } else if subnet_ids.contains(&subnet) {
+                    let message = format!("subnet {subnet} is listed twice");
+                    self.report(Some(item.span()), &path, message);
+                } else {
+                    subnet_ids.push(subnet);
+                }
+            }
+        }
+        let ep = p.key("endpoints");
+        if let Some(s3) = &raw.endpoints.s3
+            && self.flag(&raw.endpoints.s3, &ep.key("s3"), false)
+        {
+            let message = "the S3 gateway endpoint is a route in the subnets' route tables, \
+                           and an existing VPC's route tables are not prefect-ecs's to change: \
+                           remove s3 (or add the endpoint to the VPC yourself)";
+            self.report(Some(s3.span()), &ep.key("s3"), message);
+        }
+        if let Some(list) = &raw.endpoints.interface
+            && !list.get_ref().is_empty()
+        {
+            let message = "interface endpoints in an existing VPC are not supported yet: their \
+                           security group admits the task subnets by CIDR, which prefect-ecs \
+                           knows only of the subnets it makes";
+            self.report(Some(list.span()), &ep.key("interface"), message);
+        }
+        Network {
+            vpc_name: format!("{stack}-vpc"),
+            cidr: DEFAULT_CIDR.parse().expect("valid default CIDR"),
+            nat: NatMode::None,
+            task_subnets: tier,
+            zones: Vec::new(),
+            endpoints: Endpoints {
+                s3: false,
+                interface: Vec::new(),
+            },
+            existing: Some(ExistingNetwork {
+                vpc_id: id,
+                subnet_ids,
+            }),
         }
     }
 
@@ -1012,7 +1156,8 @@ impl Checker<'_> {
     /// of its own, at `nat`, saying what would fail and how to fix it.
     fn private_egress(&mut self, spec: &Spec, raw: &RawNetwork, region: Option<&str>) {
         let net = &spec.network;
-        if net.nat != NatMode::None || net.task_subnets != Tier::Private {
+        // An existing VPC's way out is its own, checked live by `plan` and `verify`.
+        if net.nat != NatMode::None || net.task_subnets != Tier::Private || net.existing.is_some() {
             return;
         }
         let path = KeyPath::default().key("network").key("nat");
@@ -1644,6 +1789,19 @@ fn stack_name(name: &str) -> Result<(), String> {
             "invalid stack name \"{name}\": use 1 to 28 lower-case letters, digits and hyphens, \
              starting with a letter"
         )
+    })
+}
+
+/// An EC2 id: `<prefix>-` and 8 or 17 lower-case hex digits.
+fn aws_id(prefix: &str, id: &str) -> Result<(), String> {
+    let hex = id.strip_prefix(prefix).and_then(|r| r.strip_prefix('-'));
+    let valid = hex.is_some_and(|h| {
+        matches!(h.len(), 8 | 17)
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    ensure(valid, || {
+        format!("\"{id}\" is not a {prefix} id ({prefix}- and 8 or 17 hex digits)")
     })
 }
 

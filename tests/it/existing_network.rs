@@ -1,0 +1,359 @@
+//! Issue 13, an existing network: a VPC built beforehand (here with the SDK, as a platform team
+//! would with Terraform), named by `[network] vpc_id` and `private_subnet_ids`. The plan refuses
+//! subnets that cannot reach the internet, naming the one and its (main) route table; once
+//! routed, the stack goes into it without tagging, changing or deleting any of it.
+
+use aws_sdk_ec2::types::{DomainType, Filter, Tag};
+
+use crate::support::aws::{self, Aws, leftovers};
+use crate::support::{TestStack, moto};
+
+/// What the network's builder made: ids, and every EC2 resource's tags as they were.
+struct Network {
+    vpc: String,
+    a: String,
+    b: String,
+    private_table: String,
+    nat: String,
+}
+
+async fn build(aws: &Aws, cidr: &str) -> Network {
+    let team = Tag::builder().key("team").value("platform").build();
+    let vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block(cidr)
+        .send()
+        .await
+        .expect("CreateVpc")
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("vpc id")
+        .to_owned();
+    for hostnames in [false, true] {
+        let on = aws_sdk_ec2::types::AttributeBooleanValue::builder()
+            .value(true)
+            .build();
+        let call = aws.ec2.modify_vpc_attribute().vpc_id(&vpc);
+        let call = match hostnames {
+            true => call.enable_dns_hostnames(on),
+            false => call.enable_dns_support(on),
+        };
+        call.send().await.expect("ModifyVpcAttribute");
+    }
+    aws.ec2
+        .create_tags()
+        .resources(&vpc)
+        .tags(team.clone())
+        .send()
+        .await
+        .expect("CreateTags");
+    let igw = aws
+        .ec2
+        .create_internet_gateway()
+        .send()
+        .await
+        .expect("CreateInternetGateway")
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .expect("igw id")
+        .to_owned();
+    aws.ec2
+        .attach_internet_gateway()
+        .internet_gateway_id(&igw)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("AttachInternetGateway");
+    let base = cidr.split('.').take(2).collect::<Vec<_>>().join(".");
+    let subnet = |block: &str, az: &str| {
+        let (block, az, vpc) = (block.to_owned(), az.to_owned(), vpc.clone());
+        async move {
+            aws.ec2
+                .create_subnet()
+                .vpc_id(vpc)
+                .cidr_block(block)
+                .availability_zone(az)
+                .send()
+                .await
+                .expect("CreateSubnet")
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("subnet id")
+                .to_owned()
+        }
+    };
+    let public = subnet(&format!("{base}.0.0/24"), "us-east-1a").await;
+    let a = subnet(&format!("{base}.10.0/24"), "us-east-1a").await;
+    let b = subnet(&format!("{base}.11.0/24"), "us-east-1b").await;
+    let eip = aws
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .send()
+        .await
+        .expect("AllocateAddress")
+        .allocation_id()
+        .expect("allocation id")
+        .to_owned();
+    let nat = aws
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(&public)
+        .allocation_id(eip)
+        .send()
+        .await
+        .expect("CreateNatGateway")
+        .nat_gateway()
+        .and_then(|n| n.nat_gateway_id())
+        .expect("nat id")
+        .to_owned();
+    let private_table = aws
+        .ec2
+        .create_route_table()
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("CreateRouteTable")
+        .route_table()
+        .and_then(|t| t.route_table_id())
+        .expect("rtb id")
+        .to_owned();
+    aws.ec2
+        .create_route()
+        .route_table_id(&private_table)
+        .destination_cidr_block("0.0.0.0/0")
+        .nat_gateway_id(&nat)
+        .send()
+        .await
+        .expect("CreateRoute");
+    // The hand-made mistake: only subnet A is associated; B falls to the main table, which
+    // has no default route.
+    aws.ec2
+        .associate_route_table()
+        .route_table_id(&private_table)
+        .subnet_id(&a)
+        .send()
+        .await
+        .expect("AssociateRouteTable");
+    Network {
+        vpc,
+        a,
+        b,
+        private_table,
+        nat,
+    }
+}
+
+/// Every EC2 resource of the VPC with its tags: what must be the same after the stack came
+/// and went (security groups aside: the stack's own is made in the VPC).
+async fn inventory(aws: &Aws, vpc: &str) -> Vec<String> {
+    let by_vpc = Filter::builder().name("vpc-id").values(vpc).build();
+    let mut out = Vec::new();
+    let vpcs = aws
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(vpc)
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    for v in vpcs.vpcs() {
+        out.push(format!(
+            "{} {:?} {:?}",
+            vpc,
+            v.state(),
+            aws::ec2_tags(v.tags())
+        ));
+    }
+    let subnets = aws
+        .ec2
+        .describe_subnets()
+        .filters(by_vpc.clone())
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    for s in subnets.subnets() {
+        out.push(format!("{:?} {:?}", s.subnet_id(), aws::ec2_tags(s.tags())));
+    }
+    let tables = aws
+        .ec2
+        .describe_route_tables()
+        .filters(by_vpc.clone())
+        .send()
+        .await
+        .expect("DescribeRouteTables");
+    for t in tables.route_tables() {
+        let routes: Vec<String> = t
+            .routes()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?}>{:?}{:?}",
+                    r.destination_cidr_block(),
+                    r.gateway_id(),
+                    r.nat_gateway_id()
+                )
+            })
+            .collect();
+        let assoc: Vec<Option<&str>> = t.associations().iter().map(|a| a.subnet_id()).collect();
+        out.push(format!(
+            "{:?} {routes:?} {assoc:?} {:?}",
+            t.route_table_id(),
+            aws::ec2_tags(t.tags())
+        ));
+    }
+    let nats = aws
+        .ec2
+        .describe_nat_gateways()
+        .filter(by_vpc)
+        .send()
+        .await
+        .expect("DescribeNatGateways");
+    for n in nats.nat_gateways() {
+        out.push(format!(
+            "{:?} {:?} {:?}",
+            n.nat_gateway_id(),
+            n.state(),
+            n.tags()
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_goes_into_an_existing_vpc_and_leaves_it_as_it_was() {
+    let aws = Aws::for_endpoint(&moto().endpoint).await;
+    let mut stack = TestStack::new("existing-vpc");
+    let net = build(&aws, &stack.cidr.clone()).await;
+    stack.network_table = Some(format!(
+        "[network]\nvpc_id = \"{}\"\nprivate_subnet_ids = [\"{}\", \"{}\"]\n",
+        net.vpc, net.a, net.b
+    ));
+    let before = inventory(&aws, &net.vpc).await;
+
+    // Subnet B has no route out: refused before anything is made, naming it and its table.
+    let out = stack.plan().assert_failed();
+    assert!(
+        out.stderr.contains(&format!(
+            "the existing network [network] vpc_id = \"{}\" cannot run the workers, nothing was changed",
+            net.vpc
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("{}: its route table rtb-", net.b))
+            && out.stderr.contains(
+                "(the VPC's main table: the subnet has no table of its own) sends 0.0.0.0/0 nowhere"
+            ),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains(&format!("{}: its route table", net.a)),
+        "{out}"
+    );
+    let out = stack.run(&["verify"], &[]);
+    assert!(out.stdout.contains("FAIL  route to the internet"), "{out}");
+    assert!(
+        out.stdout
+            .contains("ok    availability zones: 2 (us-east-1a, us-east-1b)"),
+        "{out}"
+    );
+    assert!(
+        aws::Ec2Stack::load(&aws, &stack.name)
+            .await
+            .addresses()
+            .is_empty()
+    );
+
+    // Routed: the plan reads the network and makes none of it.
+    aws.ec2
+        .associate_route_table()
+        .route_table_id(&net.private_table)
+        .subnet_id(&net.b)
+        .send()
+        .await
+        .expect("AssociateRouteTable");
+    let routed = inventory(&aws, &net.vpc).await;
+    assert_ne!(routed, before, "the association shows");
+    let before = routed;
+    let out = stack.plan().assert_ok();
+    assert!(
+        out.stdout
+            .contains(&format!("  = vpc {}  (existing, read-only)", net.vpc))
+            && out
+                .stdout
+                .contains(&format!("  = subnet {}  (existing, read-only)", net.b)),
+        "{out}"
+    );
+    for kind in [
+        "vpc.main",
+        "subnet.",
+        "nat_gateway.",
+        "route_table.",
+        "internet_gateway.",
+        "eip.",
+    ] {
+        assert!(!out.stdout.contains(&format!("+ {kind}")), "{kind}:\n{out}");
+    }
+    let json = stack.run(&["plan", "--json"], &[]).assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan JSON");
+    assert_eq!(doc["existing"][0], format!("vpc {}", net.vpc).as_str());
+
+    stack.apply().assert_ok();
+    // The stack's group is in the VPC; the worker runs in exactly the listed subnets.
+    let groups = aws
+        .ec2
+        .describe_security_groups()
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values(format!("{}-worker", stack.name))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
+    let sg = &groups.security_groups()[0];
+    assert_eq!(sg.vpc_id(), Some(net.vpc.as_str()));
+    let service = aws::ecs_service(&aws, &stack.cluster(), stack.worker(0))
+        .await
+        .expect("service");
+    let vpc_config = service
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration())
+        .expect("awsvpc");
+    let mut subnets = vpc_config.subnets().to_vec();
+    subnets.sort();
+    let mut want = vec![net.a.clone(), net.b.clone()];
+    want.sort();
+    assert_eq!(subnets, want);
+    let pool = crate::support::prefect::prefect()
+        .pool(&stack.workers[0].work_pool)
+        .expect("pool");
+    let defaults = &pool["base_job_template"]["variables"]["properties"];
+    assert_eq!(defaults["vpc_id"]["default"], net.vpc.as_str());
+    stack.run(&["plan", "--detailed-exitcode"], &[]).assert_ok();
+    let out = stack.run(&["output", "--raw", "vpc_id"], &[]).assert_ok();
+    assert_eq!(out.stdout.trim(), net.vpc);
+    let out = stack.run(&["verify"], &[]);
+    assert!(
+        out.stdout.contains(
+            "ok    route to the internet: every subnet has a route to an available NAT gateway"
+        ),
+        "{out}"
+    );
+
+    // Gone again; the network is as its builder left it (NAT included).
+    stack.destroy().assert_ok();
+    assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
+    let after = inventory(&aws, &net.vpc).await;
+    assert_eq!(after, before);
+    assert!(
+        after
+            .iter()
+            .any(|l| l.contains(&net.nat) && l.contains("Available")),
+        "{after:?}"
+    );
+}
