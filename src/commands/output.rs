@@ -33,6 +33,18 @@ pub async fn run(settings: &Settings, spec: &Path, how: How<'_>) -> Result<ExitC
         outputs.insert("vpc_id".into(), serde_json::json!(e.vpc_id));
         outputs.insert(subnets.into(), serde_json::json!(e.subnet_ids));
     }
+    if let Some(arn) = ctx.spec.secret.arn.as_ref().filter(|_| !outputs.is_empty()) {
+        outputs.insert("secret_arn".into(), serde_json::json!(arn));
+    }
+    if let Some(arn) = ctx
+        .spec
+        .cluster
+        .arn
+        .as_ref()
+        .filter(|_| !outputs.is_empty())
+    {
+        outputs.insert("cluster_arn".into(), serde_json::json!(arn));
+    }
     if outputs.is_empty() {
         return Err(miette!(
             "stack \"{}\" has no resources in {}: run `prefect-ecs apply {}` first",

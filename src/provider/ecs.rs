@@ -40,7 +40,8 @@ type TaskDefinitionRead = Result<
 impl Aws {
     pub(super) async fn discover_ecs(&self, spec: &Spec) -> Result<Found, ProviderError> {
         let mut found = Found::default();
-        let name = &spec.cluster.name;
+        // An existing cluster (`[cluster] arn`) is read by its ARN and is not the stack's.
+        let name = spec.cluster.arn.as_ref().unwrap_or(&spec.cluster.name);
         let families: Vec<&str> = spec.workers.iter().map(|w| w.family.as_str()).collect();
         let workers: Vec<&str> = spec.workers.iter().map(|w| w.name.as_str()).collect();
         // One wave: the cluster, its services (by cluster name) and the latest revision of every
@@ -58,7 +59,9 @@ impl Aws {
         let r = clusters.map_err(|e| aws_err("DescribeClusters", e))?;
         let cluster = r.clusters().iter().find(|c| c.status() == Some("ACTIVE"));
         let mut cluster_arn = None;
-        if let Some(c) = cluster {
+        if let (Some(c), Some(_)) = (cluster, &spec.cluster.arn) {
+            cluster_arn = c.cluster_arn().map(str::to_owned);
+        } else if let Some(c) = cluster {
             let tags = tag_map(c.tags());
             let address = Address::new(Kind::EcsCluster, "main");
             if found.named(self, address.clone(), format!("ECS cluster {name}"), &tags) {
@@ -83,6 +86,11 @@ impl Aws {
                 ));
                 cluster_arn = Some(arn);
             }
+        }
+        if let (Some(arn), None) = (&spec.cluster.arn, &cluster_arn) {
+            return Err(ProviderError(format!(
+                "[cluster] arn {arn}: no such active ECS cluster; check the ARN and the region"
+            )));
         }
         // Task definitions the services run, and the latest revision of every desired family.
         let mut task_defs: Vec<String> = families.iter().map(|f| f.to_string()).collect();

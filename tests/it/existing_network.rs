@@ -357,3 +357,94 @@ async fn a_stack_goes_into_an_existing_vpc_and_leaves_it_as_it_was() {
         "{after:?}"
     );
 }
+
+/// Issue 13: an existing ECS cluster and an existing secret, by ARN. The workers run in that
+/// cluster and read that secret; prefect-ecs never reads nor writes the secret's value (the key
+/// in PREFECT_API_KEY serves the Prefect API only), and destroy leaves both as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_run_in_an_existing_cluster_with_an_existing_secret_left_as_they_were() {
+    let aws = Aws::for_endpoint(&moto().endpoint).await;
+    let stack = TestStack::new("existing-ecs");
+    let cluster = aws
+        .ecs
+        .create_cluster()
+        .cluster_name(format!("{}-platform", stack.name))
+        .send()
+        .await
+        .expect("CreateCluster")
+        .cluster()
+        .and_then(|c| c.cluster_arn())
+        .expect("cluster arn")
+        .to_owned();
+    let value = format!("pnu_platform_{}", stack.name);
+    let secret = aws
+        .secrets
+        .create_secret()
+        .name(format!("platform/{}", stack.name))
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("CreateSecret")
+        .arn()
+        .expect("secret arn")
+        .to_owned();
+    let mut stack = stack;
+    stack.forbid(&value);
+    stack.extra = format!("[cluster]\narn = \"{cluster}\"\n\n[secret]\narn = \"{secret}\"\n");
+
+    let out = stack.plan().assert_ok();
+    for mine in ["+ ecs_cluster.main", "+ secret.api_key"] {
+        assert!(!out.stdout.contains(mine), "{mine}:\n{out}");
+    }
+    stack.apply().assert_ok();
+    let service = aws::ecs_service(&aws, &cluster, stack.worker(0))
+        .await
+        .expect("the worker's service in the existing cluster");
+    assert_eq!(service.cluster_arn(), Some(cluster.as_str()));
+    let (td, _) = aws::task_definition(&aws, service.task_definition().expect("td")).await;
+    let secrets = td.container_definitions()[0].secrets();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name(), "PREFECT_API_KEY");
+    assert_eq!(secrets[0].value_from(), secret);
+    // The key prefect-ecs was given is not the workers': it never went into the secret.
+    assert_eq!(aws::secret_value(&aws, &secret).await, value);
+    let pool = crate::support::prefect::prefect()
+        .pool(&stack.workers[0].work_pool)
+        .expect("pool");
+    let props = &pool["base_job_template"]["variables"]["properties"];
+    assert_eq!(props["cluster"]["default"], cluster.as_str());
+    assert_eq!(
+        props["prefect_api_key_secret_arn"]["default"],
+        secret.as_str()
+    );
+    stack.run(&["plan", "--detailed-exitcode"], &[]).assert_ok();
+    let out = stack
+        .run(&["output", "--raw", "cluster_arn"], &[])
+        .assert_ok();
+    assert_eq!(out.stdout.trim(), cluster);
+
+    stack.destroy().assert_ok();
+    let (c, tags) = aws::cluster(&aws, &format!("{}-platform", stack.name))
+        .await
+        .expect("cluster");
+    assert_eq!(c.status(), Some("ACTIVE"));
+    assert!(tags.is_empty(), "never tagged: {tags:?}");
+    assert_eq!(aws::secret_value(&aws, &secret).await, value);
+    let service = aws::ecs_service(&aws, &cluster, stack.worker(0)).await;
+    assert!(
+        service
+            .as_ref()
+            .is_none_or(|s| s.status() == Some("INACTIVE")),
+        "{service:?}"
+    );
+
+    // A cluster or secret that is not there is named before anything changes.
+    let gone = cluster.replace("-platform", "-gone");
+    stack.extra = format!("[cluster]\narn = \"{gone}\"\n\n[secret]\narn = \"{secret}\"\n");
+    let out = stack.plan().assert_failed();
+    assert!(
+        out.stderr
+            .contains(&format!("[cluster] arn {gone}: no such active ECS cluster")),
+        "{out}"
+    );
+}

@@ -326,10 +326,26 @@ impl Expander<'_> {
 
     /// The execution role reads the secret, and with a customer key decrypts it, through
     /// Secrets Manager only (`kms:ViaService`): the role cannot use the key for anything else.
-    fn execution_policy(&self, secret: &Address) -> Value {
+    /// The cluster's ARN: an existing one's as given, else the stack's own cluster's.
+    fn cluster_arn(&self) -> Value {
+        match &self.spec.cluster.arn {
+            Some(arn) => json!(arn),
+            None => reference(&addr(Kind::EcsCluster, "main"), "arn"),
+        }
+    }
+
+    /// The secret's ARN: an existing one's as given, else the stack's own secret's.
+    fn secret_arn(&self) -> Value {
+        match &self.spec.secret.arn {
+            Some(arn) => json!(arn),
+            None => reference(&addr(Kind::Secret, "api_key"), "arn"),
+        }
+    }
+
+    fn execution_policy(&self) -> Value {
         let mut doc = policy(vec![(
             vec!["secretsmanager:GetSecretValue"],
-            vec![reference(secret, "arn")],
+            vec![self.secret_arn()],
         )]);
         if let (Some(key), Some(statements)) = (
             &self.spec.secret.kms_key_id,
@@ -496,10 +512,14 @@ impl Expander<'_> {
         ));
         out.extend(self.endpoints(tables));
 
-        let secret = addr(Kind::Secret, "api_key");
-        if let Some(credential) = &s.prefect.credential {
+        if let Some(credential) = s
+            .prefect
+            .credential
+            .as_ref()
+            .filter(|_| s.secret.arn.is_none())
+        {
             let mut sec = self.res(
-                secret.clone(),
+                addr(Kind::Secret, "api_key"),
                 attrs([
                     (secret::NAME, json!(s.secret.name)),
                     (
@@ -577,7 +597,7 @@ impl Expander<'_> {
                 attrs([
                     (iam_role_policy::ROLE, reference(&exec_role, "name")),
                     (iam_role_policy::NAME, json!("read-prefect-api-key")),
-                    (iam_role_policy::DOCUMENT, self.execution_policy(&secret)),
+                    (iam_role_policy::DOCUMENT, self.execution_policy()),
                 ]),
             ));
         }
@@ -590,7 +610,7 @@ impl Expander<'_> {
                     iam_role_policy::DOCUMENT,
                     worker_permissions(
                         pass,
-                        reference(&addr(Kind::EcsCluster, "main"), "arn"),
+                        self.cluster_arn(),
                         reference(&addr(Kind::LogGroup, "workers"), LOG_STREAMS_ARN),
                         reference(&addr(Kind::SqsQueue, EVENTS), "arn"),
                     ),
@@ -616,23 +636,24 @@ impl Expander<'_> {
             ]),
             None,
         ));
-        let cluster = addr(Kind::EcsCluster, "main");
-        out.push(self.res(
-            cluster.clone(),
-            attrs([
-                (ecs_cluster::NAME, json!(s.cluster.name)),
-                (
-                    ecs_cluster::CONTAINER_INSIGHTS,
-                    json!(if s.cluster.container_insights {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    }),
-                ),
-            ]),
-            None,
-        ));
-        out.extend(self.task_events(s, &cluster));
+        if s.cluster.arn.is_none() {
+            out.push(self.res(
+                addr(Kind::EcsCluster, "main"),
+                attrs([
+                    (ecs_cluster::NAME, json!(s.cluster.name)),
+                    (
+                        ecs_cluster::CONTAINER_INSIGHTS,
+                        json!(if s.cluster.container_insights {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        }),
+                    ),
+                ]),
+                None,
+            ));
+        }
+        out.extend(self.task_events(s));
         for w in &s.workers {
             out.extend(self.worker(w, tables));
         }
@@ -645,7 +666,7 @@ impl Expander<'_> {
     /// Crash detection: the cluster's ECS task state changes, sent by an EventBridge rule to
     /// a queue only that rule may send to, which the workers' observer reads (prefect-aws's
     /// own stack, `templates/ecs/service.json`, makes the same three).
-    fn task_events(&self, s: &Spec, cluster: &Address) -> Vec<Desired> {
+    fn task_events(&self, s: &Spec) -> Vec<Desired> {
         let queue = addr(Kind::SqsQueue, EVENTS);
         let rule = addr(Kind::EventRule, EVENTS);
         vec![
@@ -667,7 +688,7 @@ impl Expander<'_> {
                         json!({
                             "source": ["aws.ecs"],
                             "detail-type": ["ECS Task State Change"],
-                            "detail": {"clusterArn": [reference(cluster, "arn")]},
+                            "detail": {"clusterArn": [self.cluster_arn()]},
                         }),
                     ),
                     (event_rule::STATE, json!("ENABLED")),
@@ -828,7 +849,7 @@ impl Expander<'_> {
         let s = self.spec;
         let (subnets, assign_public_ip) = self.task_network();
         let mut defaults = vec![
-            ("cluster", reference(&addr(Kind::EcsCluster, "main"), "arn")),
+            ("cluster", self.cluster_arn()),
             ("vpc_id", self.vpc_id()),
             (
                 "network_configuration",
@@ -870,10 +891,7 @@ impl Expander<'_> {
         // The flow-run tasks get the credential the way the worker does: as a `secrets`
         // reference to the stack's secret, never as a plain environment override in RunTask.
         if let Some(c) = &s.prefect.credential {
-            defaults.push((
-                secret_arn_variable(c.kind),
-                reference(&addr(Kind::Secret, "api_key"), "arn"),
-            ));
+            defaults.push((secret_arn_variable(c.kind), self.secret_arn()));
         }
         let mut template = with_secret_arn_variables(self.pool_template);
         if let Some(props) = template
@@ -916,15 +934,11 @@ impl Expander<'_> {
 
     fn worker(&self, w: &Worker, private_tables: usize) -> Vec<Desired> {
         let s = self.spec;
-        let (ns, logs, cluster) = (
+        let (ns, logs) = (
             &addr(Kind::Namespace, "main"),
             &addr(Kind::LogGroup, "workers"),
-            &addr(Kind::EcsCluster, "main"),
         );
-        let (secret, sg) = (
-            &addr(Kind::Secret, "api_key"),
-            &addr(Kind::SecurityGroup, "worker"),
-        );
+        let sg = &addr(Kind::SecurityGroup, "worker");
         let sd = addr(Kind::CloudMapService, &w.name);
         let td = addr(Kind::TaskDefinition, &w.name);
         let svc = addr(Kind::EcsService, &w.name);
@@ -977,7 +991,7 @@ impl Expander<'_> {
             .prefect
             .credential
             .iter()
-            .map(|c| json!({"name": c.kind.env_var(), "value_from": reference(secret, "arn")}))
+            .map(|c| json!({"name": c.kind.env_var(), "value_from": self.secret_arn()}))
             .collect();
         let environment: Vec<Value> = env
             .iter()
@@ -1030,7 +1044,7 @@ impl Expander<'_> {
             svc,
             attrs([
                 (ecs_service::NAME, json!(w.name)),
-                (ecs_service::CLUSTER, reference(cluster, "arn")),
+                (ecs_service::CLUSTER, self.cluster_arn()),
                 (ecs_service::TASK_DEFINITION, reference(&td, "arn")),
                 (ecs_service::DESIRED_COUNT, json!(w.desired_count)),
                 (ecs_service::LAUNCH_TYPE, json!("FARGATE")),

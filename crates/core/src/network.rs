@@ -435,3 +435,68 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod existing_resources {
+    use std::path::Path;
+
+    use crate::model::Kind;
+
+    const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/platform";
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prefect/key-AbCdEf";
+
+    /// An existing cluster and secret are not resources of the graph; every place that names
+    /// them names the given ARNs: the service, the worker's scoped permissions, the task events
+    /// rule, the execution role's read, the task definition's `secrets`, the pool's template.
+    #[test]
+    fn an_existing_cluster_and_secret_are_named_by_their_arns_only() {
+        let source = format!(
+            "[stack]\nname = \"shared\"\nregion = \"us-east-1\"\n[prefect]\n\
+             api_url = \"http://prefect.internal:4200/api\"\napi_key_env = \"PREFECT_API_KEY\"\n\
+             [secret]\narn = \"{SECRET}\"\n[cluster]\narn = \"{CLUSTER}\"\n[[worker]]\nname = \"w\"\n"
+        );
+        let spec = crate::spec::parse(&source, Path::new("t.toml"), &|_| None, None)
+            .unwrap_or_else(|e| panic!("{}", crate::spec::render_plain(&e)));
+        assert_eq!(spec.cluster.name, "platform");
+        assert_eq!(spec.secret.name, "prefect/key");
+        let template = serde_json::from_str(include_str!("testdata/ecs-base-job-template.json"))
+            .expect("template");
+        let g = crate::graph::build(&spec, "us-east-1", None, Some(&template)).unwrap();
+        assert!(
+            g.resources()
+                .all(|d| !matches!(d.address.kind, Kind::EcsCluster | Kind::Secret))
+        );
+        let text = |address: &str| {
+            let d = g
+                .resources()
+                .find(|d| d.address.to_string() == address)
+                .unwrap_or_else(|| panic!("{address}"));
+            serde_json::to_string(&d.attrs).unwrap()
+        };
+        for (address, arn) in [
+            ("ecs_service.w", CLUSTER),
+            ("iam_role_policy.task", CLUSTER),
+            ("event_rule.task_events", CLUSTER),
+            ("iam_role_policy.execution", SECRET),
+            ("ecs_task_definition.w", SECRET),
+            ("prefect_work_pool.shared-w", CLUSTER),
+            ("prefect_work_pool.shared-w", SECRET),
+        ] {
+            let t = text(address);
+            assert!(t.contains(arn), "{address} does not name {arn}: {t}");
+            assert!(
+                !t.contains("ecs_cluster.main") && !t.contains("secret.api_key"),
+                "{address}: {t}"
+            );
+        }
+        let rendered = crate::spec::render::to_toml(&spec, "t.toml");
+        assert!(
+            rendered.contains(&format!("arn = \"{SECRET}\"")),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(&format!("arn = \"{CLUSTER}\"")),
+            "{rendered}"
+        );
+    }
+}

@@ -179,6 +179,9 @@ pub struct Zone {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
+    /// An existing secret's ARN (`[secret] arn`), read only: its value is never read nor
+    /// written by prefect-ecs, and the tasks get it from there.
+    pub arn: Option<String>,
     pub name: String,
     /// `None`: force delete on destroy; `Some(7..=30)`: a recovery window.
     pub recovery_window_days: Option<u32>,
@@ -218,6 +221,9 @@ pub struct Logs {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
+    /// An existing cluster's ARN (`[cluster] arn`), read only: the workers' services run in
+    /// it, and nothing else of it is changed.
+    pub arn: Option<String>,
     pub name: String,
     pub container_insights: bool,
 }

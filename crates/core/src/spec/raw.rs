@@ -91,6 +91,7 @@ pub struct RawEndpoints {
 
 #[derive(Deserialize, Default)]
 pub struct RawSecret {
+    pub arn: Text,
     pub name: Text,
     pub recovery_window_days: Number,
     pub kms_key_id: Text,
@@ -128,6 +129,7 @@ pub struct RawCost {
 
 #[derive(Deserialize, Default)]
 pub struct RawCluster {
+    pub arn: Text,
     pub name: Text,
     pub container_insights: Flag,
 }

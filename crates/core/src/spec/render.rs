@@ -150,12 +150,14 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
     }
 
     let mut t = header(&mut out, "[secret]");
-    t.set("name", spec.secret.name.as_str())
-        .opt(
+    match &spec.secret.arn {
+        Some(arn) => t.set("arn", arn.as_str()),
+        None => t.set("name", spec.secret.name.as_str()).opt(
             "recovery_window_days",
             spec.secret.recovery_window_days.map(number),
-        )
-        .opt("kms_key_id", spec.secret.kms_key_id.as_deref());
+        ),
+    }
+    .opt("kms_key_id", spec.secret.kms_key_id.as_deref());
 
     let iam = &spec.iam;
     let mut t = header(&mut out, "[iam]");
@@ -170,9 +172,12 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
     header(&mut out, "[logs]")
         .set("group", spec.logs.group.as_str())
         .set("retention_days", number(spec.logs.retention_days));
-    header(&mut out, "[cluster]")
-        .set("name", spec.cluster.name.as_str())
-        .set("container_insights", spec.cluster.container_insights);
+    match &spec.cluster.arn {
+        Some(arn) => header(&mut out, "[cluster]").set("arn", arn.as_str()),
+        None => header(&mut out, "[cluster]")
+            .set("name", spec.cluster.name.as_str())
+            .set("container_insights", spec.cluster.container_insights),
+    };
     let c = &spec.cost;
     if c.nat_gb_per_month.is_some()
         || c.log_gb_per_month.is_some()

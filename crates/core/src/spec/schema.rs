@@ -44,7 +44,7 @@ pub const ROOT: &[(&str, Type)] = &[
     ),
     (
         "cluster",
-        Table(&[("name", Text), ("container_insights", Flag)]),
+        Table(&[("arn", Text), ("name", Text), ("container_insights", Flag)]),
     ),
     ("cost", Table(COST)),
     ("worker", Tables(WORKER, "worker")),
@@ -93,6 +93,7 @@ const COST: &[(&str, Type)] = &[
     ("endpoint_gb_per_month", Number),
 ];
 const SECRET: &[(&str, Type)] = &[
+    ("arn", Text),
     ("name", Text),
     ("recovery_window_days", Number),
     ("kms_key_id", Text),

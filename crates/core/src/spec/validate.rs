@@ -188,6 +188,11 @@ pub(super) fn validate(
 
     let network = c.network(&raw.network, &name, region, stack_span);
     let secret = c.secret(&raw.secret, &name, region);
+    if let (Some(arn), None) = (&raw.secret.arn, &prefect.credential) {
+        let message = "[prefect] names no credential (a server without auth): there is \
+                       nothing for the workers to read from a secret; remove arn";
+        c.report(Some(arn.span()), &root.key("secret").key("arn"), message);
+    }
     let ip = root.key("iam");
     let iam = Iam {
         execution_role_name: c.string(
@@ -261,18 +266,48 @@ pub(super) fn validate(
         ),
         retention_days: c.retention(&raw.logs.retention_days, &lp.key("retention_days")),
     };
-    let cluster = Cluster {
-        name: c.string(
-            raw.cluster.name.as_ref(),
-            &root.key("cluster").key("name"),
-            format!("{name}-cluster"),
-            aws_name("ECS cluster name", 255, |ch| "_-".contains(ch)),
-        ),
-        container_insights: c.flag(
-            &raw.cluster.container_insights,
-            &root.key("cluster").key("container_insights"),
-            false,
-        ),
+    let cp = root.key("cluster");
+    let existing_cluster = raw.cluster.arn.as_ref().map(|arn| {
+        let arn = c.string(Some(arn), &cp.key("arn"), String::new(), |arn| {
+            cluster_arn(arn, region)
+        });
+        for (key, span) in [
+            ("name", raw.cluster.name.as_ref().map(|n| n.span())),
+            (
+                "container_insights",
+                raw.cluster.container_insights.as_ref().map(|n| n.span()),
+            ),
+        ] {
+            if let Some(span) = span {
+                let message = format!(
+                    "{key} is of a cluster prefect-ecs makes; with arn the cluster exists \
+                     already and is only read: remove {key}"
+                );
+                c.report(Some(span), &cp.key(key), message);
+            }
+        }
+        arn
+    });
+    let cluster = match existing_cluster {
+        Some(arn) => Cluster {
+            name: arn.rsplit('/').next().unwrap_or_default().to_owned(),
+            arn: Some(arn),
+            container_insights: false,
+        },
+        None => Cluster {
+            arn: None,
+            name: c.string(
+                raw.cluster.name.as_ref(),
+                &root.key("cluster").key("name"),
+                format!("{name}-cluster"),
+                aws_name("ECS cluster name", 255, |ch| "_-".contains(ch)),
+            ),
+            container_insights: c.flag(
+                &raw.cluster.container_insights,
+                &root.key("cluster").key("container_insights"),
+                false,
+            ),
+        },
     };
     let cp = root.key("cost");
     let cost = CostAssumptions {
@@ -357,6 +392,66 @@ fn kms_key_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
         Some(region) if parts[3] != region => Err(format!(
             "kms_key_id {arn:?} is in {}, the secret in {region}: a secret's key must be in its \
              region",
+            parts[3]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An ECS cluster's ARN in the stack's region: `arn:<partition>:ecs:<region>:<account>:cluster/<name>`.
+fn cluster_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let shape = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "ecs"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("cluster/").is_some_and(|name| {
+            aws_name("ECS cluster name", 255, |ch| "_-".contains(ch))(name).is_ok()
+        });
+    if !shape {
+        return Err(format!(
+            "cluster arn {arn:?} must be a cluster's ARN \
+             (arn:aws:ecs:<region>:<account>:cluster/<name>): the worker's permissions and \
+             the pool's template name it"
+        ));
+    }
+    match region {
+        Some(region) if parts[3] != region => Err(format!(
+            "cluster arn {arn:?} is in {}, the stack in {region}",
+            parts[3]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A Secrets Manager secret's ARN in the stack's region:
+/// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`.
+fn secret_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let shape = parts.len() == 7
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "secretsmanager"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5] == "secret"
+        && parts[6]
+            .rsplit_once('-')
+            .is_some_and(|(name, suffix)| !name.is_empty() && suffix.len() == 6);
+    if !shape {
+        return Err(format!(
+            "secret arn {arn:?} must be a secret's full ARN \
+             (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as \
+             `aws secretsmanager describe-secret` prints it): the execution role's \
+             secretsmanager:GetSecretValue names it"
+        ));
+    }
+    match region {
+        Some(region) if parts[3] != region => Err(format!(
+            "secret arn {arn:?} is in {}, the stack in {region}: ECS reads a container's \
+             secrets in the task's region",
             parts[3]
         )),
         _ => Ok(()),
@@ -1389,7 +1484,46 @@ impl Checker<'_> {
 
     fn secret(&mut self, raw: &RawSecret, stack: &str, region: Option<&str>) -> Secret {
         let p = KeyPath::default().key("secret");
+        let arn = raw.arn.as_ref().map(|arn| {
+            self.string(Some(arn), &p.key("arn"), String::new(), |arn| {
+                secret_arn(arn, region)
+            })
+        });
+        if let Some(arn) = &arn {
+            for (key, span) in [
+                ("name", raw.name.as_ref().map(|n| n.span())),
+                (
+                    "recovery_window_days",
+                    raw.recovery_window_days.as_ref().map(|n| n.span()),
+                ),
+            ] {
+                if let Some(span) = span {
+                    let message = format!(
+                        "{key} is of a secret prefect-ecs makes; with arn the secret exists \
+                         already and is never changed nor deleted: remove {key}"
+                    );
+                    self.report(Some(span), &p.key(key), message);
+                }
+            }
+            // Its name: the ARN's last part without Secrets Manager's six-character suffix.
+            let last = arn.rsplit(':').next().unwrap_or_default();
+            let name = last
+                .rsplit_once('-')
+                .filter(|(_, suffix)| suffix.len() == 6)
+                .map_or(last, |(name, _)| name);
+            return Secret {
+                arn: Some(arn.clone()),
+                name: name.to_owned(),
+                recovery_window_days: None,
+                kms_key_id: raw.kms_key_id.as_ref().map(|k| {
+                    self.string(Some(k), &p.key("kms_key_id"), String::new(), |arn| {
+                        kms_key_arn(arn, region)
+                    })
+                }),
+            };
+        }
         Secret {
+            arn: None,
             name: self.string(
                 raw.name.as_ref(),
                 &p.key("name"),
