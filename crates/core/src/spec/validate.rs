@@ -367,94 +367,84 @@ fn role_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A KMS key's ARN in the stack's region: the execution role's `kms:Decrypt` names the key
-/// itself (an alias or a bare key id would match nothing in a policy), and a secret's key is
-/// in the secret's region.
-fn kms_key_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
+/// A regional ARN of `service`: `arn:<partition>:<service>:<region>:<account>:<resource>`, its
+/// region and resource (`None` for another shape). `what` names the key in the message of a
+/// region other than the stack's, `why` says why it matters.
+fn regional_arn<'a>(
+    arn: &'a str,
+    service: &str,
+    region: Option<&str>,
+    (what, why): (&str, &str),
+) -> Option<Result<&'a str, String>> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let shape = parts.len() == 6
         && parts[0] == "arn"
         && parts[1].starts_with("aws")
-        && parts[2] == "kms"
+        && parts[2] == service
         && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5]
-            .strip_prefix("key/")
-            .is_some_and(|id| !id.is_empty());
+        && parts[4].bytes().all(|b| b.is_ascii_digit());
     if !shape {
-        return Err(format!(
+        return None;
+    }
+    Some(match region {
+        Some(region) if parts[3] != region => Err(format!(
+            "{what} {arn:?} is in {}, the stack in {region}: {why}",
+            parts[3]
+        )),
+        _ => Ok(parts[5]),
+    })
+}
+
+/// A KMS key's ARN in the stack's region: the execution role's `kms:Decrypt` names the key
+/// itself (an alias or a bare key id would match nothing in a policy), and a secret's key is
+/// in the secret's region.
+fn kms_key_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
+    let why = "a secret's key must be in its region";
+    match regional_arn(arn, "kms", region, ("kms_key_id", why)) {
+        Some(Ok(key)) if key.strip_prefix("key/").is_some_and(|id| !id.is_empty()) => Ok(()),
+        Some(Err(e)) => Err(e),
+        _ => Err(format!(
             "kms_key_id {arn:?} must be a KMS key's ARN \
              (arn:aws:kms:<region>:<account>:key/<key id>), not an alias or a bare id: the \
              execution role's kms:Decrypt names the key"
-        ));
-    }
-    match region {
-        Some(region) if parts[3] != region => Err(format!(
-            "kms_key_id {arn:?} is in {}, the secret in {region}: a secret's key must be in its \
-             region",
-            parts[3]
         )),
-        _ => Ok(()),
     }
 }
 
 /// An ECS cluster's ARN in the stack's region: `arn:<partition>:ecs:<region>:<account>:cluster/<name>`.
 fn cluster_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let shape = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "ecs"
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].strip_prefix("cluster/").is_some_and(|name| {
-            aws_name("ECS cluster name", 255, |ch| "_-".contains(ch))(name).is_ok()
-        });
-    if !shape {
-        return Err(format!(
+    let why = "a service runs in a cluster of its own region";
+    let name_ok =
+        |name: &str| aws_name("ECS cluster name", 255, |ch| "_-".contains(ch))(name).is_ok();
+    match regional_arn(arn, "ecs", region, ("cluster arn", why)) {
+        Some(Ok(rest)) if rest.strip_prefix("cluster/").is_some_and(name_ok) => Ok(()),
+        Some(Err(e)) => Err(e),
+        _ => Err(format!(
             "cluster arn {arn:?} must be a cluster's ARN \
              (arn:aws:ecs:<region>:<account>:cluster/<name>): the worker's permissions and \
              the pool's template name it"
-        ));
-    }
-    match region {
-        Some(region) if parts[3] != region => Err(format!(
-            "cluster arn {arn:?} is in {}, the stack in {region}",
-            parts[3]
         )),
-        _ => Ok(()),
     }
 }
 
 /// A Secrets Manager secret's ARN in the stack's region:
 /// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`.
 fn secret_arn(arn: &str, region: Option<&str>) -> Result<(), String> {
-    let parts: Vec<&str> = arn.splitn(7, ':').collect();
-    let shape = parts.len() == 7
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "secretsmanager"
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5] == "secret"
-        && parts[6]
-            .rsplit_once('-')
-            .is_some_and(|(name, suffix)| !name.is_empty() && suffix.len() == 6);
-    if !shape {
-        return Err(format!(
+    let why = "ECS reads a container's secrets in the task's region";
+    let named = |rest: &str| {
+        rest.strip_prefix("secret:")
+            .and_then(|n| n.rsplit_once('-'))
+            .is_some_and(|(name, suffix)| !name.is_empty() && suffix.len() == 6)
+    };
+    match regional_arn(arn, "secretsmanager", region, ("secret arn", why)) {
+        Some(Ok(rest)) if named(rest) => Ok(()),
+        Some(Err(e)) => Err(e),
+        _ => Err(format!(
             "secret arn {arn:?} must be a secret's full ARN \
              (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as \
              `aws secretsmanager describe-secret` prints it): the execution role's \
              secretsmanager:GetSecretValue names it"
-        ));
-    }
-    match region {
-        Some(region) if parts[3] != region => Err(format!(
-            "secret arn {arn:?} is in {}, the stack in {region}: ECS reads a container's \
-             secrets in the task's region",
-            parts[3]
         )),
-        _ => Ok(()),
     }
 }
 
