@@ -128,6 +128,10 @@ pub enum Command {
         force: bool,
         #[command(flatten)]
         select: SelectFlags,
+        /// Plan as `adopt` would: the resources built outside prefect-ecs that are the spec's
+        /// own taken for the stack's (read only: nothing is tagged).
+        #[arg(long, conflicts_with = "out")]
+        adopt: bool,
     },
     /// Make AWS match the spec, or apply a plan saved with `plan --out` exactly, without asking.
     Apply {
@@ -142,6 +146,21 @@ pub enum Command {
         run: ApplyFlags,
         #[command(flatten)]
         select: SelectFlags,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Take over a stack built outside prefect-ecs (by hand, by another tool): what is
+    /// unambiguously the spec's own (by name; EC2 by the VPC's Name tag and CIDR and what is
+    /// in it) becomes the stack's, then apply converges it. Nothing matching is replaced.
+    Adopt {
+        /// The stack spec (TOML).
+        spec: PathBuf,
+        #[command(flatten)]
+        inputs: SpecFlags,
+        #[command(flatten)]
+        aws: AwsFlags,
+        #[command(flatten)]
+        run: ApplyFlags,
         #[command(flatten)]
         tuning: Tuning,
     },

@@ -97,8 +97,9 @@ fn instead_of(name: &str) -> Option<&'static str> {
              planned as a replacement by itself"
         }
         "import" => {
-            "prefect-ecs manages what carries its stack's tags; a work pool that already exists \
-             is taken over with `adopt = true` in its [[work_pool]] table"
+            "`prefect-ecs adopt SPEC` takes over what was built outside prefect-ecs and matches \
+             the spec (`plan --adopt SPEC` shows it first); a work pool that already exists is \
+             taken over with `adopt = true` in its [[work_pool]] table"
         }
         "workspace" => {
             "environments are [env.<name>] tables of one spec, chosen with --env <name> (or \

@@ -2,6 +2,7 @@
 //! thin glue from the spec through the core to the provider. Output goes through [`print`];
 //! a run on a stack through [`Context`].
 
+mod adopt;
 mod apply;
 mod context;
 mod destroy;
@@ -68,13 +69,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             out,
             force,
             select,
+            adopt,
         } => runtime()?.block_on(plan::run(
             &base.with_aws(aws).with_inputs(inputs)?,
             spec,
             show,
-            out.as_deref(),
-            *force,
+            plan::Saving {
+                out: out.as_deref(),
+                force: *force,
+            },
             &select.selection(),
+            *adopt,
         )),
         Command::Apply {
             spec,
@@ -88,6 +93,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             spec,
             &run.run(),
             &select.selection(),
+        )),
+        Command::Adopt {
+            spec,
+            inputs,
+            aws,
+            run,
+            tuning,
+        } => runtime()?.block_on(adopt::run(
+            &base.with_aws(aws).with_tuning(tuning).with_inputs(inputs)?,
+            spec,
+            &run.run(),
         )),
         Command::Destroy {
             spec,

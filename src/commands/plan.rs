@@ -12,20 +12,34 @@ use crate::plan::Selection;
 use crate::planfile::{Basis, PlanFile};
 use crate::render::PlanDoc;
 
+/// `--out` and `--force`.
+pub struct Saving<'a> {
+    pub out: Option<&'a Path>,
+    pub force: bool,
+}
+
 pub async fn run(
     settings: &Settings,
     spec: &Path,
     show: &ShowFlags,
-    out: Option<&Path>,
-    force: bool,
+    saving: Saving<'_>,
     selection: &Selection,
+    adopt: bool,
 ) -> Result<ExitCode> {
+    let out = saving.out;
     if let Some(out) = out {
-        may_write(spec, out, force)?;
+        may_write(spec, out, saving.force)?;
     }
     let mut ctx = Context::new(spec, settings, true, true).await?;
     ctx.selection = selection.clone();
+    let matched = match adopt {
+        true => Some(ctx.aws.prepare_adoption(&ctx.spec).await?),
+        false => None,
+    };
     let (observed, plan) = ctx.observe_and_plan().await?;
+    if let Some(matched) = &matched {
+        super::adopt::print_adopted(matched, &plan);
+    }
     let doc = PlanDoc::new(&plan)
         .priced(&plan, &ctx.region, &ctx.spec.cost)
         .targeted(ctx.run_target())

@@ -102,8 +102,11 @@ impl Aws {
             let owned = match self.ownership(&tags) {
                 super::Ownership::Ours(a) => Some(a),
                 super::Ownership::Foreign(_) if workers.contains(&name) => {
-                    found.named(self, expected, format!("Cloud Map service {name}"), &tags);
-                    None
+                    let what = format!("Cloud Map service {name}");
+                    // Adopted, or a conflict.
+                    found
+                        .named(self, expected.clone(), what, &tags)
+                        .then_some(expected)
                 }
                 super::Ownership::Foreign(_) => None,
             };

@@ -11,6 +11,17 @@ use super::{Aws, AwsError, Found, Ownership, aws_err, retry_codes, tag_delta};
 use crate::apply::ProviderError;
 use crate::model::{Address, Attrs, Observed, TAG_STACK};
 
+/// How an EC2 kind is scoped to one VPC, for an adoption's discovery.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope {
+    /// `vpc-id`.
+    Vpc,
+    /// `attachment.vpc-id` (internet gateways).
+    Attachment,
+    /// The account's VPC addresses (Elastic IPs belong to no VPC).
+    Account,
+}
+
 /// AWS's "still in use" answers: retried until the user of the resource is gone.
 const IN_USE: &[&str] = &["DependencyViolation", "InvalidIPAddress.InUse"];
 
@@ -100,10 +111,28 @@ impl Aws {
             .build()
     }
 
-    /// The address of an EC2 resource if it is this stack's (tag filters are not trusted alone).
-    pub(super) fn ec2_address(&self, tags: &[Tag]) -> Option<Address> {
-        match self.ownership(&tag_map(tags)) {
+    /// What an EC2 kind's discovery asks for: the stack's tag; when adopting a VPC (`adopt`),
+    /// everything of that VPC (`scope` says how the kind names it), sorted out client-side by
+    /// [`Aws::ec2_address`].
+    pub(super) fn discovery_filter(&self, scope: Scope) -> Filter {
+        let Some(vpc) = self.adopted_vpc() else {
+            return self.stack_filter();
+        };
+        let (name, value) = match scope {
+            Scope::Vpc => ("vpc-id", vpc),
+            Scope::Attachment => ("attachment.vpc-id", vpc),
+            Scope::Account => ("domain", "vpc".to_owned()),
+        };
+        Filter::builder().name(name).values(value).build()
+    }
+
+    /// The address of an EC2 resource if it is this stack's (tag filters are not trusted
+    /// alone), or the one an adoption found it to be.
+    pub(super) fn ec2_address(&self, tags: &[Tag], id: &str) -> Option<Address> {
+        let tags = tag_map(tags);
+        match self.ownership(&tags) {
             Ownership::Ours(a) => Some(a),
+            Ownership::Foreign(_) if self.adoptable(&tags) => self.adopted_ec2(id),
             Ownership::Foreign(_) => None,
         }
     }

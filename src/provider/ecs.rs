@@ -103,13 +103,13 @@ impl Aws {
                 let address = match self.ownership(&tags) {
                     Ownership::Ours(a) => a,
                     Ownership::Foreign(_) if workers.contains(&sname) => {
-                        found.named(
-                            self,
-                            Address::new(Kind::EcsService, sname),
-                            format!("ECS service {sname}"),
-                            &tags,
-                        );
-                        continue;
+                        let address = Address::new(Kind::EcsService, sname);
+                        let what = format!("ECS service {sname}");
+                        // Adopted, or a conflict.
+                        if !found.named(self, address.clone(), what, &tags) {
+                            continue;
+                        }
+                        address
                     }
                     Ownership::Foreign(_) => continue,
                 };
@@ -167,15 +167,15 @@ impl Aws {
             let family = d.family().unwrap_or_default();
             let address = match self.ownership(&tags) {
                 Ownership::Ours(a) => a,
-                Ownership::Foreign(_) if !td.starts_with("arn:") => {
+                Ownership::Foreign(_) if !td.starts_with("arn:") || self.adoptable(&tags) => {
                     let worker = spec.workers.iter().find(|w| w.family == family);
-                    found.named(
-                        self,
-                        Address::new(Kind::TaskDefinition, worker.map_or(family, |w| &w.name)),
-                        format!("task definition family {family}"),
-                        &tags,
-                    );
-                    continue;
+                    let address =
+                        Address::new(Kind::TaskDefinition, worker.map_or(family, |w| &w.name));
+                    let what = format!("task definition family {family}");
+                    if !found.named(self, address.clone(), what, &tags) {
+                        continue;
+                    }
+                    address
                 }
                 Ownership::Foreign(_) => continue,
             };

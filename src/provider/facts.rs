@@ -355,7 +355,10 @@ impl Aws {
         let ours = addresses
             .addresses()
             .iter()
-            .filter(|a| self.ec2_address(a.tags()).is_some())
+            .filter(|a| {
+                self.ec2_address(a.tags(), a.allocation_id().unwrap_or_default())
+                    .is_some()
+            })
             .count();
         Ok((limit, addresses.addresses().len() - ours, ours))
     }

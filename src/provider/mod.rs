@@ -9,6 +9,7 @@ macro_rules! once {
     };
 }
 
+mod adopt;
 mod cloud_map;
 mod ec2;
 mod ecs;
@@ -90,6 +91,8 @@ pub struct Aws {
     lock_check: tokio::sync::Mutex<()>,
     /// Polls of ECS services, coalesced (`ecs_reads.rs`).
     service_reads: ecs_reads::ServiceReads,
+    /// `adopt`: resources built outside prefect-ecs taken for the stack's (`adopt.rs`).
+    adoption: std::sync::RwLock<Option<adopt::Adoption>>,
 }
 
 /// The region, from the command line, then the environment and AWS config files.
@@ -165,6 +168,7 @@ impl Aws {
             held,
             lock_check: Default::default(),
             service_reads: Default::default(),
+            adoption: Default::default(),
         }
     }
 
@@ -219,7 +223,8 @@ impl Found {
         self.conflicts.extend(other.conflicts);
     }
 
-    /// A resource found by name: ours if tagged for this stack at the expected address.
+    /// A resource found by name: ours if tagged for this stack at the expected address, or,
+    /// when adopting, if it carries no prefect-ecs tag at all.
     fn named(
         &mut self,
         aws: &Aws,
@@ -229,6 +234,7 @@ impl Found {
     ) -> bool {
         match aws.ownership(tags) {
             Ownership::Ours(a) if a == expected => true,
+            Ownership::Foreign(_) if aws.adoptable(tags) => true,
             Ownership::Ours(a) => {
                 self.conflicts.push(Conflict {
                     address: expected,

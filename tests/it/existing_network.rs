@@ -3,10 +3,10 @@
 //! subnets that cannot reach the internet, naming the one and its (main) route table; once
 //! routed, the stack goes into it without tagging, changing or deleting any of it.
 
-use aws_sdk_ec2::types::{DomainType, Filter, Tag};
+use aws_sdk_ec2::types::Filter;
 
 use crate::support::aws::{self, Aws, leftovers};
-use crate::support::{TestStack, moto};
+use crate::support::{TestStack, by_hand, moto};
 
 /// What the network's builder made: ids, and every EC2 resource's tags as they were.
 struct Network {
@@ -18,124 +18,18 @@ struct Network {
 }
 
 async fn build(aws: &Aws, cidr: &str) -> Network {
-    let team = Tag::builder().key("team").value("platform").build();
-    let vpc = aws
-        .ec2
-        .create_vpc()
-        .cidr_block(cidr)
-        .send()
-        .await
-        .expect("CreateVpc")
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .expect("vpc id")
-        .to_owned();
-    for hostnames in [false, true] {
-        let on = aws_sdk_ec2::types::AttributeBooleanValue::builder()
-            .value(true)
-            .build();
-        let call = aws.ec2.modify_vpc_attribute().vpc_id(&vpc);
-        let call = match hostnames {
-            true => call.enable_dns_hostnames(on),
-            false => call.enable_dns_support(on),
-        };
-        call.send().await.expect("ModifyVpcAttribute");
-    }
-    aws.ec2
-        .create_tags()
-        .resources(&vpc)
-        .tags(team.clone())
-        .send()
-        .await
-        .expect("CreateTags");
-    let igw = aws
-        .ec2
-        .create_internet_gateway()
-        .send()
-        .await
-        .expect("CreateInternetGateway")
-        .internet_gateway()
-        .and_then(|g| g.internet_gateway_id())
-        .expect("igw id")
-        .to_owned();
-    aws.ec2
-        .attach_internet_gateway()
-        .internet_gateway_id(&igw)
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .expect("AttachInternetGateway");
+    let vpc = by_hand::vpc(aws, cidr).await;
+    by_hand::tag(aws, &vpc, "team", "platform").await;
+    let igw = by_hand::internet_gateway(aws, &vpc).await;
     let base = cidr.split('.').take(2).collect::<Vec<_>>().join(".");
-    let subnet = |block: &str, az: &str| {
-        let (block, az, vpc) = (block.to_owned(), az.to_owned(), vpc.clone());
-        async move {
-            aws.ec2
-                .create_subnet()
-                .vpc_id(vpc)
-                .cidr_block(block)
-                .availability_zone(az)
-                .send()
-                .await
-                .expect("CreateSubnet")
-                .subnet()
-                .and_then(|s| s.subnet_id())
-                .expect("subnet id")
-                .to_owned()
-        }
-    };
-    let public = subnet(&format!("{base}.0.0/24"), "us-east-1a").await;
-    let a = subnet(&format!("{base}.10.0/24"), "us-east-1a").await;
-    let b = subnet(&format!("{base}.11.0/24"), "us-east-1b").await;
-    let eip = aws
-        .ec2
-        .allocate_address()
-        .domain(DomainType::Vpc)
-        .send()
-        .await
-        .expect("AllocateAddress")
-        .allocation_id()
-        .expect("allocation id")
-        .to_owned();
-    let nat = aws
-        .ec2
-        .create_nat_gateway()
-        .subnet_id(&public)
-        .allocation_id(eip)
-        .send()
-        .await
-        .expect("CreateNatGateway")
-        .nat_gateway()
-        .and_then(|n| n.nat_gateway_id())
-        .expect("nat id")
-        .to_owned();
-    let private_table = aws
-        .ec2
-        .create_route_table()
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .expect("CreateRouteTable")
-        .route_table()
-        .and_then(|t| t.route_table_id())
-        .expect("rtb id")
-        .to_owned();
-    aws.ec2
-        .create_route()
-        .route_table_id(&private_table)
-        .destination_cidr_block("0.0.0.0/0")
-        .nat_gateway_id(&nat)
-        .send()
-        .await
-        .expect("CreateRoute");
+    let public = by_hand::subnet(aws, &vpc, &format!("{base}.0.0/24"), "us-east-1a", true).await;
+    let a = by_hand::subnet(aws, &vpc, &format!("{base}.10.0/24"), "us-east-1a", false).await;
+    let b = by_hand::subnet(aws, &vpc, &format!("{base}.11.0/24"), "us-east-1b", false).await;
+    let nat = by_hand::nat_gateway(aws, &public).await;
+    by_hand::route_table(aws, &vpc, &igw, std::slice::from_ref(&public)).await;
     // The hand-made mistake: only subnet A is associated; B falls to the main table, which
     // has no default route.
-    aws.ec2
-        .associate_route_table()
-        .route_table_id(&private_table)
-        .subnet_id(&a)
-        .send()
-        .await
-        .expect("AssociateRouteTable");
+    let private_table = by_hand::route_table(aws, &vpc, &nat, std::slice::from_ref(&a)).await;
     Network {
         vpc,
         a,
@@ -268,13 +162,7 @@ async fn a_stack_goes_into_an_existing_vpc_and_leaves_it_as_it_was() {
     );
 
     // Routed: the plan reads the network and makes none of it.
-    aws.ec2
-        .associate_route_table()
-        .route_table_id(&net.private_table)
-        .subnet_id(&net.b)
-        .send()
-        .await
-        .expect("AssociateRouteTable");
+    by_hand::associate(&aws, &net.private_table, &net.b).await;
     let routed = inventory(&aws, &net.vpc).await;
     assert_ne!(routed, before, "the association shows");
     let before = routed;

@@ -2,6 +2,7 @@
 //! read back through direct SDK calls (never through prefect-ecs' own code).
 //! Every test owns its stack (unique name and VPC CIDR), so tests share one moto server.
 
+mod adopt;
 mod changes;
 mod ci;
 mod commands;

@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 use serde_json::json;
 
-use super::super::ec2::{at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{Aws, Found, aws_err, create_untokened, observed, tags_value};
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
@@ -19,13 +19,13 @@ async fn find(aws: &Aws) -> Result<Found, ProviderError> {
     let eips = aws
         .ec2
         .describe_addresses()
-        .filters(aws.stack_filter())
+        .filters(aws.discovery_filter(Scope::Account))
         .send()
         .await
         .map_err(|e| aws_err("DescribeAddresses", e))?;
     let mut found = Found::default();
     for e in eips.addresses() {
-        let (Some(a), Some(id)) = (aws.ec2_address(e.tags()), e.allocation_id()) else {
+        let (Some(a), Some(id)) = (e.allocation_id().and_then(|id| aws.ec2_address(e.tags(), id)), e.allocation_id()) else {
             continue;
         };
         let domain = e.domain().map(|d| d.as_str().to_string());

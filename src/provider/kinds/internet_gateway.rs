@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::{Value, json};
 
-use super::super::ec2::{at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{Aws, Found, attr, aws_err, create_untokened, observed, tags_value};
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
@@ -19,13 +19,13 @@ async fn find(aws: &Aws) -> Result<Found, ProviderError> {
     let igws = aws
         .ec2
         .describe_internet_gateways()
-        .filters(aws.stack_filter())
+        .filters(aws.discovery_filter(Scope::Attachment))
         .send()
         .await
         .map_err(|e| aws_err("DescribeInternetGateways", e))?;
     let mut found = Found::default();
     for g in igws.internet_gateways() {
-        let (Some(a), Some(id)) = (aws.ec2_address(g.tags()), g.internet_gateway_id()) else {
+        let (Some(a), Some(id)) = (g.internet_gateway_id().and_then(|id| aws.ec2_address(g.tags(), id)), g.internet_gateway_id()) else {
             continue;
         };
         let vpc = g

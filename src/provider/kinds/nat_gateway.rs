@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::{Value, json};
 
-use super::super::ec2::{spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{
     Aws, Found, Poll, already, attr, aws_err, note, observed, request_token, tags_value, wait_until,
 };
@@ -37,7 +37,7 @@ impl Resource for NatGateway {
         let nats = aws
             .ec2
             .describe_nat_gateways()
-            .filter(aws.stack_filter())
+            .filter(aws.discovery_filter(Scope::Vpc))
             .send()
             .await
             .map_err(|e| aws_err("DescribeNatGateways", e))?;
@@ -48,7 +48,7 @@ impl Resource for NatGateway {
             if matches!(state, "deleted" | "deleting") {
                 continue;
             }
-            let (Some(a), Some(id)) = (aws.ec2_address(n.tags()), n.nat_gateway_id()) else {
+            let (Some(a), Some(id)) = (n.nat_gateway_id().and_then(|id| aws.ec2_address(n.tags(), id)), n.nat_gateway_id()) else {
                 continue;
             };
             let alloc = n

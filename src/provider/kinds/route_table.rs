@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::ResourceType;
 use serde_json::{Value, json};
 
-use super::super::ec2::{delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{
     Aws, Found, already, attr, attr_strings, aws_err, observed, request_token, tags_value,
 };
@@ -108,13 +108,13 @@ impl Resource for RouteTable {
         let rts = aws
             .ec2
             .describe_route_tables()
-            .filters(aws.stack_filter())
+            .filters(aws.discovery_filter(Scope::Vpc))
             .send()
             .await
             .map_err(|e| aws_err("DescribeRouteTables", e))?;
         let mut found = Found::default();
         for rt in rts.route_tables() {
-            let (Some(a), Some(id)) = (aws.ec2_address(rt.tags()), rt.route_table_id()) else {
+            let (Some(a), Some(id)) = (rt.route_table_id().and_then(|id| aws.ec2_address(rt.tags(), id)), rt.route_table_id()) else {
                 continue;
             };
             let mut routes = Vec::new();

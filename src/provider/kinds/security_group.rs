@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType};
 use serde_json::{Value, json};
 
-use super::super::ec2::{at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{
     Aws, AwsError, Found, already, attr, aws_err, create_untokened, observed, tags_value,
 };
@@ -61,13 +61,13 @@ async fn find(aws: &Aws) -> Result<Found, ProviderError> {
     let sgs = aws
         .ec2
         .describe_security_groups()
-        .filters(aws.stack_filter())
+        .filters(aws.discovery_filter(Scope::Vpc))
         .send()
         .await
         .map_err(|e| aws_err("DescribeSecurityGroups", e))?;
     let mut found = Found::default();
     for g in sgs.security_groups() {
-        let (Some(a), Some(id)) = (aws.ec2_address(g.tags()), g.group_id()) else {
+        let (Some(a), Some(id)) = (g.group_id().and_then(|id| aws.ec2_address(g.tags(), id)), g.group_id()) else {
             continue;
         };
         let attrs = Attrs::from([

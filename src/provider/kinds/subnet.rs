@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use serde_json::json;
 
-use super::super::ec2::{at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{Aws, Found, attr, aws_err, changed, create_untokened, observed, tags_value};
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
@@ -19,13 +19,13 @@ async fn find(aws: &Aws) -> Result<Found, ProviderError> {
     let subnets = aws
         .ec2
         .describe_subnets()
-        .filters(aws.stack_filter())
+        .filters(aws.discovery_filter(Scope::Vpc))
         .send()
         .await
         .map_err(|e| aws_err("DescribeSubnets", e))?;
     let mut found = Found::default();
     for s in subnets.subnets() {
-        let (Some(a), Some(id)) = (aws.ec2_address(s.tags()), s.subnet_id()) else {
+        let (Some(a), Some(id)) = (s.subnet_id().and_then(|id| aws.ec2_address(s.tags(), id)), s.subnet_id()) else {
             continue;
         };
         let vpc = s.vpc_id().unwrap_or_default();

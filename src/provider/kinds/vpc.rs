@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde_json::{Value, json};
 
-use super::super::ec2::{at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, at_address, delete_ec2, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{Aws, Found, Poll, attr, aws_err, changed, create_untokened, observed, tags_value, wait_until};
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
@@ -19,13 +19,13 @@ async fn find(aws: &Aws) -> Result<Found, ProviderError> {
     let vpcs = aws
         .ec2
         .describe_vpcs()
-        .filters(aws.stack_filter())
+        .filters(aws.discovery_filter(Scope::Vpc))
         .send()
         .await
         .map_err(|e| aws_err("DescribeVpcs", e))?;
     let mut list = Vec::new();
     for v in vpcs.vpcs() {
-        if let (Some(a), Some(id)) = (aws.ec2_address(v.tags()), v.vpc_id()) {
+        if let (Some(a), Some(id)) = (v.vpc_id().and_then(|id| aws.ec2_address(v.tags(), id)), v.vpc_id()) {
             list.push((a, id.to_string(), v.cidr_block().unwrap_or_default().to_string(), tag_map(v.tags())));
         }
     }

@@ -7,7 +7,7 @@
 use aws_sdk_ec2::types::{ResourceType, VpcEndpoint as Ec2Endpoint, VpcEndpointType};
 use serde_json::json;
 
-use super::super::ec2::{spec_tags, sync_ec2_tags, tag_map};
+use super::super::ec2::{Scope, spec_tags, sync_ec2_tags, tag_map};
 use super::super::{
     Aws, Found, Poll, attr, attr_strings, aws_err, observed, request_token, tags_value,
     wait_until,
@@ -134,7 +134,7 @@ impl Resource for VpcEndpoint {
         let out = aws
             .ec2
             .describe_vpc_endpoints()
-            .filters(aws.stack_filter())
+            .filters(aws.discovery_filter(Scope::Vpc))
             .send()
             .await
             .map_err(|e| aws_err("DescribeVpcEndpoints", e))?;
@@ -143,7 +143,7 @@ impl Resource for VpcEndpoint {
             if gone(&state(e)) {
                 continue;
             }
-            let (Some(a), Some(id)) = (aws.ec2_address(e.tags()), e.vpc_endpoint_id()) else {
+            let (Some(a), Some(id)) = (e.vpc_endpoint_id().and_then(|id| aws.ec2_address(e.tags(), id)), e.vpc_endpoint_id()) else {
                 continue;
             };
             let uses = e

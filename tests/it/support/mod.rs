@@ -2,6 +2,7 @@
 //! per-test stack spec, and direct AWS SDK clients that never go through prefect-ecs' own code.
 
 pub mod aws;
+pub mod by_hand;
 pub mod moto_server;
 pub mod plan;
 pub mod prefect;
