@@ -54,7 +54,7 @@ impl Context<Aws> {
         desired: bool,
         wait: bool,
     ) -> Result<Context> {
-        let spec = settings.load(path)?;
+        let mut spec = settings.load(path)?;
         let region = settings.region(spec.region.as_deref()).await?;
         let credential = credential(&spec)?;
         let prefect = prefect_api(&spec, credential.clone())?;
@@ -76,6 +76,7 @@ impl Context<Aws> {
         // profile or unreachable endpoint is one sentence within seconds.
         let identity = aws.identity(&settings.conn).await?;
         same_account(&spec, &identity.account)?;
+        aws.resolve_tagged_subnets(&mut spec).await?;
         aws.prefect = Some(prefect);
         let mut ctx = Context::with_cloud(
             spec,

@@ -12,7 +12,7 @@ use crate::spec;
 
 pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
     use crate::verify::{Check, image_fits_template, worker_permissions};
-    let spec = settings.load(path)?;
+    let mut spec = settings.load(path)?;
     let mut checks: Vec<Check> = Vec::new();
     let region = match settings.region(spec.region.as_deref()).await {
         Ok(r) => r,
@@ -65,7 +65,15 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
         };
         checks.push(("AWS account".into(), check));
     }
-    if let Some(existing) = &spec.network.existing {
+    if let Err(e) = aws.resolve_tagged_subnets(&mut spec).await {
+        checks.push(("subnets by tag".into(), Err(e.to_string())));
+    }
+    if let Some(existing) = spec
+        .network
+        .existing
+        .as_ref()
+        .filter(|e| !e.subnet_ids.is_empty())
+    {
         use crate::stack::Stack;
         match aws.network_facts(existing).await {
             Ok(facts) => checks.extend(crate::network::check(&spec, existing, &facts)),

@@ -256,3 +256,51 @@ impl Aws {
         Ok(facts)
     }
 }
+
+impl Aws {
+    /// `private_subnet_tags` / `public_subnet_tags`: the existing VPC's subnets carrying every
+    /// one of the tags, found before anything is planned and used as if listed (sorted).
+    pub async fn resolve_tagged_subnets(
+        &self,
+        spec: &mut crate::spec::Spec,
+    ) -> Result<(), ProviderError> {
+        let Some(e) = spec.network.existing.as_mut() else {
+            return Ok(());
+        };
+        if e.subnet_tags.is_empty() {
+            return Ok(());
+        }
+        let mut call = self
+            .ec2
+            .describe_subnets()
+            .filters(filter("vpc-id", std::slice::from_ref(&e.vpc_id)));
+        for (k, v) in &e.subnet_tags {
+            call = call.filters(filter(&format!("tag:{k}"), std::slice::from_ref(v)));
+        }
+        let out = call
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeSubnets", e))?;
+        let mut ids: Vec<String> = out
+            .subnets()
+            .iter()
+            .filter_map(|s| s.subnet_id().map(str::to_owned))
+            .collect();
+        ids.sort();
+        if ids.is_empty() {
+            let tags: Vec<String> = e
+                .subnet_tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            return Err(ProviderError(format!(
+                "no subnet of {} is tagged {}: tag the subnets the workers run in, or list them \
+                 by id",
+                e.vpc_id,
+                tags.join(", ")
+            )));
+        }
+        e.subnet_ids = ids;
+        Ok(())
+    }
+}

@@ -336,3 +336,51 @@ async fn workers_run_in_an_existing_cluster_with_an_existing_secret_left_as_they
         "{out}"
     );
 }
+
+/// The subnets of an existing VPC found by their tags: what the tags select is checked and
+/// planned as if listed; no subnet with them is an error naming the tags.
+#[tokio::test(flavor = "multi_thread")]
+async fn subnets_found_by_their_tags_are_checked_and_planned_as_listed() {
+    let aws = Aws::for_endpoint(&moto().endpoint).await;
+    let mut stack = TestStack::new("subnet-tags");
+    let net = build(&aws, &stack.cidr.clone()).await;
+    for s in [&net.a, &net.b] {
+        by_hand::tag(&aws, s, "tier", "workers").await;
+    }
+    let table = |tier: &str| {
+        format!(
+            "[network]\nvpc_id = \"{}\"\nprivate_subnet_tags = {{ tier = \"{tier}\" }}\n",
+            net.vpc
+        )
+    };
+    stack.network_table = Some(table("workers"));
+    // B is selected by its tag, and its missing route is found.
+    let out = stack.plan().assert_failed();
+    assert!(
+        out.stderr.contains(&format!("{}: its route table", net.b)),
+        "{out}"
+    );
+    by_hand::associate(&aws, &net.private_table, &net.b).await;
+    let out = stack.plan().assert_ok();
+    for s in [&net.a, &net.b] {
+        assert!(
+            out.stdout
+                .contains(&format!("  = subnet {s}  (existing, read-only)")),
+            "{out}"
+        );
+    }
+    let rendered = stack.run(&["render"], &[]).assert_ok();
+    assert!(
+        rendered
+            .stdout
+            .contains("private_subnet_tags = { tier = \"workers\" }"),
+        "{rendered}"
+    );
+    stack.network_table = Some(table("nobody"));
+    let out = stack.plan().assert_failed();
+    assert!(
+        out.stderr
+            .contains(&format!("no subnet of {} is tagged tier=nobody", net.vpc)),
+        "{out}"
+    );
+}

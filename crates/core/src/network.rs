@@ -391,6 +391,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn subnets_may_be_chosen_by_tags_instead_of_ids() {
+        let s = spec("public_subnet_tags = { tier = \"edge\", team = \"data\" }");
+        let e = s.network.existing.as_ref().unwrap();
+        assert_eq!(s.network.task_subnets, Tier::Public);
+        assert!(e.subnet_ids.is_empty());
+        assert_eq!(e.subnet_tags.len(), 2);
+        let source = format!(
+            "[stack]\nname = \"s\"\n[prefect]\napi_url = \"http://p.internal:4200/api\"\n\
+             [network]\nvpc_id = \"{VPC}\"\nprivate_subnet_ids = [\"{A}\"]\n\
+             private_subnet_tags = {{ tier = \"x\" }}\n[[worker]]\nname = \"w\"\n"
+        );
+        let err = crate::spec::parse(&source, Path::new("t.toml"), &|_| None, Some("us-east-1"))
+            .unwrap_err();
+        let text = crate::spec::render_plain(&err);
+        assert!(
+            text.contains("give the subnets the tasks run in once: private_subnet_ids or private_subnet_tags, not both"),
+            "{text}"
+        );
+    }
+
     /// The graph of an existing VPC holds none of the network's kinds and uses the ids as
     /// given; the plan lists them as read only.
     #[test]

@@ -120,7 +120,11 @@ pub struct Network {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingNetwork {
     pub vpc_id: String,
+    /// As listed, or (with `subnet_tags`) as found by their tags before planning.
     pub subnet_ids: Vec<String>,
+    /// `private_subnet_tags` / `public_subnet_tags`: the VPC's subnets carrying every one of
+    /// these tags (empty when the ids are listed).
+    pub subnet_tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,6 +70,10 @@ pub struct RawNetwork {
     pub vpc_id: Text,
     pub private_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
     pub public_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub private_subnet_tags: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub public_subnet_tags: BTreeMap<String, Spanned<String>>,
     pub vpc_name: Text,
     pub cidr: Text,
     pub availability_zones: Option<Spanned<Vec<Spanned<String>>>>,

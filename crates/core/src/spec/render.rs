@@ -138,13 +138,16 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
 
     let n = &spec.network;
     if let Some(e) = &n.existing {
-        let key = match n.task_subnets {
-            Tier::Private => "private_subnet_ids",
-            Tier::Public => "public_subnet_ids",
+        let tier = n.task_subnets.as_str();
+        let mut t = header(&mut out, "[network]");
+        t.set("vpc_id", e.vpc_id.as_str());
+        match e.subnet_tags.is_empty() {
+            true => t.set(&format!("{tier}_subnet_ids"), list(&e.subnet_ids)),
+            false => t.set(
+                &format!("{tier}_subnet_tags"),
+                inline(e.subnet_tags.clone()),
+            ),
         };
-        header(&mut out, "[network]")
-            .set("vpc_id", e.vpc_id.as_str())
-            .set(key, list(&e.subnet_ids));
     } else {
         network(&mut out, n);
     }

@@ -74,6 +74,8 @@ const NETWORK: &[(&str, Type)] = &[
     ("vpc_id", Text),
     ("private_subnet_ids", Texts("subnet ids")),
     ("public_subnet_ids", Texts("subnet ids")),
+    ("private_subnet_tags", TextMap),
+    ("public_subnet_tags", TextMap),
     ("vpc_name", Text),
     ("cidr", Text),
     ("availability_zones", Texts("zones")),

@@ -963,10 +963,10 @@ impl Checker<'_> {
             ),
         ] {
             if let Some(span) = given {
+                let tier = key.split('_').next().unwrap_or_default();
                 let message = format!(
                     "{key} names subnets of an existing VPC: set vpc_id to that VPC's id, or \
-                     use {} for the subnets prefect-ecs creates",
-                    key.trim_end_matches("_ids").to_owned() + "s"
+                     use {tier}_subnets for the subnets prefect-ecs creates"
                 );
                 self.report(Some(span), &p.key(key), message);
             }
@@ -1096,25 +1096,73 @@ impl Checker<'_> {
                            traffic and prefect-ecs creates none: remove nat (or set \"none\")";
             self.report(Some(nat.span()), &p.key("nat"), message);
         }
-        let (tier, list, key) = match (&raw.private_subnet_ids, &raw.public_subnet_ids) {
-            (Some(private), Some(public)) => {
-                let message = "give the subnets the tasks run in once: private_subnet_ids \
-                               (out through the VPC's NAT) or public_subnet_ids (each task with \
-                               a public IP), not both";
-                self.report(Some(public.span()), &p.key("public_subnet_ids"), message);
-                (Tier::Private, Some(private), "private_subnet_ids")
-            }
-            (Some(private), None) => (Tier::Private, Some(private), "private_subnet_ids"),
-            (None, Some(public)) => (Tier::Public, Some(public), "public_subnet_ids"),
-            (None, None) => {
+        // The subnets: by id or by tags, private or public; exactly one of the four.
+        let given: Vec<(&str, Tier, Range<usize>)> = [
+            (
+                "private_subnet_ids",
+                Tier::Private,
+                raw.private_subnet_ids.as_ref().map(|l| l.span()),
+            ),
+            (
+                "public_subnet_ids",
+                Tier::Public,
+                raw.public_subnet_ids.as_ref().map(|l| l.span()),
+            ),
+            (
+                "private_subnet_tags",
+                Tier::Private,
+                paths::key_span(self.doc, &p.key("private_subnet_tags").0)
+                    .filter(|_| !raw.private_subnet_tags.is_empty()),
+            ),
+            (
+                "public_subnet_tags",
+                Tier::Public,
+                paths::key_span(self.doc, &p.key("public_subnet_tags").0)
+                    .filter(|_| !raw.public_subnet_tags.is_empty()),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, tier, span)| span.map(|s| (key, tier, s)))
+        .collect();
+        let (tier, key) = match given.as_slice() {
+            [] => {
                 let message = "vpc_id needs the subnets of it the workers run in: \
                                private_subnet_ids = [\"subnet-…\", …] (with a route to a NAT \
                                gateway) or public_subnet_ids (with a route to an internet \
-                               gateway; each task gets a public IP)";
+                               gateway; each task gets a public IP), or the subnets' tags: \
+                               private_subnet_tags = { tier = \"private\" }";
                 self.report(Some(vpc_id.span()), &p.key("vpc_id"), message);
-                (Tier::Private, None, "private_subnet_ids")
+                (Tier::Private, "private_subnet_ids")
+            }
+            [(key, tier, _), rest @ ..] => {
+                for (other, _, span) in rest {
+                    let message = format!(
+                        "give the subnets the tasks run in once: {key} or {other}, not both \
+                         (private ones go out through the VPC's NAT, public ones give each task \
+                         a public IP)"
+                    );
+                    self.report(Some(span.clone()), &p.key(other), message);
+                }
+                (*tier, *key)
             }
         };
+        let list = match key {
+            "private_subnet_ids" => raw.private_subnet_ids.as_ref(),
+            "public_subnet_ids" => raw.public_subnet_ids.as_ref(),
+            _ => None,
+        };
+        let raw_tags = match key {
+            "private_subnet_tags" => &raw.private_subnet_tags,
+            "public_subnet_tags" => &raw.public_subnet_tags,
+            _ => &BTreeMap::new(),
+        };
+        let mut subnet_tags = BTreeMap::new();
+        for (name, value) in raw_tags {
+            let path = p.key(key).key(name);
+            if let Some(value) = self.text(value, &path) {
+                subnet_tags.insert(name.clone(), value);
+            }
+        }
         let mut subnet_ids: Vec<String> = Vec::new();
         if let Some(list) = list {
             if list.get_ref().is_empty() || list.get_ref().len() > 16 {
@@ -1166,6 +1214,7 @@ impl Checker<'_> {
             existing: Some(ExistingNetwork {
                 vpc_id: id,
                 subnet_ids,
+                subnet_tags,
             }),
         }
     }
