@@ -247,6 +247,9 @@ async fn adopt_takes_over_a_hand_built_stack_and_fixes_exactly_its_mistakes() {
     }
     // The mistakes, each in the plan.
     assert!(plan.contains("  + iam_role_policy.execution"), "{out}");
+    // The hand-built service is kept: its registration in Cloud Map is added in place.
+    let service = format!("ecs_service.{}", spec.workers[0].name);
+    assert!(plan.contains(&format!("  ~ {service}\n")), "{out}");
     let last = built.private.last().expect("private subnets");
     assert!(
         plan.contains(&format!(

@@ -24,6 +24,14 @@ use crate::spec::Spec;
 
 pub(super) struct EcsService;
 
+/// The Cloud Map services the tasks register in.
+fn registries(attrs: &Attrs) -> Vec<ServiceRegistry> {
+    attr_strings(attrs.get(SERVICE_REGISTRIES))
+        .into_iter()
+        .map(|a| ServiceRegistry::builder().registry_arn(a).build())
+        .collect()
+}
+
 fn network(attrs: &Attrs) -> NetworkConfiguration {
     let n = attrs.get(NETWORK).cloned().unwrap_or(Value::Null);
     NetworkConfiguration::builder()
@@ -148,12 +156,7 @@ impl Resource for EcsService {
                     )
                     .launch_type(LaunchType::Fargate)
                     .network_configuration(network(attrs))
-                    .set_service_registries(Some(
-                        attr_strings(attrs.get(SERVICE_REGISTRIES))
-                            .into_iter()
-                            .map(|a| ServiceRegistry::builder().registry_arn(a).build())
-                            .collect(),
-                    ))
+                    .set_service_registries(Some(registries(attrs)))
                     .deployment_configuration(deployment(attrs))
                     .client_token(&token)
                     .set_tags(Some(ecs_tags(tags)))
@@ -184,6 +187,7 @@ impl Resource for EcsService {
             TASK_DEFINITION,
             DESIRED_COUNT,
             NETWORK,
+            SERVICE_REGISTRIES,
             DEPLOYMENT_CIRCUIT_BREAKER,
         ];
         // The plan's own request (a secret the tasks read got a new value): new tasks.
@@ -202,6 +206,11 @@ impl Resource for EcsService {
                         .unwrap_or(1) as i32,
                 )
                 .network_configuration(network(attrs))
+                // A rolling deployment (ECS) takes the registries in place: new tasks register,
+                // old ones deregister as they stop.
+                .set_service_registries(
+                    changed(attrs, o, SERVICE_REGISTRIES).then(|| registries(attrs)),
+                )
                 .deployment_configuration(deployment(attrs))
                 .send()
                 .await

@@ -25,7 +25,8 @@ pub const DEF: KindDef = KindDef {
         AttrDef::new(DESIRED_COUNT),
         AttrDef::new(LAUNCH_TYPE).replace(),
         AttrDef::new(NETWORK),
-        AttrDef::new(SERVICE_REGISTRIES).replace(),
+        // UpdateService takes them in place (a new deployment).
+        AttrDef::new(SERVICE_REGISTRIES),
         // Some ECS implementations do not report these back; where absent they cannot drift.
         AttrDef::new(DEPLOYMENT_CIRCUIT_BREAKER).optional(),
         AttrDef::new(ENABLE_EXECUTE_COMMAND).optional(),
