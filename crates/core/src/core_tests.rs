@@ -2263,3 +2263,46 @@ fn cost_assumptions_price_nat_and_log_gigabytes() {
             .any(|u| u.contains("NAT") || u.contains("CloudWatch"))
     );
 }
+
+/// Issue 14: the plan says what the NAT still carries, so that a user sees what an endpoint
+/// (or an image in ECR) would take off it; a stack without a NAT says nothing of it.
+#[test]
+fn the_plan_says_what_goes_through_the_nat() {
+    let spec = load("dev.toml");
+    let through = spec::nat_traffic(&spec, "us-east-1");
+    assert_eq!(
+        through,
+        [
+            "image pulls from Docker Hub (dev-worker)",
+            "pip installs from PyPI at each task start (dev-worker)",
+            "the Prefect API (api.prefect.cloud)",
+            "AWS APIs without a VPC endpoint (ec2, ecr.api, ecr.dkr, ecs, logs, secretsmanager, sqs)",
+        ]
+    );
+    // The image in ECR behind its endpoints, every AWS API with one: only Prefect is left.
+    let mut private = spec.clone();
+    private.workers[0].image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/flows:1".into();
+    private.network.endpoints.interface = spec::required_endpoints(&private)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        spec::nat_traffic(&private, "us-east-1"),
+        ["the Prefect API (api.prefect.cloud)"]
+    );
+    assert!(spec::nat_traffic(&load("private.toml"), "us-east-1").is_empty());
+
+    // In the plan: the stack as it will be, under what depends on usage.
+    let g = dev();
+    let p = compute("dev", Some(&g), &ObservedState::default()).unwrap();
+    let doc = PlanDoc::new(&p)
+        .priced(&p, "us-east-1", &spec.cost)
+        .reading(&spec);
+    let usage = &doc.cost.as_ref().unwrap().usage;
+    assert!(
+        usage
+            .iter()
+            .any(|u| u.starts_with("through the NAT: image pulls from Docker Hub (dev-worker); ")),
+        "{usage:?}"
+    );
+}

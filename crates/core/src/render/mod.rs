@@ -332,6 +332,19 @@ impl PlanDoc {
 
     /// With what the spec reads but does not own.
     pub fn reading(mut self, spec: &crate::spec::Spec) -> PlanDoc {
+        // What the NAT gateways carry, beside their price per GB: what an endpoint would take
+        // off them. For the stack as it will be (nothing once destroyed).
+        if let Some(cost) = self
+            .cost
+            .as_mut()
+            .filter(|c| c.after.is_some_and(|a| a > 0.0))
+        {
+            let through = crate::spec::nat_traffic(spec, &cost.region);
+            if !through.is_empty() {
+                cost.usage
+                    .push(format!("through the NAT: {}", through.join("; ")));
+            }
+        }
         self.existing = spec
             .network
             .existing

@@ -25,6 +25,7 @@ use toml::de::DeTable;
 pub use model::*;
 pub use report::{MAX_SHOWN, MAX_SNIPPET_LINE};
 pub use scan::MAX_DEPTH;
+pub use validate::{nat_traffic, required_endpoints};
 
 use paths::KeyPath;
 use report::invalid;

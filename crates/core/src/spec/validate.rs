@@ -490,7 +490,75 @@ pub fn required_endpoints(spec: &Spec) -> Vec<&'static str> {
 /// Cloud is on the internet (PrivateLink to it is an enterprise option prefect-ecs does not
 /// set up), and so is a public address; a loopback address is no other machine's. A host
 /// name is taken to resolve inside the VPC.
-fn api_needs_internet(prefect: &Prefect) -> Option<String> {
+/// What the workers' and flow runs' tasks send through the NAT gateways (issue 14): what the
+/// stack's endpoints do not carry, each with who causes it. Empty without a NAT (or with the
+/// tasks in public subnets, which go out through the internet gateway).
+pub fn nat_traffic(spec: &Spec, region: &str) -> Vec<String> {
+    let net = &spec.network;
+    if net.nat == NatMode::None || net.task_subnets != Tier::Private {
+        return Vec::new();
+    }
+    let has = |e: &str| net.endpoints.interface.iter().any(|i| i == e);
+    let ecr_private = has("ecr.api") && has("ecr.dkr") && net.endpoints.s3;
+    let mut pulls: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut pip = Vec::new();
+    for w in &spec.workers {
+        let image = crate::image::ImageRef::parse(&w.image).ok();
+        let from = match image
+            .as_ref()
+            .map(|i| (i.ecr_region(), i.registry.as_deref()))
+        {
+            Some((Some(r), _)) if r == region && ecr_private => None,
+            Some((Some(r), _)) if r == region => {
+                Some("ECR (no ecr.api, ecr.dkr and s3 endpoints)".to_owned())
+            }
+            Some((Some(r), _)) => Some(format!("ECR in {r}")),
+            Some((None, Some(host))) => Some(host.to_owned()),
+            _ => Some("Docker Hub".to_owned()),
+        };
+        if let Some(from) = from {
+            pulls.entry(from).or_default().push(&w.name);
+        }
+        let plain = image.as_ref().is_some_and(|i| i.is_plain_prefect());
+        if plain || w.env.contains_key("EXTRA_PIP_PACKAGES") {
+            pip.push(w.name.as_str());
+        }
+    }
+    let mut out: Vec<String> = pulls
+        .into_iter()
+        .map(|(from, workers)| format!("image pulls from {from} ({})", workers.join(", ")))
+        .collect();
+    if !pip.is_empty() {
+        out.push(format!(
+            "pip installs from PyPI at each task start ({})",
+            pip.join(", ")
+        ));
+    }
+    let host = url::Url::parse(&spec.prefect.api_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    match api_needs_internet(&spec.prefect) {
+        Some(_) => out.push(format!("the Prefect API ({host})")),
+        None if host.parse::<std::net::Ipv4Addr>().is_err() => out.push(format!(
+            "the Prefect API ({host}), unless the VPC reaches it privately"
+        )),
+        None => {}
+    }
+    let missing: Vec<&str> = required_endpoints(spec)
+        .into_iter()
+        .filter(|e| !has(e))
+        .collect();
+    if !missing.is_empty() {
+        out.push(format!(
+            "AWS APIs without a VPC endpoint ({})",
+            missing.join(", ")
+        ));
+    }
+    out
+}
+
+pub(crate) fn api_needs_internet(prefect: &Prefect) -> Option<String> {
     let url = url::Url::parse(&prefect.api_url).ok()?;
     let host = url.host()?;
     if prefect.cloud.is_some() {
