@@ -425,6 +425,14 @@ fn task_definition_observed(
     let task = d.task_role_arn().unwrap_or_default();
     let attrs = Attrs::from([
         (task_definition::FAMILY.into(), json!(d.family())),
+        (
+            task_definition::CPU_ARCHITECTURE.into(),
+            json!(
+                d.runtime_platform()
+                    .and_then(|r| r.cpu_architecture())
+                    .map_or(task_definition::X86_64, |a| a.as_str())
+            ),
+        ),
         (task_definition::CPU.into(), json!(d.cpu())),
         (task_definition::MEMORY.into(), json!(d.memory())),
         (

@@ -3,6 +3,7 @@
 //! Every test owns its stack (unique name and VPC CIDR), so tests share one moto server.
 
 mod adopt;
+mod arm;
 mod changes;
 mod ci;
 mod commands;

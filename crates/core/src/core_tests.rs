@@ -2306,3 +2306,69 @@ fn the_plan_says_what_goes_through_the_nat() {
         "{usage:?}"
     );
 }
+
+/// ARM workers (issue 12, issue 14's cost): the task definition asks for ARM64, the pool's
+/// flow runs are registered for it too, and the plan prices them at Fargate's ARM rates —
+/// 0.5 × 0.03238 × 730 + 1 × 0.00356 × 730 = $14.42 against $18.02 for x86.
+#[test]
+fn arm_workers_run_and_cost_as_arm() {
+    use crate::cost::{dollars, of_graph, prices};
+    let mut spec = load("dev.toml");
+    spec.workers[0].architecture = spec::Arch::Arm64;
+    spec.work_pools[0].architecture = spec::Arch::Arm64;
+    let g = build(&spec, "us-east-1", key(), Some(&template())).unwrap();
+    let td = g.get(&a("ecs_task_definition.dev-worker")).unwrap();
+    assert_eq!(td.attrs["cpu_architecture"], "ARM64");
+    let pool = g.get(&a("prefect_work_pool.ecs-work-pool")).unwrap();
+    assert_eq!(
+        pool.attrs["base_job_template"]["job_configuration"]["task_definition"]["runtimePlatform"],
+        serde_json::json!({"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"})
+    );
+    let p = prices("us-east-1").unwrap();
+    let arm = of_graph(&g, &p, &Default::default());
+    let fargate = arm
+        .lines
+        .iter()
+        .find(|l| l.what.contains("Fargate"))
+        .unwrap();
+    assert_eq!(fargate.what, "1 Fargate task(s) of 0.5 vCPU and 1 GB, ARM");
+    assert_eq!(dollars(fargate.monthly), "$14.42");
+    let x86 = of_graph(&dev(), &p, &Default::default());
+    assert_eq!(dollars(x86.total() - arm.total()), "$3.60");
+    // An x86 pool's template is the server's, untouched.
+    let x86_pool = dev();
+    let t = &x86_pool
+        .get(&a("prefect_work_pool.ecs-work-pool"))
+        .unwrap()
+        .attrs["base_job_template"];
+    assert!(
+        t["job_configuration"]["task_definition"]
+            .get("runtimePlatform")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_pool_runs_on_one_architecture() {
+    let env = |_: &str| Some("x".to_string());
+    let source = "[stack]\nname = \"s\"\nregion = \"us-east-1\"\n[prefect]\n\
+                  api_url = \"http://p.internal:4200/api\"\n\
+                  [[worker]]\nname = \"a\"\nwork_pool = \"p\"\n\
+                  [[worker]]\nname = \"b\"\nwork_pool = \"p\"\narchitecture = \"arm64\"\n\
+                  [[worker]]\nname = \"c\"\narchitecture = \"aarch64\"\n";
+    let err = spec::parse(source, Path::new("t.toml"), &env, None).unwrap_err();
+    let text = spec::render_plain(&err);
+    assert!(
+        text.contains(
+            "worker \"b\" is arm64 but worker[0] of the same pool \"p\" is x86_64: a pool's flow \
+             runs run on one architecture; give the worker its own pool"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "architecture must be \"x86_64\" or \"arm64\" (Fargate's two), not \"aarch64\""
+        ),
+        "{text}"
+    );
+}

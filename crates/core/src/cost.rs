@@ -34,6 +34,9 @@ pub struct Prices {
     pub public_ipv4_hour: f64,
     pub fargate_vcpu_hour: f64,
     pub fargate_gb_hour: f64,
+    /// Fargate on ARM (Graviton), Linux.
+    pub fargate_arm_vcpu_hour: f64,
+    pub fargate_arm_gb_hour: f64,
     pub secret_month: f64,
     pub hosted_zone_month: f64,
     pub cloud_map_instance_month: f64,
@@ -110,6 +113,7 @@ struct Tasks {
     count: u64,
     public_ip: bool,
     registered: bool,
+    arm: bool,
 }
 
 /// What the stack costs once it is as `graph` says.
@@ -194,23 +198,28 @@ fn observed<'a>(
     )
 }
 
-/// A task definition's vCPU and GB (`"512"` CPU units, `"1024"` MiB).
-fn size(td: &Attrs) -> Option<(f64, f64)> {
+/// A task definition's vCPU and GB (`"512"` CPU units, `"1024"` MiB), and whether it is ARM.
+fn size(td: &Attrs) -> Option<(f64, f64, bool)> {
     let number = |key: &str| -> Option<f64> {
         match td.get(key)? {
             Value::String(s) => s.parse().ok(),
             v => v.as_f64(),
         }
     };
+    let arm = td
+        .get(task_definition::CPU_ARCHITECTURE)
+        .and_then(Value::as_str)
+        == Some(task_definition::ARM64);
     Some((
         number(task_definition::CPU)? / 1024.0,
         number(task_definition::MEMORY)? / 1024.0,
+        arm,
     ))
 }
 
 fn estimate<'a>(
     resources: impl Iterator<Item = (&'a Address, &'a Attrs)>,
-    task_size: impl Fn(&Attrs) -> Option<(f64, f64)>,
+    task_size: impl Fn(&Attrs) -> Option<(f64, f64, bool)>,
     p: &Prices,
     assume: &CostAssumptions,
 ) -> Estimate {
@@ -286,13 +295,17 @@ fn estimate<'a>(
                     continue;
                 };
                 let n = t.count as f64;
+                let (arch, vcpu_hour, gb_hour) = match t.arm {
+                    true => ("ARM", p.fargate_arm_vcpu_hour, p.fargate_arm_gb_hour),
+                    false => ("x86", p.fargate_vcpu_hour, p.fargate_gb_hour),
+                };
                 line(
                     address,
                     format!(
-                        "{} Fargate task(s) of {} vCPU and {} GB, x86",
+                        "{} Fargate task(s) of {} vCPU and {} GB, {arch}",
                         t.count, t.vcpu, t.gb
                     ),
-                    n * (hourly(t.vcpu * p.fargate_vcpu_hour) + hourly(t.gb * p.fargate_gb_hour)),
+                    n * (hourly(t.vcpu * vcpu_hour) + hourly(t.gb * gb_hour)),
                 );
                 if t.public_ip && t.count > 0 {
                     line(
@@ -395,12 +408,16 @@ fn estimate<'a>(
     e
 }
 
-fn tasks(service: &Attrs, task_size: &impl Fn(&Attrs) -> Option<(f64, f64)>) -> Option<Tasks> {
-    let (vcpu, gb) = task_size(service)?;
+fn tasks(
+    service: &Attrs,
+    task_size: &impl Fn(&Attrs) -> Option<(f64, f64, bool)>,
+) -> Option<Tasks> {
+    let (vcpu, gb, arm) = task_size(service)?;
     let network = service.get(ecs_service::NETWORK);
     Some(Tasks {
         vcpu,
         gb,
+        arm,
         count: service.get(ecs_service::DESIRED_COUNT)?.as_u64()?,
         public_ip: network
             .and_then(|n| n.get("assign_public_ip"))

@@ -16,7 +16,7 @@ use crate::model::{
     Address, Attrs, Desired, Kind, TAG_ADOPTED, TAG_SPEC, ownership_tags, reference,
 };
 use crate::secret::SecretValue;
-use crate::spec::{CredentialKind, NatMode, Spec, Tier, WorkPool, Worker};
+use crate::spec::{Arch, CredentialKind, NatMode, Spec, Tier, WorkPool, Worker};
 
 pub const EXECUTION_POLICY_ARN: &str =
     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
@@ -894,6 +894,17 @@ impl Expander<'_> {
             defaults.push((secret_arn_variable(c.kind), self.secret_arn()));
         }
         let mut template = with_secret_arn_variables(self.pool_template);
+        // ARM flow runs: the task definition the worker registers for them says so.
+        if pool.architecture == Arch::Arm64
+            && let Some(td) = template
+                .pointer_mut("/job_configuration/task_definition")
+                .and_then(Value::as_object_mut)
+        {
+            td.insert(
+                "runtimePlatform".into(),
+                json!({"cpuArchitecture": task_definition::ARM64, "operatingSystemFamily": "LINUX"}),
+            );
+        }
         if let Some(props) = template
             .pointer_mut("/variables/properties")
             .and_then(Value::as_object_mut)
@@ -1001,6 +1012,7 @@ impl Expander<'_> {
             td.clone(),
             attrs([
                 (task_definition::FAMILY, json!(w.family)),
+                (task_definition::CPU_ARCHITECTURE, json!(w.architecture.ecs())),
                 (task_definition::CPU, json!(w.cpu.to_string())),
                 (task_definition::MEMORY, json!(w.memory.to_string())),
                 (task_definition::NETWORK_MODE, json!("awsvpc")),

@@ -16,7 +16,7 @@ use super::super::{Aws, AwsError, Found, attr, attr_strings, aws_err, create_unt
 use super::{Create, Resource, Update};
 use crate::apply::ProviderError;
 use crate::kinds::task_definition::{
-    CONTAINER, CPU, EXECUTION_ROLE_ARN, FAMILY, MEMORY, TASK_ROLE_ARN,
+    ARM64, CONTAINER, CPU, CPU_ARCHITECTURE, EXECUTION_ROLE_ARN, FAMILY, MEMORY, TASK_ROLE_ARN,
 };
 use crate::model::{Attrs, Observed, Outputs, TAG_ADDRESS, TAG_SPEC, TAG_STACK};
 use crate::spec::Spec;
@@ -172,6 +172,15 @@ async fn register_once(aws: &Aws, attrs: &Attrs,
         .execution_role_arn(attr(attrs, EXECUTION_ROLE_ARN).unwrap_or_default())
         .task_role_arn(attr(attrs, TASK_ROLE_ARN).unwrap_or_default())
         .container_definitions(container.clone())
+        // x86 is Fargate's default: only ARM is said (a revision without it reads as x86).
+        .set_runtime_platform(
+            (attr(attrs, CPU_ARCHITECTURE).ok() == Some(ARM64)).then(|| {
+                aws_sdk_ecs::types::RuntimePlatform::builder()
+                    .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::Arm64)
+                    .operating_system_family(aws_sdk_ecs::types::OsFamily::Linux)
+                    .build()
+            }),
+        )
         .set_tags(Some(ecs_tags(tags)))
         .customize()
         .config_override(once!(aws_sdk_ecs))

@@ -121,6 +121,8 @@ pub struct WorkerSpec {
     pub work_pool: String,
     pub cpu: u32,
     pub memory: u32,
+    /// `architecture` as written; `None` leaves the default (x86).
+    pub architecture: Option<&'static str>,
 }
 
 /// One test's stack: a unique name and VPC CIDR, the spec file in a temp dir, and the test's
@@ -196,6 +198,7 @@ impl TestStack {
             work_pool: format!("{}-pool-{n}", self.name),
             cpu: 512,
             memory: 1024,
+            architecture: None,
         });
         name
     }
@@ -242,6 +245,9 @@ impl TestStack {
                  cpu = {}\nmemory = {}\n",
                 w.name, w.work_pool, w.cpu, w.memory
             );
+            if let Some(a) = w.architecture {
+                toml += &format!("architecture = \"{a}\"\n");
+            }
         }
         toml + "\n" + &self.extra
     }

@@ -13,6 +13,10 @@ pub const TASK_ROLE_ARN: &str = "task_role_arn";
 /// The one container: `{name, image, essential, command, environment, secrets, health_check,
 /// stop_timeout, log_configuration}`.
 pub const CONTAINER: &str = "container";
+/// `X86_64` or `ARM64` (Fargate's `runtimePlatform.cpuArchitecture`; absent is x86).
+pub const CPU_ARCHITECTURE: &str = "cpu_architecture";
+pub const X86_64: &str = "X86_64";
+pub const ARM64: &str = "ARM64";
 
 pub const DEF: KindDef = KindDef {
     name: "ecs_task_definition",
@@ -25,6 +29,7 @@ pub const DEF: KindDef = KindDef {
         AttrDef::new(EXECUTION_ROLE_ARN).replace(),
         AttrDef::new(TASK_ROLE_ARN).replace(),
         AttrDef::new(CONTAINER).replace(),
+        AttrDef::new(CPU_ARCHITECTURE).replace(),
         AttrDef::TAGS,
     ],
     create_before_destroy: true,

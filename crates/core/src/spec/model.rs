@@ -245,6 +245,33 @@ pub struct Worker {
     pub memory: u32,
     pub desired_count: u32,
     pub env: BTreeMap<String, String>,
+    /// The worker's tasks and its pool's flow runs: x86 (default) or ARM (Graviton).
+    pub architecture: Arch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Arch {
+    #[default]
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    /// As the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// As ECS writes it (`runtimePlatform.cpuArchitecture`).
+    pub fn ecs(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "X86_64",
+            Arch::Arm64 => "ARM64",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,4 +280,6 @@ pub struct WorkPool {
     /// Manage a pool that exists already (made by hand or by another tool) instead of refusing
     /// it; destroy then leaves it in Prefect.
     pub adopt: bool,
+    /// The flow runs' architecture: the one of the pool's workers.
+    pub architecture: Arch,
 }

@@ -147,6 +147,7 @@ pub struct RawWorker {
     pub cpu: Number,
     pub memory: Number,
     pub desired_count: Number,
+    pub architecture: Text,
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
 }

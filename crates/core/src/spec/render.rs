@@ -200,7 +200,8 @@ pub fn to_toml(spec: &Spec, origin: &str) -> String {
             .set("image", w.image.as_str())
             .set("cpu", number(w.cpu))
             .set("memory", number(w.memory))
-            .set("desired_count", number(w.desired_count));
+            .set("desired_count", number(w.desired_count))
+            .set("architecture", w.architecture.as_str());
         if !w.env.is_empty() {
             let env = w.env.iter().map(|(k, v)| {
                 let v = if sensitive(k) {

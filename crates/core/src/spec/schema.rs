@@ -116,6 +116,7 @@ const WORKER: &[(&str, Type)] = &[
     ("cpu", Number),
     ("memory", Number),
     ("desired_count", Number),
+    ("architecture", Text),
     ("env", TextMap),
 ];
 

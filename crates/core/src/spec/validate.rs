@@ -1736,6 +1736,21 @@ impl Checker<'_> {
             }
             let (cpu, memory) = self.size(raw, &p, table);
             let desired_count = self.number(&raw.desired_count, &p.key("desired_count"), 1, 0..=10);
+            let architecture = match raw.architecture.as_ref() {
+                None => Arch::X86_64,
+                Some(a) => match self.text(a, &p.key("architecture")).as_deref() {
+                    Some("x86_64") | None => Arch::X86_64,
+                    Some("arm64") => Arch::Arm64,
+                    Some(other) => {
+                        let message = format!(
+                            "architecture must be \"x86_64\" or \"arm64\" (Fargate's two), not \
+                             \"{other}\""
+                        );
+                        self.report(Some(a.span()), &p.key("architecture"), message);
+                        Arch::X86_64
+                    }
+                },
+            };
             let mut env = BTreeMap::new();
             let mut size = 0;
             for (key, value) in &raw.env {
@@ -1798,7 +1813,29 @@ impl Checker<'_> {
                 memory,
                 desired_count,
                 env,
+                architecture,
             });
+        }
+        // A pool's flow runs run on one architecture: its workers must agree on it.
+        let mut arch_of: BTreeMap<&str, (usize, Arch)> = BTreeMap::new();
+        for (i, w) in workers.iter().enumerate() {
+            let (first, arch) = *arch_of.entry(&w.work_pool).or_insert((i, w.architecture));
+            if arch != w.architecture {
+                let path = p.index(i).key("architecture");
+                let message = format!(
+                    "worker \"{}\" is {} but worker[{first}] of the same pool \"{}\" is {}: a \
+                     pool's flow runs run on one architecture; give the worker its own pool",
+                    w.name,
+                    w.architecture.as_str(),
+                    w.work_pool,
+                    arch.as_str()
+                );
+                let span = list
+                    .get(i)
+                    .and_then(|r| r.get_ref().architecture.as_ref())
+                    .map(|a| a.span());
+                self.report(span, &path, message);
+            }
         }
         workers
     }
@@ -1815,6 +1852,7 @@ impl Checker<'_> {
                 let pool = WorkPool {
                     name: w.work_pool.clone(),
                     adopt: false,
+                    architecture: w.architecture,
                 };
                 (w.work_pool.clone(), pool)
             })
