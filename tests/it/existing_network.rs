@@ -284,6 +284,13 @@ async fn workers_run_in_an_existing_cluster_with_an_existing_secret_left_as_they
     for mine in ["+ ecs_cluster.main", "+ secret.api_key"] {
         assert!(!out.stdout.contains(mine), "{mine}:\n{out}");
     }
+    for theirs in [format!("cluster {cluster}"), format!("secret {secret}")] {
+        assert!(
+            out.stdout
+                .contains(&format!("  = {theirs}  (existing, read-only)")),
+            "{theirs}:\n{out}"
+        );
+    }
     stack.apply().assert_ok();
     let service = aws::ecs_service(&aws, &cluster, stack.worker(0))
         .await

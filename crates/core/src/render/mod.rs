@@ -91,8 +91,9 @@ pub struct PlanDoc {
     /// Absent when not known (a plan computed without AWS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
-    /// What the stack uses but does not own (an existing VPC and its subnets: `vpc vpc-…`,
-    /// `subnet subnet-…`), read only. Absent when none.
+    /// What the stack uses but does not own (an existing VPC and its subnets, cluster, secret:
+    /// `vpc vpc-…`, `subnet subnet-…`, `cluster arn:…`, `secret arn:…`), read only. Absent
+    /// when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub existing: Vec<String>,
 }
@@ -351,6 +352,10 @@ impl PlanDoc {
             .as_ref()
             .map(crate::network::listed)
             .unwrap_or_default();
+        self.existing
+            .extend(spec.cluster.arn.iter().map(|a| format!("cluster {a}")));
+        self.existing
+            .extend(spec.secret.arn.iter().map(|a| format!("secret {a}")));
         self
     }
 
