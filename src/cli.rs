@@ -50,17 +50,19 @@ pub struct SpecFlags {
     pub env: Option<String>,
     /// A value for `${KEY}` in the spec, over an environment variable of the same name;
     /// repeatable.
-    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
-    pub vars: Vec<(String, String)>,
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
     /// A TOML file of `KEY = "value"` lines for `${KEY}`; a --var of the same KEY wins.
     #[arg(long, value_name = "FILE")]
     pub var_file: Option<PathBuf>,
 }
 
-fn parse_var(s: &str) -> Result<(String, String), String> {
+/// One `--var`. Parsed here rather than by clap, whose error would echo the argument: a value
+/// given by mistake (an API key) must not reach a log.
+pub fn parse_var(s: &str) -> Result<(String, String), String> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+        .ok_or_else(|| "a --var is KEY=VALUE, and one of them has no =".to_owned())?;
     let name_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !name_ok {
@@ -163,6 +165,10 @@ pub enum Command {
         run: ApplyFlags,
         #[command(flatten)]
         tuning: Tuning,
+        /// Let the plan replace (or delete) a hand-built resource that cannot be brought in
+        /// line in place; without it such a plan stops the adoption, naming each.
+        #[arg(long)]
+        allow_replace: bool,
     },
     /// Delete every resource this stack owns, and nothing else.
     Destroy {

@@ -7,22 +7,73 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use miette::Result;
+use miette::{Result, miette};
 
 use super::{Context, Settings, print};
 use crate::cli::RunFlags;
-use crate::plan::Plan;
+use crate::plan::{Action, Plan};
 
-pub async fn run(settings: &Settings, spec: &Path, run: &RunFlags) -> Result<ExitCode> {
+/// `allow_replace`: `--allow-replace`, without which a hand-built resource the plan would
+/// replace or delete stops the adoption before anything changes.
+pub async fn run(
+    settings: &Settings,
+    spec: &Path,
+    run: &RunFlags,
+    allow_replace: bool,
+) -> Result<ExitCode> {
     let ctx = Context::new(spec, settings, true, !run.no_wait).await?;
     ctx.locked("adopt", async {
         let matched = ctx.aws.prepare_adoption(&ctx.spec).await?;
         let plan = ctx.plan().await?;
         print_adopted(&matched, &plan);
+        let lost = replaced(&plan);
+        if !lost.is_empty() && !allow_replace {
+            return Err(miette!(
+                help = "make the resource match the spec by hand, or pass --allow-replace to let adopt replace it",
+                "adopting would replace or delete what was built by hand, nothing was changed:\n  {}",
+                lost.join("\n  ")
+            ));
+        }
         let progress = print::progress(run, settings.style, "apply")?;
         ctx.run(plan, run, progress).await
     })
     .await
+}
+
+/// Adopted resources the plan replaces (a new task definition revision aside, which replaces
+/// nothing that runs) or deletes, each with the attributes that force it.
+pub fn replaced(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Replace | Action::Delete))
+        .filter(|c| !c.address.kind.def().create_before_destroy)
+        .filter(|c| c.observed.as_ref().is_some_and(untagged))
+        .map(|c| {
+            let why: Vec<&str> = c
+                .diffs
+                .iter()
+                .filter(|d| d.forces_replacement)
+                .map(|d| d.attr.as_str())
+                .collect();
+            match (c.action, why.is_empty()) {
+                (Action::Delete, _) => format!("{} would be deleted", c.address),
+                (_, true) => format!(
+                    "{} would be replaced ({})",
+                    c.address,
+                    c.reason
+                        .as_deref()
+                        .unwrap_or("a resource it refers to is replaced")
+                ),
+                (_, false) => format!("{} would be replaced: {} differ", c.address, why.join(", ")),
+            }
+        })
+        .collect()
+}
+
+fn untagged(o: &crate::model::Observed) -> bool {
+    o.attrs
+        .get(crate::kinds::TAGS)
+        .is_none_or(|t| t.get(crate::model::TAG_STACK).is_none())
 }
 
 /// What the adoption takes over: the EC2 resources matched, and every resource the plan finds
@@ -31,14 +82,10 @@ pub fn print_adopted(matched: &[String], plan: &Plan) {
     let mut lines: Vec<String> = matched.to_vec();
     for c in &plan.changes {
         let Some(o) = &c.observed else { continue };
-        let untagged = o
-            .attrs
-            .get(crate::kinds::TAGS)
-            .is_none_or(|t| t.get(crate::model::TAG_STACK).is_none());
         let listed = lines
             .iter()
             .any(|l| l.starts_with(&format!("{}  ", c.address)));
-        if untagged && !listed {
+        if untagged(o) && !listed {
             lines.push(format!("{}  {} (by name)", c.address, o.id));
         }
     }

@@ -100,10 +100,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             aws,
             run,
             tuning,
+            allow_replace,
         } => runtime()?.block_on(adopt::run(
             &base.with_aws(aws).with_tuning(tuning).with_inputs(inputs)?,
             spec,
             &run.run(),
+            *allow_replace,
         )),
         Command::Destroy {
             spec,

@@ -39,6 +39,9 @@ pub async fn run(
     let (observed, plan) = ctx.observe_and_plan().await?;
     if let Some(matched) = &matched {
         super::adopt::print_adopted(matched, &plan);
+        for lost in super::adopt::replaced(&plan) {
+            eprintln!("adopt: {lost} (adopt refuses this without --allow-replace)");
+        }
     }
     let doc = PlanDoc::new(&plan)
         .priced(&plan, &ctx.region, &ctx.spec.cost)

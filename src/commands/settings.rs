@@ -62,7 +62,10 @@ impl Settings {
         if let Some(file) = &inputs.var_file {
             self.vars = read_var_file(file)?;
         }
-        self.vars.extend(inputs.vars.iter().cloned());
+        for var in &inputs.vars {
+            let (key, value) = crate::cli::parse_var(var).map_err(|e| miette!("{e}"))?;
+            self.vars.insert(key, value);
+        }
         Ok(self)
     }
 

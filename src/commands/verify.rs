@@ -24,6 +24,20 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
     let aws = settings
         .connect_aws(&spec.name, &region, settings.timeout)
         .await;
+    // Another account's credentials: no call but STS's, and nothing else to check.
+    if let Some(want) = &spec.account_id {
+        let check = match aws.identity(&settings.conn).await {
+            Ok(id) => super::context::same_account(&spec, &id.account)
+                .map(|_| format!("{want}, as [stack] account_id says"))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &check {
+            println!("FAIL  AWS account: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        checks.push(("AWS account".into(), check));
+    }
     match aws.available_zones().await {
         Ok(zones) => {
             checks.push((
@@ -55,15 +69,6 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
                 "{e}; check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and region"
             )),
         )),
-    }
-    if let Some(want) = &spec.account_id {
-        let check = match aws.identity(&settings.conn).await {
-            Ok(id) => super::context::same_account(&spec, &id.account)
-                .map(|_| format!("{want}, as [stack] account_id says"))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        checks.push(("AWS account".into(), check));
     }
     if let Err(e) = aws.resolve_tagged_subnets(&mut spec).await {
         checks.push(("subnets by tag".into(), Err(e.to_string())));

@@ -234,28 +234,53 @@ impl Aws {
                         .any(|a| a.subnet_id() == Some(id.as_str()))
             })
         };
-        if let Some(t) =
-            table_of(&Address::indexed(Kind::Subnet, "public", 0)).and_then(|t| t.route_table_id())
-        {
-            take(
-                Address::new(Kind::RouteTable, "public"),
-                t,
-                "associated with subnet.public[0]".into(),
-            );
-        }
+        // Each table once, and only a table that serves nothing but the spec's subnets: its
+        // routes and associations become the stack's to set (and to delete on destroy).
+        let mut wanted: Vec<(Address, Address)> = vec![(
+            Address::new(Kind::RouteTable, "public"),
+            Address::indexed(Kind::Subnet, "public", 0),
+        )];
         let private_tables = nat_count.max(1);
         for t in 0..private_tables {
             let first =
                 (0..net.zones.len()).find(|z| private_tables == 1 || z % private_tables == t);
-            let Some(z) = first else { continue };
-            let subnet = Address::indexed(Kind::Subnet, "private", z);
-            if let Some(id) = table_of(&subnet).and_then(|t| t.route_table_id()) {
-                take(
+            if let Some(z) = first {
+                wanted.push((
                     Address::indexed(Kind::RouteTable, "private", t),
-                    id,
-                    format!("associated with {subnet}"),
-                );
+                    Address::indexed(Kind::Subnet, "private", z),
+                ));
             }
+        }
+        let mut tables_taken: BTreeMap<String, Address> = BTreeMap::new();
+        for (address, subnet) in wanted {
+            let Some(table) = table_of(&subnet) else {
+                continue;
+            };
+            let Some(id) = table.route_table_id() else {
+                continue;
+            };
+            let others: Vec<&str> = table
+                .associations()
+                .iter()
+                .filter_map(|a| a.subnet_id())
+                .filter(|s| !subnet_at.contains_key(*s))
+                .collect();
+            if !others.is_empty() {
+                return Err(ProviderError(format!(
+                    "adopt: route table {id} ({address}) also serves {}, which the spec does not \
+                     describe: adopting it would take over their routing; give those subnets a \
+                     table of their own first",
+                    others.join(", ")
+                )));
+            }
+            if let Some(first) = tables_taken.insert(id.to_owned(), address.clone()) {
+                return Err(ProviderError(format!(
+                    "adopt: route table {id} serves both {first}'s and {address}'s subnets: which \
+                     one it is cannot be told; give the public and private subnets tables of \
+                     their own"
+                )));
+            }
+            take(address, id, format!("associated with {subnet}"));
         }
         let groups = groups.map_err(|e| aws_err("DescribeSecurityGroups", e))?;
         for name in ["worker", "endpoints"] {

@@ -300,6 +300,14 @@ impl Aws {
                 tags.join(", ")
             )));
         }
+        if ids.len() > 16 {
+            return Err(ProviderError(format!(
+                "{} subnets of {} carry the tags; ECS takes at most 16 for a service: tag fewer, \
+                 or list them by id",
+                ids.len(),
+                e.vpc_id
+            )));
+        }
         e.subnet_ids = ids;
         Ok(())
     }

@@ -44,7 +44,8 @@ async fn build_by_hand(aws: &Aws, stack: &TestStack, spec: &prefect_ecs::spec::S
         .create_security_group()
         .vpc_id(&vpc)
         .group_name(format!("{}-worker", stack.name))
-        .description("prefect-ecs workers: all egress, no ingress")
+        // Its own words: a group's description is fixed in EC2 and never a reason to replace it.
+        .description("hand-made group for the prefect workers")
         .send()
         .await
         .expect("CreateSecurityGroup")
@@ -398,14 +399,60 @@ async fn adopt_refuses_what_is_ambiguous_and_what_another_stack_owns() {
         )) && vpcs.iter().all(|v| out.stderr.contains(v.as_str())),
         "{out}"
     );
-    for v in &vpcs {
-        aws.ec2
-            .delete_vpc()
-            .vpc_id(v)
-            .send()
+    aws.ec2
+        .delete_vpc()
+        .vpc_id(&vpcs[1])
+        .send()
+        .await
+        .expect("DeleteVpc");
+    let vpc = &vpcs[0];
+
+    // One VPC now, but a subnet in another zone than the spec's (a replacement): adopt stops
+    // before changing anything, naming it.
+    let spec = prefect_ecs::spec::parse(
+        &stack.spec_toml(),
+        std::path::Path::new("spec.toml"),
+        &|_| Some("x".into()),
+        Some(crate::support::REGION),
+    )
+    .expect("the test's spec");
+    let zone = &spec.network.zones[0];
+    let block = zone.public_cidr.to_string();
+    let moved = by_hand::subnet(&aws, vpc, &block, &spec.network.zones[1].az, true).await;
+    let out = stack
+        .run(&["adopt", "--auto-approve", "--no-wait"], &[])
+        .assert_failed();
+    assert!(
+        out.stderr.contains(
+            "adopting would replace or delete what was built by hand, nothing was changed"
+        ) && out
+            .stderr
+            .contains("subnet.public[0] would be replaced: availability_zone differ"),
+        "{out}"
+    );
+    assert!(
+        aws::Ec2Stack::load(&aws, &stack.name)
             .await
-            .expect("DeleteVpc");
-    }
+            .addresses()
+            .is_empty()
+    );
+    by_hand::delete_subnet(&aws, &moved).await;
+
+    // A route table that also serves a subnet the spec does not describe is not taken.
+    let public = by_hand::subnet(&aws, vpc, &block, &zone.az, true).await;
+    let other = stack.cidr.replace(".0.0/16", ".250.0/24");
+    let db = by_hand::subnet(&aws, vpc, &other, &zone.az, false).await;
+    let igw = by_hand::internet_gateway(&aws, vpc).await;
+    let table = by_hand::route_table(&aws, vpc, &igw, &[public.clone(), db.clone()]).await;
+    let out = stack.run(&["plan", "--adopt"], &[]).assert_failed();
+    assert!(
+        out.stderr.contains(&format!(
+            "adopt: route table {table} (route_table.public) also serves {db}, which the spec \
+             does not describe"
+        )),
+        "{out}"
+    );
+    by_hand::teardown(&aws, vpc).await;
 
     // A role of another prefect-ecs stack with the name the spec wants: a conflict still.
     let trust = by_hand::ecs_tasks_trust();

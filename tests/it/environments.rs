@@ -290,6 +290,11 @@ fn vars_fill_the_spec_and_render_prints_what_an_environment_amounts_to() {
     );
     let out = stack
         .run(&["validate", "--env", "blue", "--var", "not a var"], &[])
-        .assert_code(2);
-    assert!(out.stderr.contains("is not KEY=VALUE"), "{out}");
+        .assert_failed();
+    assert!(
+        out.stderr
+            .contains("a --var is KEY=VALUE, and one of them has no ="),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("not a var"), "{out}");
 }

@@ -304,6 +304,15 @@ fn extra_pip_packages(image: &str, user: Option<&String>) -> Option<String> {
     (!packages.is_empty()).then(|| packages.join(" "))
 }
 
+/// A security group's description is fixed at creation in EC2 and says nothing that matters:
+/// set then, never diffed (a group made by hand with its own keeps it when adopted).
+fn described_once(mut group: Desired) -> Desired {
+    group
+        .ignore_changes
+        .push(security_group::DESCRIPTION.into());
+    group
+}
+
 fn addr(kind: Kind, name: &str) -> Address {
     Address::new(kind, name)
 }
@@ -499,7 +508,7 @@ impl Expander<'_> {
             }
         };
         let sg = addr(Kind::SecurityGroup, "worker");
-        out.push(self.res(
+        out.push(described_once(self.res(
             sg.clone(),
             attrs([
                 (security_group::VPC_ID, self.vpc_id()),
@@ -509,7 +518,7 @@ impl Expander<'_> {
                 (security_group::EGRESS, json!([{"protocol": "-1", "from_port": null, "to_port": null, "cidr": "0.0.0.0/0"}])),
             ]),
             Some(format!("{}-worker", s.name)),
-        ));
+        )));
         out.extend(self.endpoints(tables));
 
         if let Some(credential) = s
@@ -805,7 +814,7 @@ impl Expander<'_> {
             })
             .map(|cidr| json!({"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr": cidr.to_string()}))
             .collect();
-        out.push(self.res(
+        out.push(described_once(self.res(
             sg.clone(),
             attrs([
                 (security_group::VPC_ID, self.vpc_id()),
@@ -821,7 +830,7 @@ impl Expander<'_> {
                 (security_group::EGRESS, json!([])),
             ]),
             Some(format!("{}-endpoints", s.name)),
-        ));
+        )));
         let (subnets, _) = self.task_network();
         for name in &e.interface {
             out.push(self.res(

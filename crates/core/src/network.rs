@@ -143,6 +143,7 @@ pub fn check(spec: &Spec, e: &ExistingNetwork, facts: &NetworkFacts) -> Vec<Chec
     let tier = spec.network.task_subnets;
     let main = facts.route_tables.iter().find(|t| t.main);
     let mut unrouted = Vec::new();
+    let mut beyond = Vec::new();
     for s in &ours {
         let (table, how) = match facts
             .route_tables
@@ -173,6 +174,16 @@ pub fn check(spec: &Spec, e: &ExistingNetwork, facts: &NetworkFacts) -> Vec<Chec
                  them as public_subnet_ids, or route them through a NAT gateway)"
             )),
             (Tier::Public, Some(t)) if t.starts_with("igw-") => None,
+            // Centralized egress (a Transit Gateway, a firewall or GWLB endpoint, a NAT
+            // instance, a VPN gateway): prefect-ecs cannot see past it; verify says so.
+            (Tier::Private, Some(t))
+                if ["tgw-", "vpce-", "eni-", "i-", "vgw-"]
+                    .iter()
+                    .any(|p| t.starts_with(p)) =>
+            {
+                beyond.push(format!("{} → {t}", s.id));
+                None
+            }
             (Tier::Public, Some(t)) if t.starts_with("nat-") => Some(format!(
                 "to NAT gateway {t}, where a task's public IP is of no use (give them as \
                  private_subnet_ids, or route them to an internet gateway)"
@@ -194,6 +205,11 @@ pub fn check(spec: &Spec, e: &ExistingNetwork, facts: &NetworkFacts) -> Vec<Chec
     out.push((
         "route to the internet".into(),
         match unrouted.is_empty() {
+            true if !beyond.is_empty() => Ok(format!(
+                "0.0.0.0/0 leaves through {} (centralized egress: prefect-ecs cannot see past \
+                 it; make sure it reaches the internet or Prefect, ECR and Secrets Manager)",
+                beyond.join(", ")
+            )),
             true => Ok(format!("every subnet has {needs}")),
             false => Err(format!(
                 "the workers reach Prefect, ECR and Secrets Manager through it, and every \
@@ -334,6 +350,28 @@ mod tests {
         assert!(
             f.contains("to internet gateway igw-1, which a task without a public IP cannot use"),
             "{f}"
+        );
+    }
+
+    /// Centralized egress (a Transit Gateway, a firewall endpoint, a NAT instance) is not
+    /// refused: prefect-ecs cannot see past it, and says so.
+    #[test]
+    fn centralized_egress_passes_with_what_cannot_be_seen_said() {
+        let mut facts = good();
+        facts.route_tables[1].default_target = Some("tgw-0123".into());
+        let s = private();
+        assert!(failures(&s, &facts).is_empty());
+        let e = s.network.existing.as_ref().unwrap();
+        let route = check(&s, e, &facts)
+            .into_iter()
+            .find(|(w, _)| w == "route to the internet")
+            .unwrap();
+        let text = route.1.unwrap();
+        assert!(
+            text.contains(&format!(
+                "0.0.0.0/0 leaves through {A} → tgw-0123, {B} → tgw-0123 (centralized egress"
+            )),
+            "{text}"
         );
     }
 

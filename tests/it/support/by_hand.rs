@@ -167,3 +167,94 @@ pub fn ecs_tasks_trust() -> String {
     })
     .to_string()
 }
+
+pub async fn delete_subnet(aws: &Aws, subnet: &str) {
+    aws.ec2
+        .delete_subnet()
+        .subnet_id(subnet)
+        .send()
+        .await
+        .expect("DeleteSubnet");
+}
+
+/// A hand-made VPC taken down again: its route tables (not the main one), internet
+/// gateways and subnets, then the VPC.
+pub async fn teardown(aws: &Aws, vpc: &str) {
+    let in_vpc = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("vpc-id")
+            .values(vpc)
+            .build()
+    };
+    let tables = aws
+        .ec2
+        .describe_route_tables()
+        .filters(in_vpc())
+        .send()
+        .await
+        .expect("DescribeRouteTables");
+    for t in tables.route_tables() {
+        if t.associations().iter().any(|a| a.main() == Some(true)) {
+            continue;
+        }
+        for a in t.associations() {
+            if let Some(id) = a.route_table_association_id() {
+                aws.ec2
+                    .disassociate_route_table()
+                    .association_id(id)
+                    .send()
+                    .await
+                    .expect("DisassociateRouteTable");
+            }
+        }
+        aws.ec2
+            .delete_route_table()
+            .route_table_id(t.route_table_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("DeleteRouteTable");
+    }
+    let attached = aws_sdk_ec2::types::Filter::builder()
+        .name("attachment.vpc-id")
+        .values(vpc)
+        .build();
+    let igws = aws
+        .ec2
+        .describe_internet_gateways()
+        .filters(attached)
+        .send()
+        .await
+        .expect("DescribeInternetGateways");
+    for g in igws.internet_gateways() {
+        let id = g.internet_gateway_id().unwrap_or_default();
+        aws.ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(id)
+            .vpc_id(vpc)
+            .send()
+            .await
+            .expect("DetachInternetGateway");
+        aws.ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(id)
+            .send()
+            .await
+            .expect("DeleteInternetGateway");
+    }
+    let subnets = aws
+        .ec2
+        .describe_subnets()
+        .filters(in_vpc())
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    for s in subnets.subnets() {
+        delete_subnet(aws, s.subnet_id().unwrap_or_default()).await;
+    }
+    aws.ec2
+        .delete_vpc()
+        .vpc_id(vpc)
+        .send()
+        .await
+        .expect("DeleteVpc");
+}

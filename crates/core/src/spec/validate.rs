@@ -1029,6 +1029,14 @@ impl Checker<'_> {
                 "public_subnet_ids",
                 raw.public_subnet_ids.as_ref().map(|l| l.span()),
             ),
+            (
+                "private_subnet_tags",
+                paths::key_span(self.doc, &p.key("private_subnet_tags").0),
+            ),
+            (
+                "public_subnet_tags",
+                paths::key_span(self.doc, &p.key("public_subnet_tags").0),
+            ),
         ] {
             if let Some(span) = given {
                 let tier = key.split('_').next().unwrap_or_default();
@@ -1227,8 +1235,16 @@ impl Checker<'_> {
         let mut subnet_tags = BTreeMap::new();
         for (name, value) in raw_tags {
             let path = p.key(key).key(name);
-            if let Some(value) = self.text(value, &path) {
-                subnet_tags.insert(name.clone(), value);
+            if let Some(text) = self.text(value, &path) {
+                // EC2's filters read `*` and `?` as wildcards: a tag would select others.
+                if text.contains(['*', '?']) || name.contains(['*', '?']) {
+                    let message = format!(
+                        "{key}.{name} = {text:?}: EC2 reads * and ? in a tag filter as \
+                         wildcards, which could select subnets never meant; name the tag exactly"
+                    );
+                    self.report(Some(value.span()), &path, message);
+                }
+                subnet_tags.insert(name.clone(), text);
             }
         }
         let mut subnet_ids: Vec<String> = Vec::new();
