@@ -76,7 +76,13 @@ impl Context<Aws> {
         // profile or unreachable endpoint is one sentence within seconds.
         let identity = aws.identity(&settings.conn).await?;
         same_account(&spec, &identity.account)?;
-        aws.resolve_tagged_subnets(&mut spec).await?;
+        // Destroy (and the read-only commands) need no subnets: tags that select none then
+        // stop only what would put workers in them.
+        if let Err(e) = aws.resolve_tagged_subnets(&mut spec).await
+            && desired
+        {
+            return Err(e.into());
+        }
         aws.prefect = Some(prefect);
         let mut ctx = Context::with_cloud(
             spec,

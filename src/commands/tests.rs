@@ -145,6 +145,7 @@ impl Stack for Fake {
         Ok(ObservedState {
             resources: self.world().resources.values().cloned().collect(),
             conflicts: Vec::new(),
+            missing: Vec::new(),
         })
     }
 

@@ -88,9 +88,10 @@ impl Aws {
             }
         }
         if let (Some(arn), None) = (&spec.cluster.arn, &cluster_arn) {
-            return Err(ProviderError(format!(
+            found.missing.push(format!(
                 "[cluster] arn {arn}: no such active ECS cluster; check the ARN and the region"
-            )));
+            ));
+            return Ok(found);
         }
         // Task definitions the services run, and the latest revision of every desired family.
         let mut task_defs: Vec<String> = families.iter().map(|f| f.to_string()).collect();

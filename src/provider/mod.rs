@@ -178,6 +178,7 @@ impl Aws {
         Ok(ObservedState {
             resources: found.resources,
             conflicts: found.conflicts,
+            missing: found.missing,
         })
     }
 
@@ -215,12 +216,15 @@ enum Ownership {
 struct Found {
     resources: Vec<Observed>,
     conflicts: Vec<Conflict>,
+    /// Existing read-only resources the spec names that are not there.
+    missing: Vec<String>,
 }
 
 impl Found {
     fn merge(&mut self, other: Found) {
         self.resources.extend(other.resources);
         self.conflicts.extend(other.conflicts);
+        self.missing.extend(other.missing);
     }
 
     /// A resource found by name: ours if tagged for this stack at the expected address, or,

@@ -318,13 +318,29 @@ async fn workers_run_in_an_existing_cluster_with_an_existing_secret_left_as_they
         .assert_ok();
     assert_eq!(out.stdout.trim(), cluster);
 
+    // The value is the platform's; then the platform deletes the secret. A plan to the spec
+    // refuses that, naming it; destroy does not need it.
+    assert_eq!(aws::secret_value(&aws, &secret).await, value);
+    aws.secrets
+        .delete_secret()
+        .secret_id(&secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("DeleteSecret");
+    let out = stack.plan().assert_failed();
+    assert!(
+        out.stderr.contains(&format!(
+            "[secret] arn {secret}: no such secret in Secrets Manager"
+        )),
+        "{out}"
+    );
     stack.destroy().assert_ok();
     let (c, tags) = aws::cluster(&aws, &format!("{}-platform", stack.name))
         .await
         .expect("cluster");
     assert_eq!(c.status(), Some("ACTIVE"));
     assert!(tags.is_empty(), "never tagged: {tags:?}");
-    assert_eq!(aws::secret_value(&aws, &secret).await, value);
     let service = aws::ecs_service(&aws, &cluster, stack.worker(0)).await;
     assert!(
         service

@@ -322,6 +322,7 @@ fn converged(g: &StackGraph) -> ObservedState {
     ObservedState {
         resources,
         conflicts: vec![],
+        missing: vec![],
     }
 }
 
@@ -2371,4 +2372,24 @@ fn a_pool_runs_on_one_architecture() {
         ),
         "{text}"
     );
+}
+
+/// An existing resource the spec names that is gone stops a plan to the spec, never a destroy.
+#[test]
+fn a_missing_existing_resource_stops_the_plan_and_not_the_destroy() {
+    let g = dev();
+    let observed = ObservedState {
+        missing: vec!["[cluster] arn arn:aws:ecs:us-east-1:1:cluster/x: no such cluster".into()],
+        ..converged(&g)
+    };
+    let err = compute("dev", Some(&g), &observed).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("names existing resources that are not there")
+            && err.to_string().contains("cluster/x: no such cluster"),
+        "{err}"
+    );
+    let plan = crate::plan::destroy("dev", &g, &observed).unwrap();
+    assert!(plan.changes.iter().all(|c| c.action == Action::Delete));
+    assert!(!plan.changes.is_empty());
 }

@@ -276,6 +276,9 @@ pub struct Conflict {
 pub struct ObservedState {
     pub resources: Vec<Observed>,
     pub conflicts: Vec<Conflict>,
+    /// Existing resources the spec names read only (`[cluster] arn`, `[secret] arn`) that are
+    /// not there, a sentence each: a plan to the spec refuses them, destroy does not need them.
+    pub missing: Vec<String>,
 }
 
 /// The tags every resource of the stack carries.

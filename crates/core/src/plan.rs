@@ -83,6 +83,14 @@ pub enum PlanError {
         stack: String,
         conflicts: Vec<Conflict>,
     },
+    #[error(
+        "stack \"{stack}\" names existing resources that are not there, nothing was changed:\n{}",
+        missing.iter().map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    #[diagnostic(help(
+        "correct the ARN in the spec, or restore the resource; destroy does not need it"
+    ))]
+    Missing { stack: String, missing: Vec<String> },
     #[error("{flag} {address}: {problem}")]
     #[diagnostic(help("{help}"))]
     Selection {
@@ -140,6 +148,13 @@ pub fn compute_selected(
         return Err(PlanError::NotOwned {
             stack: stack.into(),
             conflicts: observed.conflicts.clone(),
+        });
+    }
+    // A plan to the spec needs what it names read only; a destroy (no graph) does not.
+    if graph.is_some() && !observed.missing.is_empty() {
+        return Err(PlanError::Missing {
+            stack: stack.into(),
+            missing: observed.missing.clone(),
         });
     }
     let (targets, replace) = check_selection(graph, observed, selection)?;

@@ -34,23 +34,24 @@ async fn discover_secret(aws: &Aws, spec: &Spec) -> Result<Found, ProviderError>
     let mut found = Found::default();
     if let Some(arn) = &spec.secret.arn {
         // Not the stack's: only that it is there, never its value.
-        return match aws.secrets.describe_secret().secret_id(arn).send().await {
-            Ok(d) if d.deleted_date().is_none() => Ok(found),
-            Ok(_) => Err(ProviderError(format!(
+        match aws.secrets.describe_secret().secret_id(arn).send().await {
+            Ok(d) if d.deleted_date().is_none() => {}
+            Ok(_) => found.missing.push(format!(
                 "[secret] arn {arn} is scheduled for deletion: restore it (aws secretsmanager \
                  restore-secret) or name another"
-            ))),
+            )),
             Err(e) => {
                 let e = aws_err("DescribeSecret", e);
-                Err(match e.is(&["ResourceNotFoundException"]) {
-                    true => ProviderError(format!(
-                        "[secret] arn {arn}: no such secret in Secrets Manager; check the ARN \
-                         and the region"
-                    )),
-                    false => e.into(),
-                })
+                if !e.is(&["ResourceNotFoundException"]) {
+                    return Err(e.into());
+                }
+                found.missing.push(format!(
+                    "[secret] arn {arn}: no such secret in Secrets Manager; check the ARN and \
+                     the region"
+                ));
             }
-        };
+        }
+        return Ok(found);
     }
     let name = &spec.secret.name;
     let d = match aws.secrets.describe_secret().secret_id(name).send().await {
