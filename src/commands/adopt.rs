@@ -70,10 +70,12 @@ pub fn replaced(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// Found without the stack's tag: adopted. A kind without tags of its own (an inline policy,
+/// read with its role) is never adopted by itself.
 fn untagged(o: &crate::model::Observed) -> bool {
     o.attrs
         .get(crate::kinds::TAGS)
-        .is_none_or(|t| t.get(crate::model::TAG_STACK).is_none())
+        .is_some_and(|t| t.get(crate::model::TAG_STACK).is_none())
 }
 
 /// What the adoption takes over: the EC2 resources matched, and every resource the plan finds

@@ -80,6 +80,18 @@ impl Aws {
     ) -> Result<(), ProviderError> {
         let net = &spec.network;
         let cidr = net.cidr.to_string();
+        // A VPC of the stack's own already: its network is the stack's, nothing to adopt (and
+        // discovery must keep finding it by the stack's tag).
+        let ours = self
+            .ec2
+            .describe_vpcs()
+            .filters(self.stack_filter())
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeVpcs", e))?;
+        if !ours.vpcs().is_empty() {
+            return Ok(());
+        }
         let vpcs = self
             .ec2
             .describe_vpcs()

@@ -346,8 +346,17 @@ async fn adopt_takes_over_a_hand_built_stack_and_fixes_exactly_its_mistakes() {
     );
     assert_eq!(container.secrets()[0].value_from(), built.secret);
 
-    // Converged, then gone.
+    // Converged, then gone. Adopting again finds nothing more: the stack owns its VPC now.
     stack.run(&["plan", "--detailed-exitcode"], &[]).assert_ok();
+    let again = stack
+        .run(&["plan", "--adopt", "--detailed-exitcode"], &[])
+        .assert_ok();
+    assert!(
+        again
+            .stderr
+            .contains("adopt: nothing built outside prefect-ecs matches the spec"),
+        "{again}"
+    );
     stack.destroy().assert_ok();
     assert_eq!(leftovers(&aws, &stack).await, Vec::<String>::new());
     let vpcs = aws
