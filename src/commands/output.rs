@@ -18,32 +18,20 @@ pub async fn run(settings: &Settings, spec: &Path, how: How<'_>) -> Result<ExitC
     let ctx = Context::new(spec, settings, false, true).await?;
     let observed = ctx.aws.discover(&ctx.spec).await?;
     let mut outputs = crate::outputs::collect(&observed);
-    // An existing network's ids are the spec's (it is read, not found by the stack's tags).
-    if let Some(e) = ctx
-        .spec
-        .network
-        .existing
-        .as_ref()
-        .filter(|_| !outputs.is_empty())
-    {
-        let subnets = match ctx.spec.network.task_subnets {
-            crate::spec::Tier::Private => "private_subnet_ids",
-            crate::spec::Tier::Public => "public_subnet_ids",
-        };
-        outputs.insert("vpc_id".into(), serde_json::json!(e.vpc_id));
-        outputs.insert(subnets.into(), serde_json::json!(e.subnet_ids));
-    }
-    if let Some(arn) = ctx.spec.secret.arn.as_ref().filter(|_| !outputs.is_empty()) {
-        outputs.insert("secret_arn".into(), serde_json::json!(arn));
-    }
-    if let Some(arn) = ctx
-        .spec
-        .cluster
-        .arn
-        .as_ref()
-        .filter(|_| !outputs.is_empty())
-    {
-        outputs.insert("cluster_arn".into(), serde_json::json!(arn));
+    // What the spec names read only is the spec's to say (not found by the stack's tags).
+    if !outputs.is_empty() {
+        let spec = &ctx.spec;
+        if let Some(e) = &spec.network.existing {
+            let subnets = format!("{}_subnet_ids", spec.network.task_subnets.as_str());
+            outputs.insert("vpc_id".into(), serde_json::json!(e.vpc_id));
+            outputs.insert(subnets, serde_json::json!(e.subnet_ids));
+        }
+        if let Some(arn) = &spec.secret.arn {
+            outputs.insert("secret_arn".into(), serde_json::json!(arn));
+        }
+        if let Some(arn) = &spec.cluster.arn {
+            outputs.insert("cluster_arn".into(), serde_json::json!(arn));
+        }
     }
     if outputs.is_empty() {
         return Err(miette!(

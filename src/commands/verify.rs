@@ -8,7 +8,6 @@ use miette::Result;
 use super::Settings;
 use super::settings::{credential, prefect_api};
 use crate::graph;
-use crate::spec;
 
 pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
     use crate::verify::{Check, image_fits_template, worker_permissions};
@@ -88,11 +87,7 @@ pub async fn run(settings: &Settings, path: &Path) -> Result<ExitCode> {
             )),
         }
     }
-    let nats = match spec.network.nat {
-        spec::NatMode::None => 0,
-        spec::NatMode::Single => 1,
-        spec::NatMode::PerAz => spec.network.zones.len(),
-    };
+    let nats = spec.network.nat_count();
     // The stack's own addresses are part of what it needs, not others' use of the quota.
     let needed = |ours: usize| match ours {
         0 => format!("{nats} needed"),

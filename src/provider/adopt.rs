@@ -10,23 +10,19 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, Tag};
+use aws_sdk_ec2::types::Tag;
 
-use super::ec2::tag_map;
+use super::ec2::{filter, tag_map};
 use super::{Aws, aws_err};
 use crate::apply::ProviderError;
 use crate::model::{Address, Kind, TAG_STACK};
-use crate::spec::{NatMode, Spec};
+use crate::spec::Spec;
 
 /// What an adoption found beforehand: the VPC it takes over and the EC2 resources in it, by id.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Adoption {
     vpc: Option<String>,
     ec2: BTreeMap<String, Address>,
-}
-
-fn filter(name: &str, value: impl Into<String>) -> Filter {
-    Filter::builder().name(name).values(value).build()
 }
 
 /// Not the stack's nor another stack's: no prefect-ecs ownership tag.
@@ -95,8 +91,8 @@ impl Aws {
         let vpcs = self
             .ec2
             .describe_vpcs()
-            .filters(filter("tag:Name", &net.vpc_name))
-            .filters(filter("cidr", &cidr))
+            .filters(filter("tag:Name", [&net.vpc_name]))
+            .filters(filter("cidr", [&cidr]))
             .send()
             .await
             .map_err(|e| aws_err("DescribeVpcs", e))?;
@@ -128,11 +124,11 @@ impl Aws {
             &vpc,
             format!("Name {}, CIDR {cidr}", net.vpc_name),
         );
-        let in_vpc = filter("vpc-id", &vpc);
+        let in_vpc = filter("vpc-id", [&vpc]);
         let (igws, subnets, nats, tables, groups, endpoints) = tokio::join!(
             self.ec2
                 .describe_internet_gateways()
-                .filters(filter("attachment.vpc-id", &vpc))
+                .filters(filter("attachment.vpc-id", [&vpc]))
                 .send(),
             self.ec2.describe_subnets().filters(in_vpc.clone()).send(),
             self.ec2
@@ -179,11 +175,7 @@ impl Aws {
                 }
             }
         }
-        let nat_count = match net.nat {
-            NatMode::None => 0,
-            NatMode::Single => 1,
-            NatMode::PerAz => net.zones.len(),
-        };
+        let nat_count = net.nat_count();
         let nats = nats.map_err(|e| aws_err("DescribeNatGateways", e))?;
         for i in 0..nat_count {
             let public = Address::indexed(Kind::Subnet, "public", i);
@@ -252,10 +244,8 @@ impl Aws {
             Address::new(Kind::RouteTable, "public"),
             Address::indexed(Kind::Subnet, "public", 0),
         )];
-        let private_tables = nat_count.max(1);
-        for t in 0..private_tables {
-            let first =
-                (0..net.zones.len()).find(|z| private_tables == 1 || z % private_tables == t);
+        for t in 0..net.private_tables() {
+            let first = (0..net.zones.len()).find(|&z| net.private_table_of(z) == t);
             if let Some(z) = first {
                 wanted.push((
                     Address::indexed(Kind::RouteTable, "private", t),

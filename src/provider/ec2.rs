@@ -105,10 +105,7 @@ pub(super) async fn sync_ec2_tags(
 
 impl Aws {
     pub(super) fn stack_filter(&self) -> Filter {
-        Filter::builder()
-            .name(format!("tag:{TAG_STACK}"))
-            .values(&self.settings.stack)
-            .build()
+        filter(&format!("tag:{TAG_STACK}"), [&self.settings.stack])
     }
 
     /// What an EC2 kind's discovery asks for: the stack's tag; when adopting a VPC (`adopt`),
@@ -118,12 +115,11 @@ impl Aws {
         let Some(vpc) = self.adopted_vpc() else {
             return self.stack_filter();
         };
-        let (name, value) = match scope {
-            Scope::Vpc => ("vpc-id", vpc),
-            Scope::Attachment => ("attachment.vpc-id", vpc),
-            Scope::Account => ("domain", "vpc".to_owned()),
-        };
-        Filter::builder().name(name).values(value).build()
+        match scope {
+            Scope::Vpc => filter("vpc-id", [vpc]),
+            Scope::Attachment => filter("attachment.vpc-id", [vpc]),
+            Scope::Account => filter("domain", ["vpc"]),
+        }
     }
 
     /// The address of an EC2 resource if it is this stack's (tag filters are not trusted
@@ -138,10 +134,11 @@ impl Aws {
     }
 }
 
-fn filter(name: &str, values: &[String]) -> Filter {
+/// An EC2 filter: `name` is any of `values`.
+pub(super) fn filter<S: Into<String>>(name: &str, values: impl IntoIterator<Item = S>) -> Filter {
     Filter::builder()
         .name(name)
-        .set_values(Some(values.to_vec()))
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
         .build()
 }
 
@@ -155,7 +152,6 @@ impl Aws {
     ) -> Result<crate::network::NetworkFacts, ProviderError> {
         use crate::network::{NetworkFacts, RouteTableFacts, SubnetFacts, VpcFacts};
         use aws_sdk_ec2::types::VpcAttributeName;
-        let vpc = std::slice::from_ref(&e.vpc_id);
         let attribute = |name: VpcAttributeName| {
             self.ec2
                 .describe_vpc_attribute()
@@ -166,7 +162,7 @@ impl Aws {
         let (vpcs, subnets, tables, nats) = tokio::join!(
             self.ec2
                 .describe_vpcs()
-                .filters(filter("vpc-id", vpc))
+                .filters(filter("vpc-id", [&e.vpc_id]))
                 .send(),
             self.ec2
                 .describe_subnets()
@@ -174,11 +170,11 @@ impl Aws {
                 .send(),
             self.ec2
                 .describe_route_tables()
-                .filters(filter("vpc-id", vpc))
+                .filters(filter("vpc-id", [&e.vpc_id]))
                 .send(),
             self.ec2
                 .describe_nat_gateways()
-                .filter(filter("vpc-id", vpc))
+                .filter(filter("vpc-id", [&e.vpc_id]))
                 .send(),
         );
         let vpcs = vpcs.map_err(|e| aws_err("DescribeVpcs", e))?;
@@ -255,9 +251,7 @@ impl Aws {
             .collect();
         Ok(facts)
     }
-}
 
-impl Aws {
     /// `private_subnet_tags` / `public_subnet_tags`: the existing VPC's subnets carrying every
     /// one of the tags, found before anything is planned and used as if listed (sorted).
     pub async fn resolve_tagged_subnets(
@@ -273,9 +267,9 @@ impl Aws {
         let mut call = self
             .ec2
             .describe_subnets()
-            .filters(filter("vpc-id", std::slice::from_ref(&e.vpc_id)));
+            .filters(filter("vpc-id", [&e.vpc_id]));
         for (k, v) in &e.subnet_tags {
-            call = call.filters(filter(&format!("tag:{k}"), std::slice::from_ref(v)));
+            call = call.filters(filter(&format!("tag:{k}"), [v]));
         }
         let out = call
             .send()

@@ -372,14 +372,6 @@ impl Expander<'_> {
         doc
     }
 
-    fn nat_count(&self) -> usize {
-        match self.spec.network.nat {
-            NatMode::None => 0,
-            NatMode::Single => 1,
-            NatMode::PerAz => self.spec.network.zones.len(),
-        }
-    }
-
     /// The VPC prefect-ecs makes: subnets, gateways, route tables. With the number of private
     /// route tables.
     fn network(&self) -> (Vec<Desired>, usize) {
@@ -419,7 +411,7 @@ impl Expander<'_> {
                 ));
             }
         }
-        let nats = self.nat_count();
+        let nats = self.spec.network.nat_count();
         for i in 0..nats {
             let eip = idx(Kind::Eip, "nat", i);
             out.push(self.res(
@@ -462,7 +454,7 @@ impl Expander<'_> {
             Some(format!("{}-public", s.name)),
         ));
         // One private route table per NAT; with no NAT, one without a default route.
-        let tables = nats.max(1);
+        let tables = net.private_tables();
         for t in 0..tables {
             let routes = if nats == 0 {
                 json!([])
@@ -470,7 +462,7 @@ impl Expander<'_> {
                 json!([{"destination": "0.0.0.0/0", "target": reference(&idx(Kind::NatGateway, "nat", t), "id")}])
             };
             let subnets: Vec<Value> = (0..net.zones.len())
-                .filter(|z| tables == 1 || z % tables == t)
+                .filter(|&z| net.private_table_of(z) == t)
                 .map(|z| reference(&idx(Kind::Subnet, "private", z), "id"))
                 .collect();
             out.push(self.res(

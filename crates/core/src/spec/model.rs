@@ -127,6 +127,27 @@ pub struct ExistingNetwork {
     pub subnet_tags: BTreeMap<String, String>,
 }
 
+impl Network {
+    /// The NAT gateways prefect-ecs makes: none, one, or one per zone.
+    pub fn nat_count(&self) -> usize {
+        match self.nat {
+            NatMode::None => 0,
+            NatMode::Single => 1,
+            NatMode::PerAz => self.zones.len(),
+        }
+    }
+
+    /// The private route tables: one per NAT gateway, or one without a default route.
+    pub fn private_tables(&self) -> usize {
+        self.nat_count().max(1)
+    }
+
+    /// The private route table zone `zone`'s private subnet is associated with.
+    pub fn private_table_of(&self, zone: usize) -> usize {
+        zone % self.private_tables()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     Public,

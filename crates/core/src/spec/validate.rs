@@ -271,21 +271,19 @@ pub(super) fn validate(
         let arn = c.string(Some(arn), &cp.key("arn"), String::new(), |arn| {
             cluster_arn(arn, region)
         });
-        for (key, span) in [
+        let given = [
             ("name", raw.cluster.name.as_ref().map(|n| n.span())),
             (
                 "container_insights",
                 raw.cluster.container_insights.as_ref().map(|n| n.span()),
             ),
-        ] {
-            if let Some(span) = span {
-                let message = format!(
-                    "{key} is of a cluster prefect-ecs makes; with arn the cluster exists \
-                     already and is only read: remove {key}"
-                );
-                c.report(Some(span), &cp.key(key), message);
-            }
-        }
+        ];
+        c.refuse(&cp, given, |key| {
+            format!(
+                "{key} is of a cluster prefect-ecs makes; with arn the cluster exists already \
+                 and is only read: remove {key}"
+            )
+        });
         arn
     });
     let cluster = match existing_cluster {
@@ -603,6 +601,20 @@ impl Checker<'_> {
         let offset = span.as_ref().map_or(0, |s| s.start);
         self.problems
             .push((offset, Problem::new(message.into(), path, span)));
+    }
+
+    /// Each key of `table` that is `given` (its span) is a problem: `message` says why.
+    fn refuse<const N: usize>(
+        &mut self,
+        table: &KeyPath,
+        given: [(&str, Option<Range<usize>>); N],
+        message: impl Fn(&str) -> String,
+    ) {
+        for (key, span) in given {
+            if let Some(span) = span {
+                self.report(Some(span), &table.key(key), message(key));
+            }
+        }
     }
 
     fn text(&mut self, value: &Spanned<String>, path: &KeyPath) -> Option<String> {
@@ -1020,7 +1032,7 @@ impl Checker<'_> {
         if let Some(vpc_id) = &raw.vpc_id {
             return self.existing_network(raw, vpc_id, stack);
         }
-        for (key, given) in [
+        let given = [
             (
                 "private_subnet_ids",
                 raw.private_subnet_ids.as_ref().map(|l| l.span()),
@@ -1037,16 +1049,14 @@ impl Checker<'_> {
                 "public_subnet_tags",
                 paths::key_span(self.doc, &p.key("public_subnet_tags").0),
             ),
-        ] {
-            if let Some(span) = given {
-                let tier = key.split('_').next().unwrap_or_default();
-                let message = format!(
-                    "{key} names subnets of an existing VPC: set vpc_id to that VPC's id, or \
-                     use {tier}_subnets for the subnets prefect-ecs creates"
-                );
-                self.report(Some(span), &p.key(key), message);
-            }
-        }
+        ];
+        self.refuse(&p, given, |key| {
+            let tier = key.split('_').next().unwrap_or_default();
+            format!(
+                "{key} names subnets of an existing VPC: set vpc_id to that VPC's id, or use \
+                 {tier}_subnets for the subnets prefect-ecs creates"
+            )
+        });
         let vpc_name = self.string(
             raw.vpc_name.as_ref(),
             &p.key("vpc_name"),
@@ -1155,16 +1165,13 @@ impl Checker<'_> {
             ),
             ("task_subnets", raw.task_subnets.as_ref().map(|v| v.span())),
         ];
-        for (key, span) in own {
-            if let Some(span) = span {
-                let message = format!(
-                    "{key} describes a VPC prefect-ecs creates; with vpc_id the VPC and its \
-                     subnets exist already and are only read: remove {key} (the tasks run in \
-                     private_subnet_ids, or public_subnet_ids)"
-                );
-                self.report(Some(span), &p.key(key), message);
-            }
-        }
+        self.refuse(&p, own, |key| {
+            format!(
+                "{key} describes a VPC prefect-ecs creates; with vpc_id the VPC and its subnets \
+                 exist already and are only read: remove {key} (the tasks run in \
+                 private_subnet_ids, or public_subnet_ids)"
+            )
+        });
         if let Some(nat) = &raw.nat
             && self.text(nat, &p.key("nat")).as_deref() != Some("none")
         {
@@ -1612,22 +1619,25 @@ impl Checker<'_> {
                 secret_arn(arn, region)
             })
         });
+        let kms_key_id = raw.kms_key_id.as_ref().map(|k| {
+            self.string(Some(k), &p.key("kms_key_id"), String::new(), |arn| {
+                kms_key_arn(arn, region)
+            })
+        });
         if let Some(arn) = &arn {
-            for (key, span) in [
+            let given = [
                 ("name", raw.name.as_ref().map(|n| n.span())),
                 (
                     "recovery_window_days",
                     raw.recovery_window_days.as_ref().map(|n| n.span()),
                 ),
-            ] {
-                if let Some(span) = span {
-                    let message = format!(
-                        "{key} is of a secret prefect-ecs makes; with arn the secret exists \
-                         already and is never changed nor deleted: remove {key}"
-                    );
-                    self.report(Some(span), &p.key(key), message);
-                }
-            }
+            ];
+            self.refuse(&p, given, |key| {
+                format!(
+                    "{key} is of a secret prefect-ecs makes; with arn the secret exists already \
+                     and is never changed nor deleted: remove {key}"
+                )
+            });
             // Its name: the ARN's last part without Secrets Manager's six-character suffix.
             let last = arn.rsplit(':').next().unwrap_or_default();
             let name = last
@@ -1638,11 +1648,7 @@ impl Checker<'_> {
                 arn: Some(arn.clone()),
                 name: name.to_owned(),
                 recovery_window_days: None,
-                kms_key_id: raw.kms_key_id.as_ref().map(|k| {
-                    self.string(Some(k), &p.key("kms_key_id"), String::new(), |arn| {
-                        kms_key_arn(arn, region)
-                    })
-                }),
+                kms_key_id,
             };
         }
         Secret {
@@ -1661,11 +1667,7 @@ impl Checker<'_> {
                     7..=30,
                 )
             }),
-            kms_key_id: raw.kms_key_id.as_ref().map(|k| {
-                self.string(Some(k), &p.key("kms_key_id"), String::new(), |arn| {
-                    kms_key_arn(arn, region)
-                })
-            }),
+            kms_key_id,
         }
     }
 
